@@ -1,0 +1,5 @@
+//! MQTT-SN v1.2 gateway: a sans-IO core (sessions, topic registries, timers) and thin tokio
+//! shells (UDP sockets, one rumqttc link per mote).
+#![forbid(unsafe_code)]
+
+pub use sn_codec;
