@@ -2,4 +2,8 @@
 //! shells (UDP sockets, one rumqttc link per mote).
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod core;
+pub mod io;
+
 pub use sn_codec;

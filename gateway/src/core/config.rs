@@ -1,0 +1,283 @@
+//! [`GatewayConfig`]: the typed, validated settings of the sans-IO core.
+//!
+//! Built by `crate::config` from the TOML file and command-line overrides; tests build it with
+//! [`GatewayConfig::default`] and struct update syntax.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Everything the core needs to know; nothing about sockets or TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    /// GwId carried in ADVERTISE and GWINFO.
+    pub gateway_id: u8,
+    /// T_RETRY: time before the gateway retransmits a REGISTER, QoS 1/2 PUBLISH or PUBREL.
+    pub t_retry: Duration,
+    /// N_RETRY: retransmissions before the gateway gives up on a client.
+    pub n_retry: u8,
+    /// Keep-alive and sleep supervision tolerance.
+    pub tolerance: Tolerance,
+    /// When set, keep-alive 0 and values above it are clamped to it.
+    pub max_keep_alive: Option<Duration>,
+    /// Most sessions (connected, sleeping, or remembered for a clean-session-off reconnect).
+    pub max_clients: usize,
+    /// Most normal topic ids one client may hold.
+    pub max_topics_per_client: usize,
+    /// Longest accepted ClientId, in octets (spec: 23; common clients use up to 64).
+    pub client_id_max_len: usize,
+    /// Largest datagram accepted from a client (after removing an encapsulation header).
+    pub max_packet_size: usize,
+    /// Requests (REGISTER, QoS 1/2 PUBLISH, SUBSCRIBE) a client may have outstanding at once.
+    pub max_inflight_from_client: usize,
+    /// Messages queued towards one awake client behind the one in flight.
+    pub downlink_queue: usize,
+    /// QoS 1/2 publishes from one client kept while the broker has not acknowledged them
+    /// (e.g. while it is away); when full, new ones get PUBACK 0x01 (congestion).
+    pub uplink_buffer: usize,
+    /// Settings of the upstream MQTT sessions the core asks for.
+    pub upstream: UpstreamSessionConfig,
+    /// Predefined topic ids, global and per ClientId.
+    pub predefined: PredefinedTopics,
+    /// Publishing without a connection.
+    pub qos_minus1: QosMinus1Config,
+    /// Which forwarders may send Encapsulated messages.
+    pub forwarders: ForwarderPolicy,
+    /// Sleeping clients.
+    pub sleep: SleepConfig,
+    /// A CONNECT carrying a known ClientId from a new address moves the session there.
+    pub allow_address_change: bool,
+    /// Periodic ADVERTISE and SEARCHGW answers; `None` disables discovery.
+    pub discovery: Option<DiscoveryConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            gateway_id: 1,
+            t_retry: Duration::from_secs(10),
+            n_retry: 3,
+            tolerance: Tolerance::default(),
+            max_keep_alive: None,
+            max_clients: 256,
+            max_topics_per_client: 128,
+            client_id_max_len: 23,
+            max_packet_size: 1024,
+            max_inflight_from_client: 8,
+            downlink_queue: 32,
+            uplink_buffer: 32,
+            upstream: UpstreamSessionConfig::default(),
+            predefined: PredefinedTopics::default(),
+            qos_minus1: QosMinus1Config::default(),
+            forwarders: ForwarderPolicy::default(),
+            sleep: SleepConfig::default(),
+            allow_address_change: true,
+            discovery: None,
+        }
+    }
+}
+
+/// Supervision tolerance: `t(d) = max(d·(1+long), min(d·(1+short), cap))`, by default
+/// `max(1.1·d, min(1.5·d, 90 s))` (protocol reference §9.9).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Extra fraction for long periods (spec: 10 %).
+    pub long_percent: u32,
+    /// Extra fraction for short periods (spec: 50 %).
+    pub short_percent: u32,
+    /// Where the short-period tolerance stops growing.
+    pub short_cap: Duration,
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance { long_percent: 10, short_percent: 50, short_cap: Duration::from_secs(90) }
+    }
+}
+
+impl Tolerance {
+    /// The supervision time for a period `d`.
+    pub fn supervise(&self, d: Duration) -> Duration {
+        let scale = |pct: u32| d.saturating_add(d.saturating_mul(pct) / 100);
+        scale(self.long_percent).max(scale(self.short_percent).min(self.short_cap))
+    }
+}
+
+/// Identity and credentials of the upstream MQTT sessions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpstreamSessionConfig {
+    /// Prepended to every MQTT-SN ClientId to form the upstream MQTT ClientId.
+    pub client_id_prefix: String,
+    /// Prepended to every topic published or subscribed upstream (mountpoint), stripped from
+    /// topics coming down.
+    pub topic_prefix: String,
+    /// MQTT keep-alive of every upstream link (independent of the motes' keep-alive).
+    pub keep_alive: Duration,
+    /// Credentials for every link unless a per-client entry exists.
+    pub credentials: Option<Credentials>,
+    /// Credentials by MQTT-SN ClientId.
+    pub per_client_credentials: BTreeMap<String, Credentials>,
+    /// ClientId of the gateway's own link (QoS −1 traffic).
+    pub gateway_client_id: String,
+}
+
+/// MQTT username and optional password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// MQTT username.
+    pub username: String,
+    /// MQTT password.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Predefined topic ids: a global map plus per-client maps that take precedence.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PredefinedTopics {
+    /// Ids every client may use.
+    pub global: BTreeMap<u16, String>,
+    /// Ids for one ClientId (override the global ones).
+    pub per_client: BTreeMap<String, BTreeMap<u16, String>>,
+}
+
+impl PredefinedTopics {
+    /// The topic name of predefined id `id` for `client_id` (`None` = a session-less sender).
+    pub fn topic(&self, client_id: Option<&str>, id: u16) -> Option<&str> {
+        client_id
+            .and_then(|c| self.per_client.get(c))
+            .and_then(|m| m.get(&id))
+            .or_else(|| self.global.get(&id))
+            .map(String::as_str)
+    }
+
+    /// The predefined id of `topic` for `client_id`, if any.
+    pub fn id_of(&self, client_id: &str, topic: &str) -> Option<u16> {
+        let find = |m: &BTreeMap<u16, String>| m.iter().find(|(_, t)| *t == topic).map(|(id, _)| *id);
+        self.per_client.get(client_id).and_then(find).or_else(|| find(&self.global))
+    }
+
+    /// True when `id` is predefined for anybody (normal ids never use it).
+    pub fn is_reserved(&self, id: u16) -> bool {
+        self.global.contains_key(&id) || self.per_client.values().any(|m| m.contains_key(&id))
+    }
+}
+
+/// Publishing without a connection (QoS −1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QosMinus1Config {
+    /// Accept QoS −1 at all.
+    pub enabled: bool,
+    /// Accept the non-standard "long topic" form (TopicIdType 0b00, TopicId = name length).
+    pub long_topic_form: bool,
+    /// When set, only these source addresses may publish at QoS −1.
+    pub allow: Option<Vec<IpAddr>>,
+}
+
+impl Default for QosMinus1Config {
+    fn default() -> Self {
+        QosMinus1Config { enabled: true, long_topic_form: true, allow: None }
+    }
+}
+
+/// Which forwarders may send Encapsulated messages.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ForwarderPolicy {
+    /// When set, Encapsulated messages from other addresses are dropped.
+    pub allow: Option<Vec<IpAddr>>,
+}
+
+/// Sleeping clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SleepConfig {
+    /// Messages buffered per sleeping client.
+    pub max_buffered: usize,
+    /// What happens when the buffer is full.
+    pub overflow: OverflowPolicy,
+    /// A wake-up PINGREQ carrying a known ClientId from a new address moves the session.
+    pub allow_wake_from_new_address: bool,
+}
+
+impl Default for SleepConfig {
+    fn default() -> Self {
+        SleepConfig {
+            max_buffered: 64,
+            overflow: OverflowPolicy::DropOldestQos0ThenReject,
+            allow_wake_from_new_address: true,
+        }
+    }
+}
+
+/// What a full sleep buffer does with a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Drop the oldest QoS 0 message; when only QoS 1/2 remain, refuse the new message (it stays
+    /// un-acknowledged at the broker in transparent mode).
+    DropOldestQos0ThenReject,
+    /// Drop the oldest message whatever its QoS (acknowledging it upstream).
+    DropOldest,
+}
+
+/// Discovery: ADVERTISE period and GWINFO radius handling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveryConfig {
+    /// T_ADV: ADVERTISE period, also its Duration field (seconds).
+    pub advertise_interval: Duration,
+    /// Largest multicast TTL / hop limit used for a GWINFO answer.
+    pub max_gwinfo_ttl: u8,
+    /// Largest random delay before answering a SEARCHGW.
+    pub max_gwinfo_delay: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            advertise_interval: Duration::from_secs(900),
+            max_gwinfo_ttl: 8,
+            max_gwinfo_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerance_matches_the_spec_at_the_edges_and_is_monotonic_between() {
+        let t = Tolerance::default();
+        let s = |secs| t.supervise(Duration::from_secs(secs)).as_millis();
+        assert_eq!(s(10), 15_000);
+        assert_eq!(s(59), 88_500);
+        assert_eq!(s(60), 90_000);
+        assert_eq!(s(61), 90_000);
+        assert_eq!(s(81), 90_000);
+        assert_eq!(s(82), 90_200);
+        assert_eq!(s(600), 660_000);
+        let mut last = 0;
+        for d in 0..200 {
+            assert!(s(d) >= last);
+            last = s(d);
+        }
+    }
+
+    #[test]
+    fn per_client_predefined_ids_override_global_ones() {
+        let mut p = PredefinedTopics::default();
+        p.global.insert(1, "site/status".into());
+        p.per_client.entry("mote-1".into()).or_default().insert(1, "mote-1/status".into());
+        assert_eq!(p.topic(Some("mote-1"), 1), Some("mote-1/status"));
+        assert_eq!(p.topic(Some("mote-2"), 1), Some("site/status"));
+        assert_eq!(p.topic(None, 1), Some("site/status"));
+        assert_eq!(p.id_of("mote-1", "mote-1/status"), Some(1));
+        assert!(p.is_reserved(1));
+        assert!(!p.is_reserved(2));
+    }
+}

@@ -1,0 +1,182 @@
+//! What the core hands to its shell besides datagrams and upstream commands: [`Transmit`]
+//! headers and [`GatewayEvent`]s for logs, metrics and tests.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use sn_codec::{DecodeError, MsgType};
+
+use super::addr::{ListenerId, PeerAddr};
+
+/// Where an encoded datagram goes. Encapsulation for forwarded nodes is already applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// One address through one listener.
+    Unicast {
+        /// The socket to send from.
+        listener: ListenerId,
+        /// The address to send to.
+        addr: SocketAddr,
+    },
+    /// The discovery multicast group of a listener, with a TTL / hop limit.
+    Multicast {
+        /// The socket to send from.
+        listener: ListenerId,
+        /// Multicast TTL / IPv6 hop limit.
+        ttl: u8,
+    },
+}
+
+/// A datagram written into the caller's buffer by `Gateway::poll_transmit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where it goes.
+    pub to: Destination,
+    /// Octets written at the start of the buffer.
+    pub len: usize,
+    /// The MQTT-SN message type (the inner one for an encapsulated message), for metrics.
+    pub msg_type: MsgType,
+}
+
+/// Why a datagram or a message was dropped. Bounded set: used as a metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The datagram did not decode.
+    Malformed(DecodeError),
+    /// Larger than `max_packet_size`.
+    TooLarge,
+    /// A message the gateway never accepts from a client (e.g. ADVERTISE, CONNACK).
+    UnexpectedType,
+    /// A message that does not fit the session's state.
+    UnexpectedInState,
+    /// From an address without a session.
+    UnknownClient,
+    /// Encapsulated message from a forwarder not on the allow-list.
+    ForwarderNotAllowed,
+    /// QoS −1 disabled, sender not allowed, or topic unusable.
+    QosMinus1Rejected,
+    /// A downlink message too large for the client's transport.
+    TooLargeForClient,
+    /// A downlink message dropped because a queue or sleep buffer was full.
+    QueueFull,
+    /// A message for a topic the client rejected in a REGACK.
+    TopicRejected,
+    /// More outstanding requests than `max_inflight_from_client`.
+    TooManyInflight,
+}
+
+impl DropReason {
+    /// A short snake_case label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DropReason::Malformed(_) => "malformed",
+            DropReason::TooLarge => "too_large",
+            DropReason::UnexpectedType => "unexpected_type",
+            DropReason::UnexpectedInState => "unexpected_in_state",
+            DropReason::UnknownClient => "unknown_client",
+            DropReason::ForwarderNotAllowed => "forwarder_not_allowed",
+            DropReason::QosMinus1Rejected => "qos_minus1_rejected",
+            DropReason::TooLargeForClient => "too_large_for_client",
+            DropReason::QueueFull => "queue_full",
+            DropReason::TopicRejected => "topic_rejected",
+            DropReason::TooManyInflight => "too_many_inflight",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::Malformed(e) => write!(f, "malformed: {e}"),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+/// Why a client was declared Lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostReason {
+    /// No message within the keep-alive supervision time.
+    KeepAliveExpired,
+    /// Did not wake within its sleep duration (plus tolerance).
+    SleepExpired,
+    /// A retransmitted REGISTER/PUBLISH/PUBREL was never answered.
+    RetriesExhausted,
+}
+
+/// Something worth a log line, a metric or a test assertion.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum GatewayEvent {
+    /// A client is connected (CONNACK accepted sent).
+    ClientConnected {
+        /// Its ClientId.
+        client_id: String,
+        /// Its address.
+        peer: PeerAddr,
+    },
+    /// A connect attempt was refused (CONNACK with a non-zero code sent).
+    ConnectRefused {
+        /// The ClientId (lossy text).
+        client_id: String,
+        /// Its address.
+        peer: PeerAddr,
+        /// The CONNACK return code sent.
+        code: u8,
+    },
+    /// A client went to sleep.
+    ClientAsleep {
+        /// Its ClientId.
+        client_id: String,
+        /// Sleep duration in seconds.
+        duration: u16,
+    },
+    /// A sleeping client woke up to fetch messages.
+    ClientAwake {
+        /// Its ClientId.
+        client_id: String,
+        /// Messages waiting for it.
+        buffered: usize,
+    },
+    /// A client disconnected cleanly.
+    ClientDisconnected {
+        /// Its ClientId.
+        client_id: String,
+    },
+    /// A client was declared Lost; its upstream link was dropped so the broker publishes its Will.
+    ClientLost {
+        /// Its ClientId.
+        client_id: String,
+        /// Why.
+        reason: LostReason,
+    },
+    /// A session moved to a new address (takeover, NAT rebinding).
+    ClientMoved {
+        /// Its ClientId.
+        client_id: String,
+        /// The old address.
+        from: PeerAddr,
+        /// The new address.
+        to: PeerAddr,
+    },
+    /// A datagram or message was dropped.
+    Dropped {
+        /// Who sent it (or for whom it was meant).
+        peer: Option<PeerAddr>,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A message was retransmitted to a client.
+    Retransmitted {
+        /// The client.
+        client_id: String,
+        /// What was sent again.
+        msg_type: MsgType,
+    },
+    /// Whether the upstream is usable (gates discovery, readiness).
+    UpstreamHealth {
+        /// True when the gateway's own link is up.
+        up: bool,
+    },
+}

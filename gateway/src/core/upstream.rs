@@ -1,0 +1,227 @@
+//! The vocabulary between the core and the upstream connector: [`UpstreamCmd`]s the core asks
+//! for, [`UpstreamEvent`]s the connector reports. MQTT packet ids never reach the core; it
+//! correlates through its own [`Token`]s.
+//!
+//! Contract for a connector (see `crate::io::upstream` for the rumqttc one):
+//! - Commands for one link are executed in order. `Open` starts a link that reconnects with
+//!   backoff by itself until `Close`; every (re)connection reports `LinkUp` or `Refused`, every
+//!   loss `LinkDown`.
+//! - A `Publish` reports `PublishDone` once the broker acknowledged it (QoS 1: PUBACK, QoS 2:
+//!   PUBCOMP; QoS 0: nothing). If the broker answers a reconnect with `session_present = false`,
+//!   publishes and subscriptions that were sent but not acknowledged are reported in
+//!   `LinkUp::lost` and the core submits them again.
+//! - Incoming messages are acknowledged only by `Ack`, which the core sends in receive order.
+//! - An `Open` for an upstream ClientId whose previous link is still closing waits for that
+//!   close first (so the broker never sees a takeover).
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::config::Credentials;
+
+/// One upstream MQTT connection. `LinkId::GATEWAY` is the gateway's own link (QoS −1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u64);
+
+impl LinkId {
+    /// The gateway's own link, used for QoS −1 traffic.
+    pub const GATEWAY: LinkId = LinkId(0);
+}
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "link-{}", self.0)
+    }
+}
+
+/// A core-side id for one publish, subscribe or unsubscribe request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Token(pub u64);
+
+/// Identifies one incoming message on one link for its later acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeliveryId {
+    /// The MQTT packet id (0 for QoS 0).
+    pub pkid: u16,
+    /// The message's QoS (0, 1 or 2).
+    pub qos: u8,
+}
+
+/// An MQTT Will for an upstream CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will {
+    /// Upstream topic (prefix applied).
+    pub topic: String,
+    /// Will payload.
+    pub payload: Bytes,
+    /// QoS 0, 1 or 2.
+    pub qos: u8,
+    /// Publish retained.
+    pub retain: bool,
+}
+
+/// What the core asks the connector to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamCmd {
+    /// Start a link (and keep it connected until `Close`).
+    Open {
+        /// The new link.
+        link: LinkId,
+        /// Upstream MQTT ClientId (prefix applied).
+        client_id: String,
+        /// MQTT clean session.
+        clean_session: bool,
+        /// MQTT keep-alive of the link.
+        keep_alive: Duration,
+        /// MQTT Will.
+        will: Option<Will>,
+        /// Username and password.
+        credentials: Option<Credentials>,
+    },
+    /// Subscribe on a link.
+    Subscribe {
+        /// The link.
+        link: LinkId,
+        /// Correlates the `SubAck`.
+        token: Token,
+        /// Upstream filter (prefix applied).
+        filter: String,
+        /// Requested QoS 0..=2.
+        qos: u8,
+    },
+    /// Unsubscribe on a link.
+    Unsubscribe {
+        /// The link.
+        link: LinkId,
+        /// Correlates the `UnsubAck`.
+        token: Token,
+        /// Upstream filter (prefix applied).
+        filter: String,
+    },
+    /// Publish on a link.
+    Publish {
+        /// The link.
+        link: LinkId,
+        /// Correlates the `PublishDone`.
+        token: Token,
+        /// Upstream topic (prefix applied).
+        topic: String,
+        /// Payload.
+        payload: Bytes,
+        /// QoS 0..=2.
+        qos: u8,
+        /// Retain flag.
+        retain: bool,
+    },
+    /// Acknowledge an incoming QoS 1/2 message (PUBACK / PUBREC to the broker).
+    Ack {
+        /// The link it arrived on.
+        link: LinkId,
+        /// Which message.
+        delivery: DeliveryId,
+    },
+    /// End a link: `graceful` sends DISCONNECT (no Will); otherwise the connection is dropped so
+    /// that the broker publishes the Will.
+    Close {
+        /// The link.
+        link: LinkId,
+        /// DISCONNECT first.
+        graceful: bool,
+    },
+}
+
+/// Why the broker refused a connection (MQTT 3.1.1 CONNACK codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 0x01.
+    UnacceptableProtocolVersion,
+    /// 0x02.
+    IdentifierRejected,
+    /// 0x03.
+    ServerUnavailable,
+    /// 0x04.
+    BadCredentials,
+    /// 0x05.
+    NotAuthorized,
+}
+
+/// What the connector reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamEvent {
+    /// The link is connected (after the broker's CONNACK).
+    LinkUp {
+        /// The link.
+        link: LinkId,
+        /// The broker still had the session.
+        session_present: bool,
+        /// Requests sent before the reconnect that the broker will never acknowledge (only when
+        /// `session_present` is false); the core submits them again.
+        lost: Vec<Token>,
+    },
+    /// The connection was lost or could not be made; the connector retries with backoff.
+    LinkDown {
+        /// The link.
+        link: LinkId,
+        /// Human-readable cause, for logs.
+        reason: String,
+    },
+    /// The broker refused the connection; the connector retries with backoff.
+    Refused {
+        /// The link.
+        link: LinkId,
+        /// The broker's reason.
+        refusal: Refusal,
+    },
+    /// A subscription was answered.
+    SubAck {
+        /// The link.
+        link: LinkId,
+        /// The request.
+        token: Token,
+        /// Granted QoS, `None` when the broker refused (0x80).
+        granted: Option<u8>,
+    },
+    /// An unsubscription was answered.
+    UnsubAck {
+        /// The link.
+        link: LinkId,
+        /// The request.
+        token: Token,
+    },
+    /// The broker acknowledged a QoS 1/2 publish (PUBACK / PUBCOMP).
+    PublishDone {
+        /// The link.
+        link: LinkId,
+        /// The request.
+        token: Token,
+    },
+    /// The broker accepted a QoS 2 publish (PUBREC): the gateway may answer PUBREC.
+    PublishReceived {
+        /// The link.
+        link: LinkId,
+        /// The request.
+        token: Token,
+    },
+    /// A message from the broker (QoS 2 duplicates already removed).
+    Message {
+        /// The link it arrived on.
+        link: LinkId,
+        /// For the later `Ack` (QoS 1/2).
+        delivery: DeliveryId,
+        /// Upstream topic (prefix still applied).
+        topic: String,
+        /// Payload.
+        payload: Bytes,
+        /// QoS 0..=2.
+        qos: u8,
+        /// Retain flag.
+        retain: bool,
+    },
+    /// The link is closed for good after a `Close`.
+    Closed {
+        /// The link.
+        link: LinkId,
+    },
+}

@@ -1,0 +1,1 @@
+//! Upstream connectors: execute `UpstreamCmd`s and report `UpstreamEvent`s.
