@@ -68,7 +68,9 @@ impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PeerAddr::Udp { addr, .. } => write!(f, "{addr}"),
-            PeerAddr::Forwarded { forwarder, wnid, .. } => write!(f, "{forwarder}/{wnid}"),
+            PeerAddr::Forwarded {
+                forwarder, wnid, ..
+            } => write!(f, "{forwarder}/{wnid}"),
         }
     }
 }

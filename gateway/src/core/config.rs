@@ -91,7 +91,11 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Tolerance { long_percent: 10, short_percent: 50, short_cap: Duration::from_secs(90) }
+        Tolerance {
+            long_percent: 10,
+            short_percent: 50,
+            short_cap: Duration::from_secs(90),
+        }
     }
 }
 
@@ -104,7 +108,7 @@ impl Tolerance {
 }
 
 /// Identity and credentials of the upstream MQTT sessions.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSessionConfig {
     /// Prepended to every MQTT-SN ClientId to form the upstream MQTT ClientId.
     pub client_id_prefix: String,
@@ -119,6 +123,19 @@ pub struct UpstreamSessionConfig {
     pub per_client_credentials: BTreeMap<String, Credentials>,
     /// ClientId of the gateway's own link (QoS −1 traffic).
     pub gateway_client_id: String,
+}
+
+impl Default for UpstreamSessionConfig {
+    fn default() -> Self {
+        UpstreamSessionConfig {
+            client_id_prefix: String::new(),
+            topic_prefix: String::new(),
+            keep_alive: Duration::from_secs(60),
+            credentials: None,
+            per_client_credentials: BTreeMap::new(),
+            gateway_client_id: "mqtt-sn-gateway-1".into(),
+        }
+    }
 }
 
 /// MQTT username and optional password.
@@ -160,8 +177,12 @@ impl PredefinedTopics {
 
     /// The predefined id of `topic` for `client_id`, if any.
     pub fn id_of(&self, client_id: &str, topic: &str) -> Option<u16> {
-        let find = |m: &BTreeMap<u16, String>| m.iter().find(|(_, t)| *t == topic).map(|(id, _)| *id);
-        self.per_client.get(client_id).and_then(find).or_else(|| find(&self.global))
+        let find =
+            |m: &BTreeMap<u16, String>| m.iter().find(|(_, t)| *t == topic).map(|(id, _)| *id);
+        self.per_client
+            .get(client_id)
+            .and_then(find)
+            .or_else(|| find(&self.global))
     }
 
     /// True when `id` is predefined for anybody (normal ids never use it).
@@ -183,7 +204,11 @@ pub struct QosMinus1Config {
 
 impl Default for QosMinus1Config {
     fn default() -> Self {
-        QosMinus1Config { enabled: true, long_topic_form: true, allow: None }
+        QosMinus1Config {
+            enabled: true,
+            long_topic_form: true,
+            allow: None,
+        }
     }
 }
 
@@ -272,7 +297,10 @@ mod tests {
     fn per_client_predefined_ids_override_global_ones() {
         let mut p = PredefinedTopics::default();
         p.global.insert(1, "site/status".into());
-        p.per_client.entry("mote-1".into()).or_default().insert(1, "mote-1/status".into());
+        p.per_client
+            .entry("mote-1".into())
+            .or_default()
+            .insert(1, "mote-1/status".into());
         assert_eq!(p.topic(Some("mote-1"), 1), Some("mote-1/status"));
         assert_eq!(p.topic(Some("mote-2"), 1), Some("site/status"));
         assert_eq!(p.topic(None, 1), Some("site/status"));

@@ -62,6 +62,8 @@ pub enum DropReason {
     QueueFull,
     /// A message for a topic the client rejected in a REGACK.
     TopicRejected,
+    /// A PUBLISH naming a topic id the client never registered (or an unknown predefined id).
+    UnknownTopicId,
     /// More outstanding requests than `max_inflight_from_client`.
     TooManyInflight,
 }
@@ -80,6 +82,7 @@ impl DropReason {
             DropReason::TooLargeForClient => "too_large_for_client",
             DropReason::QueueFull => "queue_full",
             DropReason::TopicRejected => "topic_rejected",
+            DropReason::UnknownTopicId => "unknown_topic_id",
             DropReason::TooManyInflight => "too_many_inflight",
         }
     }

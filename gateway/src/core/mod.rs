@@ -1,6 +1,278 @@
-//! The sans-IO gateway core. No sockets, no tokio, no clock: time comes in as an argument.
+//! The sans-IO gateway core: sessions, topic registries, retransmission and keep-alive timers.
+//! No sockets, no tokio, no clock: time comes in as an argument, randomness from a seed.
+//!
+//! # Calling contract
+//! [`Gateway`] has three kinds of inputs — [`Gateway::handle_datagram`],
+//! [`Gateway::handle_upstream`], [`Gateway::handle_timeout`] (and [`Gateway::handle_shutdown`]) —
+//! each taking `now`. After **every** input the caller drains the outputs completely, in this
+//! order: [`Gateway::poll_transmit`] (datagrams), [`Gateway::poll_upstream`] (commands for the
+//! upstream connector), [`Gateway::poll_event`] (logs, metrics). Then it asks
+//! [`Gateway::poll_timeout`] when to call `handle_timeout` next. Spurious `handle_timeout` calls
+//! are harmless. The same inputs in the same order give the same outputs.
+//!
+//! Peer misbehaviour never makes an input fail: it becomes a reply the protocol prescribes, a
+//! [`GatewayEvent::Dropped`], or both.
 
 pub mod addr;
 pub mod config;
+mod connect;
+mod dispatch;
+mod downlink;
 pub mod event;
+mod outbox;
+mod qos_minus1;
+mod registry;
+mod session;
+mod sleep;
+mod subscribe;
+#[cfg(test)]
+mod tests;
+pub mod topics;
 pub mod upstream;
+mod uplink;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+
+use sn_codec::Instant;
+
+use self::addr::PeerAddr;
+use self::config::GatewayConfig;
+use self::event::{GatewayEvent, Transmit};
+use self::outbox::Outbox;
+use self::session::Session;
+use self::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
+
+/// Index of a session in the gateway's table.
+type SessionId = u64;
+
+/// A client as shown by `clients` listings and the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// MQTT-SN ClientId.
+    pub client_id: String,
+    /// Current address.
+    pub peer: PeerAddr,
+    /// `connecting`, `active`, `asleep`, `awake`, `disconnected` or `lost`.
+    pub state: &'static str,
+    /// When the client last sent something.
+    pub last_seen: Instant,
+    /// Messages received from the client.
+    pub rx: u64,
+    /// Messages sent to the client.
+    pub tx: u64,
+    /// Messages waiting for it (sleep buffer or downlink queue).
+    pub queued: usize,
+}
+
+/// The MQTT-SN gateway state machine. See the module documentation for the calling contract.
+#[derive(Debug)]
+pub struct Gateway {
+    cfg: GatewayConfig,
+    sessions: BTreeMap<SessionId, Session>,
+    by_client: BTreeMap<String, SessionId>,
+    by_peer: BTreeMap<PeerAddr, SessionId>,
+    by_link: BTreeMap<LinkId, SessionId>,
+    next_session: SessionId,
+    next_link: u64,
+    next_token: u64,
+    /// Sessions by their earliest deadline.
+    timers: BTreeSet<(Instant, SessionId)>,
+    out: Outbox,
+    cmds: VecDeque<UpstreamCmd>,
+    events: VecDeque<GatewayEvent>,
+    /// The gateway's own link (QoS −1) is connected.
+    gateway_link_up: bool,
+    /// Last unsolicited DISCONNECT per address (rate limit).
+    disconnect_sent: BTreeMap<SocketAddr, Instant>,
+    shut_down: bool,
+}
+
+impl Gateway {
+    /// A gateway with no sessions. Queues the `Open` of the gateway's own upstream link.
+    pub fn new(cfg: GatewayConfig, now: Instant) -> Self {
+        let _ = now;
+        let mut gw = Gateway {
+            cfg,
+            sessions: BTreeMap::new(),
+            by_client: BTreeMap::new(),
+            by_peer: BTreeMap::new(),
+            by_link: BTreeMap::new(),
+            next_session: 1,
+            next_link: 1,
+            next_token: 1,
+            timers: BTreeSet::new(),
+            out: Outbox::default(),
+            cmds: VecDeque::new(),
+            events: VecDeque::new(),
+            gateway_link_up: false,
+            disconnect_sent: BTreeMap::new(),
+            shut_down: false,
+        };
+        gw.open_gateway_link();
+        gw
+    }
+
+    /// The configuration the gateway runs with.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.cfg
+    }
+
+    /// A datagram arrived on a listener.
+    pub fn handle_datagram(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
+        if self.shut_down {
+            return;
+        }
+        self.dispatch(now, from, bytes);
+    }
+
+    /// The upstream connector reported something.
+    pub fn handle_upstream(&mut self, now: Instant, event: UpstreamEvent) {
+        self.upstream_event(now, event);
+    }
+
+    /// Time has reached (or passed) [`Gateway::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, sid)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.timer_key = None;
+            }
+            self.session_timeout(now, sid);
+            self.reschedule(sid);
+        }
+        self.prune_disconnect_limits(now);
+    }
+
+    /// Graceful shutdown: every upstream link is closed with DISCONNECT, so no Will is
+    /// published for clients that were fine. Inputs after this are ignored.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        let _ = now;
+        self.shut_down = true;
+        let links: Vec<LinkId> = self.by_link.keys().copied().collect();
+        for link in links {
+            self.cmds.push_back(UpstreamCmd::Close { link, graceful: true });
+        }
+        self.cmds.push_back(UpstreamCmd::Close { link: LinkId::GATEWAY, graceful: true });
+        self.by_link.clear();
+        self.timers.clear();
+    }
+
+    /// The next datagram to send, written into `buf` (64 KiB always suffices). A datagram that
+    /// does not fit `buf` is skipped.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        self.out.pop(buf)
+    }
+
+    /// The next command for the upstream connector.
+    pub fn poll_upstream(&mut self) -> Option<UpstreamCmd> {
+        self.cmds.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<GatewayEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Gateway::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// The clients the gateway knows, in ClientId order.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.by_client
+            .values()
+            .filter_map(|sid| self.sessions.get(sid))
+            .map(|s| ClientInfo {
+                client_id: s.client_id.clone(),
+                peer: s.peer.clone(),
+                state: s.state.name(),
+                last_seen: s.last_rx,
+                rx: s.rx_count,
+                tx: s.tx_count,
+                queued: s.queue.len(),
+            })
+            .collect()
+    }
+
+    /// True while the gateway's own upstream link is connected.
+    pub fn upstream_up(&self) -> bool {
+        self.gateway_link_up
+    }
+
+    // ----- plumbing shared by the flow modules -----
+
+    fn new_link(&mut self) -> LinkId {
+        let link = LinkId(self.next_link);
+        self.next_link += 1;
+        link
+    }
+
+    fn new_token(&mut self) -> Token {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        token
+    }
+
+    fn event(&mut self, e: GatewayEvent) {
+        self.events.push_back(e);
+    }
+
+    /// Files the session under its earliest deadline.
+    fn reschedule(&mut self, sid: SessionId) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let next = next_deadline(&self.cfg, s);
+        if s.timer_key == next {
+            return;
+        }
+        if let Some(old) = s.timer_key.take() {
+            self.timers.remove(&(old, sid));
+        }
+        if let Some(at) = next {
+            self.timers.insert((at, sid));
+            s.timer_key = Some(at);
+        }
+    }
+
+    /// Removes a session and every index pointing at it.
+    fn remove_session(&mut self, sid: SessionId) -> Option<Session> {
+        let s = self.sessions.remove(&sid)?;
+        if let Some(at) = s.timer_key {
+            self.timers.remove(&(at, sid));
+        }
+        if self.by_client.get(&s.client_id) == Some(&sid) {
+            self.by_client.remove(&s.client_id);
+        }
+        if self.by_peer.get(&s.peer) == Some(&sid) {
+            self.by_peer.remove(&s.peer);
+        }
+        if let Some(link) = s.link {
+            self.by_link.remove(&link);
+        }
+        Some(s)
+    }
+
+    fn prune_disconnect_limits(&mut self, now: Instant) {
+        let t_retry = self.cfg.t_retry;
+        self.disconnect_sent.retain(|_, at| now < at.saturating_add(t_retry));
+    }
+}
+
+/// The earliest instant a session needs attention: its state deadline (connect setup, sleep
+/// timer), keep-alive supervision, or a retransmission.
+fn next_deadline(cfg: &GatewayConfig, s: &Session) -> Option<Instant> {
+    use self::session::State;
+    let keep_alive = match s.state {
+        State::Active => s.keep_alive.map(|k| s.last_rx.saturating_add(cfg.tolerance.supervise(k))),
+        _ => None,
+    };
+    let retry = match s.state {
+        State::Active | State::Awake => s.inflight.as_ref().map(|i| i.sent_at.saturating_add(cfg.t_retry)),
+        _ => None,
+    };
+    [s.state_deadline, keep_alive, retry].into_iter().flatten().min()
+}

@@ -1,0 +1,552 @@
+//! Session life cycle: CONNECT and Will prompting (protocol reference §9.2, §9.3), the upstream
+//! link's answers, DISCONNECT, keep-alive supervision, Lost, and Will updates (§9.4).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sn_codec::{Connect, Instant, Packet, ReturnCode, WillTopic};
+
+use super::addr::PeerAddr;
+use super::event::{GatewayEvent, LostReason};
+use super::session::{ConnectPhase, Session, State, WillSpec};
+use super::topics;
+use super::upstream::{LinkId, Refusal, UpstreamCmd, UpstreamEvent, Will};
+use super::{Gateway, SessionId};
+
+impl Gateway {
+    pub(super) fn on_connect(&mut self, now: Instant, from: PeerAddr, c: Connect<'_>) {
+        let client_id = match std::str::from_utf8(c.client_id) {
+            Ok(id) if !id.is_empty() && id.len() <= self.cfg.client_id_max_len && !id.contains('\0') => {
+                id.to_owned()
+            }
+            _ => {
+                let shown = String::from_utf8_lossy(c.client_id).into_owned();
+                return self.refuse_connect(&from, shown, ReturnCode::NotSupported);
+            }
+        };
+
+        // The address belonged to another client: that binding ends (no Will).
+        if let Some(&other) = self.by_peer.get(&from)
+            && self.sessions.get(&other).is_some_and(|s| s.client_id != client_id)
+        {
+            self.end_session(other, true);
+        }
+
+        let existing = self.by_client.get(&client_id).copied();
+        let sid = match existing {
+            Some(sid) => sid,
+            None => {
+                if self.live_sessions() >= self.cfg.max_clients && !self.evict_one_dormant() {
+                    return self.refuse_connect(&from, client_id, ReturnCode::Congestion);
+                }
+                let sid = self.next_session;
+                self.next_session += 1;
+                self.sessions.insert(sid, Session::new(client_id.clone(), from.clone(), now));
+                self.by_client.insert(client_id, sid);
+                sid
+            }
+        };
+        self.rebind(sid, from);
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.last_rx = now;
+        s.rx_count += 1;
+        s.keep_alive = keep_alive(&self.cfg, c.duration);
+
+        // CONNECT while asleep or awake is a wake signal: the session resumes (§11 row 15).
+        if matches!(s.state, State::Asleep | State::Awake) && s.link.is_some() {
+            s.sleep = None;
+            s.state_deadline = None;
+            if c.will {
+                s.state = State::Connecting(ConnectPhase::WillTopic);
+                s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
+                self.send_to_session(sid, &Packet::WillTopicReq);
+            } else {
+                self.accept_connect(now, sid);
+            }
+            return self.reschedule(sid);
+        }
+
+        // A new connection: whatever link the session had is closed without Will.
+        if let Some(link) = s.link.take() {
+            s.link_up = false;
+            self.by_link.remove(&link);
+            self.cmds.push_back(UpstreamCmd::Close { link, graceful: true });
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.clean_session = c.clean_session;
+        s.queue.clear();
+        s.inflight = None;
+        s.acks.clear();
+        s.uplink.clear();
+        s.pending_subs.clear();
+        s.sleep = None;
+        if c.clean_session {
+            s.clear_state();
+        } else {
+            s.registry.unconfirm_all();
+        }
+        if c.will {
+            s.state = State::Connecting(ConnectPhase::WillTopic);
+            s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
+            self.send_to_session(sid, &Packet::WillTopicReq);
+        } else {
+            if c.clean_session {
+                s.will = WillSpec::default();
+            }
+            self.open_session_link(now, sid);
+        }
+        self.reschedule(sid);
+    }
+
+    fn refuse_connect(&mut self, to: &PeerAddr, client_id: String, code: ReturnCode) {
+        self.send(to, &Packet::Connack { return_code: code });
+        self.event(GatewayEvent::ConnectRefused { client_id, peer: to.clone(), code: code.code() });
+    }
+
+    /// Sessions that hold resources (anything but Disconnected/Lost).
+    fn live_sessions(&self) -> usize {
+        self.sessions.values().filter(|s| s.state.is_live()).count()
+    }
+
+    /// Forgets the least recently seen Disconnected/Lost session to make room.
+    fn evict_one_dormant(&mut self) -> bool {
+        let victim = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.state.is_live())
+            .min_by_key(|(_, s)| s.last_rx)
+            .map(|(sid, _)| *sid);
+        match victim {
+            Some(sid) => self.remove_session(sid).is_some(),
+            None => false,
+        }
+    }
+
+    /// Moves a session to a new address (takeover, NAT rebinding).
+    pub(super) fn rebind(&mut self, sid: SessionId, to: PeerAddr) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        if s.peer == to {
+            self.by_peer.insert(to, sid);
+            return;
+        }
+        let from = std::mem::replace(&mut s.peer, to.clone());
+        let client_id = s.client_id.clone();
+        let was_live = s.state.is_live();
+        if self.by_peer.get(&from) == Some(&sid) {
+            self.by_peer.remove(&from);
+        }
+        self.by_peer.insert(to.clone(), sid);
+        if was_live {
+            self.event(GatewayEvent::ClientMoved { client_id, from, to });
+        }
+    }
+
+    pub(super) fn on_will_topic(&mut self, now: Instant, sid: SessionId, t: Option<WillTopic<'_>>) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        if s.state != State::Connecting(ConnectPhase::WillTopic) {
+            return;
+        }
+        match t {
+            // An empty WILLTOPIC: no Will; skip WILLMSGREQ.
+            None => {
+                s.will = WillSpec::default();
+                self.will_complete(now, sid);
+            }
+            Some(t) => match topics::topic_name(t.topic) {
+                Ok(name) => {
+                    let qos = t.qos.level().clamp(0, 2) as u8;
+                    s.will.topic = Some((name.to_owned(), qos, t.retain));
+                    s.state = State::Connecting(ConnectPhase::WillMsg);
+                    self.send_to_session(sid, &Packet::WillMsgReq);
+                }
+                Err(_) => {
+                    let (peer, id) = (s.peer.clone(), s.client_id.clone());
+                    self.end_session(sid, true);
+                    self.refuse_connect(&peer, id, ReturnCode::NotSupported);
+                }
+            },
+        }
+    }
+
+    pub(super) fn on_will_msg(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        if s.state != State::Connecting(ConnectPhase::WillMsg) {
+            return;
+        }
+        s.will.msg = Bytes::copy_from_slice(msg);
+        self.will_complete(now, sid);
+    }
+
+    /// Will prompting done: a resumed sleeper re-opens its link with the new Will; others open
+    /// their link now.
+    fn will_complete(&mut self, now: Instant, sid: SessionId) {
+        self.open_session_link(now, sid);
+        self.reschedule(sid);
+    }
+
+    /// Opens (or re-opens, keeping the broker session) the client's upstream link.
+    pub(super) fn open_session_link(&mut self, now: Instant, sid: SessionId) {
+        let link = self.new_link();
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let resumed = s.link.take();
+        if let Some(old) = resumed {
+            self.by_link.remove(&old);
+            self.cmds.push_back(UpstreamCmd::Close { link: old, graceful: true });
+        }
+        s.link = Some(link);
+        s.link_up = false;
+        s.state = State::Connecting(ConnectPhase::Upstream);
+        s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
+        let up = &self.cfg.upstream;
+        let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
+            topic: topics::to_upstream(&up.topic_prefix, topic),
+            payload: s.will.msg.clone(),
+            qos: *qos,
+            retain: *retain,
+        });
+        let credentials =
+            up.per_client_credentials.get(&s.client_id).or(up.credentials.as_ref()).cloned();
+        // A resumed session must not lose its broker-side state.
+        let clean_session = s.clean_session && resumed.is_none();
+        let cmd = UpstreamCmd::Open {
+            link,
+            client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
+            clean_session,
+            keep_alive: up.keep_alive,
+            will,
+            credentials,
+        };
+        self.by_link.insert(link, sid);
+        self.cmds.push_back(cmd);
+    }
+
+    /// CONNACK accepted; the session is Active.
+    fn accept_connect(&mut self, now: Instant, sid: SessionId) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.state = State::Active;
+        s.state_deadline = None;
+        s.last_rx = now;
+        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
+        self.send_to_session(sid, &Packet::Connack { return_code: ReturnCode::Accepted });
+        self.event(GatewayEvent::ClientConnected { client_id, peer });
+        self.pump(now, sid);
+    }
+
+    pub(super) fn upstream_event(&mut self, now: Instant, event: UpstreamEvent) {
+        let link = match &event {
+            UpstreamEvent::LinkUp { link, .. }
+            | UpstreamEvent::LinkDown { link, .. }
+            | UpstreamEvent::Refused { link, .. }
+            | UpstreamEvent::SubAck { link, .. }
+            | UpstreamEvent::UnsubAck { link, .. }
+            | UpstreamEvent::PublishDone { link, .. }
+            | UpstreamEvent::PublishReceived { link, .. }
+            | UpstreamEvent::Message { link, .. }
+            | UpstreamEvent::Closed { link } => *link,
+        };
+        if link == LinkId::GATEWAY {
+            return self.gateway_link_event(now, event);
+        }
+        let Some(sid) = self.by_link.get(&link).copied() else {
+            // A link the core already let go of: acknowledge what it still delivers so the
+            // broker is not left waiting.
+            if let UpstreamEvent::Message { delivery, qos: 1..=2, .. } = event {
+                self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
+            }
+            return;
+        };
+        match event {
+            UpstreamEvent::LinkUp { session_present, lost, .. } => self.on_link_up(now, sid, session_present, lost),
+            UpstreamEvent::LinkDown { .. } => self.on_link_down(now, sid, None),
+            UpstreamEvent::Refused { refusal, .. } => self.on_link_down(now, sid, Some(refusal)),
+            UpstreamEvent::SubAck { token, granted, .. } => self.on_suback(now, sid, token, granted),
+            UpstreamEvent::UnsubAck { .. } | UpstreamEvent::Closed { .. } => {}
+            UpstreamEvent::PublishDone { token, .. } => self.on_publish_done(now, sid, token),
+            UpstreamEvent::PublishReceived { token, .. } => self.on_publish_received(now, sid, token),
+            UpstreamEvent::Message { link, delivery, topic, payload, qos, retain } => {
+                self.on_message(now, sid, link, delivery, &topic, payload, qos, retain)
+            }
+        }
+        self.reschedule(sid);
+    }
+
+    fn on_link_up(&mut self, now: Instant, sid: SessionId, session_present: bool, lost: Vec<super::upstream::Token>) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.link_up = true;
+        if !session_present {
+            self.restore_upstream_session(sid, &lost);
+        }
+        let Some(s) = self.sessions.get(&sid) else { return };
+        if s.state == State::Connecting(ConnectPhase::Upstream) {
+            let resumed_sleeper = s.sleep.is_some();
+            if resumed_sleeper {
+                // Will update while asleep/awake: back to sleep with the new link.
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.state = State::Asleep;
+                }
+            } else {
+                self.accept_connect(now, sid);
+            }
+        } else if s.state == State::Active {
+            self.pump(now, sid);
+        }
+    }
+
+    /// The link failed or was refused. While connecting, the client gets a CONNACK with a
+    /// meaningful code; afterwards the connector keeps retrying and the session waits.
+    fn on_link_down(&mut self, _now: Instant, sid: SessionId, refusal: Option<Refusal>) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.link_up = false;
+        if s.state != State::Connecting(ConnectPhase::Upstream) || s.sleep.is_some() {
+            return;
+        }
+        let code = match refusal {
+            None | Some(Refusal::ServerUnavailable) => ReturnCode::Congestion,
+            Some(_) => ReturnCode::NotSupported,
+        };
+        let (peer, client_id) = (s.peer.clone(), s.client_id.clone());
+        self.end_session(sid, true);
+        self.refuse_connect(&peer, client_id, code);
+    }
+
+    pub(super) fn on_disconnect(&mut self, now: Instant, sid: SessionId, duration: Option<u16>) {
+        match duration {
+            Some(d) if d > 0 => self.go_to_sleep(now, sid, d),
+            _ => {
+                self.send_to_session(sid, &Packet::Disconnect { duration: None });
+                let Some(s) = self.sessions.get(&sid) else { return };
+                let client_id = s.client_id.clone();
+                self.end_session(sid, true);
+                self.event(GatewayEvent::ClientDisconnected { client_id });
+            }
+        }
+    }
+
+    pub(super) fn on_pingreq(&mut self, now: Instant, sid: SessionId) {
+        let state = self.sessions.get(&sid).map(|s| s.state);
+        match state {
+            Some(State::Asleep) => self.on_wake_pingreq(now, sid),
+            Some(State::Awake) => self.resend_inflight(now, sid),
+            Some(State::Active) => {
+                self.send_to_session(sid, &Packet::Pingresp);
+            }
+            _ => {
+                self.send_to_session(sid, &Packet::Disconnect { duration: None });
+            }
+        }
+    }
+
+    /// Ends a session: the link is closed (gracefully: no Will; otherwise the broker publishes
+    /// it). A CleanSession=0 session is remembered as Disconnected for a later reconnect.
+    pub(super) fn end_session(&mut self, sid: SessionId, graceful: bool) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        if let Some(link) = s.link.take() {
+            self.cmds.push_back(UpstreamCmd::Close { link, graceful });
+            self.by_link.remove(&link);
+        }
+        s.link_up = false;
+        s.inflight = None;
+        s.queue.clear();
+        s.acks.clear();
+        s.uplink.clear();
+        s.pending_subs.clear();
+        s.sleep = None;
+        s.state_deadline = None;
+        s.state = if graceful { State::Disconnected } else { State::Lost };
+        if s.clean_session {
+            self.remove_session(sid);
+        } else {
+            let peer = s.peer.clone();
+            if self.by_peer.get(&peer) == Some(&sid) {
+                self.by_peer.remove(&peer);
+            }
+            self.reschedule(sid);
+        }
+    }
+
+    /// The client is Lost: its link is dropped without DISCONNECT so the broker publishes the
+    /// Will.
+    pub(super) fn lose(&mut self, sid: SessionId, reason: LostReason) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        let client_id = s.client_id.clone();
+        self.end_session(sid, false);
+        self.event(GatewayEvent::ClientLost { client_id, reason });
+    }
+
+    /// A deadline of the session passed (it may have moved since it was filed).
+    pub(super) fn session_timeout(&mut self, now: Instant, sid: SessionId) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        if let Some(deadline) = s.state_deadline
+            && now >= deadline
+        {
+            match s.state {
+                State::Connecting(_) => {
+                    let (peer, client_id) = (s.peer.clone(), s.client_id.clone());
+                    self.end_session(sid, true);
+                    return self.refuse_connect(&peer, client_id, ReturnCode::Congestion);
+                }
+                State::Asleep | State::Awake => return self.lose(sid, LostReason::SleepExpired),
+                _ => {
+                    if let Some(s) = self.sessions.get_mut(&sid) {
+                        s.state_deadline = None;
+                    }
+                }
+            }
+        }
+        let Some(s) = self.sessions.get(&sid) else { return };
+        if s.state == State::Active
+            && let Some(k) = s.keep_alive
+            && now >= s.last_rx.saturating_add(self.cfg.tolerance.supervise(k))
+        {
+            return self.lose(sid, LostReason::KeepAliveExpired);
+        }
+        self.retransmit_due(now, sid);
+    }
+
+    pub(super) fn on_will_topic_upd(&mut self, now: Instant, sid: SessionId, t: Option<WillTopic<'_>>) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let new_topic = match t {
+            None => None,
+            Some(t) => match topics::topic_name(t.topic) {
+                Ok(name) => Some((name.to_owned(), t.qos.level().clamp(0, 2) as u8, t.retain)),
+                Err(_) => {
+                    self.send_to_session(sid, &Packet::WillTopicResp { return_code: ReturnCode::NotSupported });
+                    return;
+                }
+            },
+        };
+        if new_topic.is_none() {
+            s.will = WillSpec::default();
+        } else {
+            s.will.topic = new_topic;
+        }
+        self.reopen_for_will(now, sid);
+        self.send_to_session(sid, &Packet::WillTopicResp { return_code: ReturnCode::Accepted });
+    }
+
+    pub(super) fn on_will_msg_upd(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.will.msg = Bytes::copy_from_slice(msg);
+        if s.will.topic.is_some() {
+            self.reopen_for_will(now, sid);
+        }
+        self.send_to_session(sid, &Packet::WillMsgResp { return_code: ReturnCode::Accepted });
+    }
+
+    /// MQTT 3.1.1 cannot change a Will in place: re-open the link with CleanSession=0 and the
+    /// new Will. Subscriptions stay at the broker; messages in flight are redelivered there.
+    fn reopen_for_will(&mut self, now: Instant, sid: SessionId) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(old) = s.link.take() else { return };
+        self.by_link.remove(&old);
+        self.cmds.push_back(UpstreamCmd::Close { link: old, graceful: true });
+        let link = self.new_link();
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        // Upstream deliveries of the old link can no longer be acknowledged; the broker
+        // redelivers them on the new link.
+        s.acks.clear();
+        s.queue.retain(|m| m.delivery.is_none());
+        if s.inflight.as_ref().is_some_and(|i| i.msg.delivery.is_some()) {
+            s.inflight = None;
+        }
+        s.link = Some(link);
+        s.link_up = false;
+        s.clean_session = false;
+        let up = &self.cfg.upstream;
+        let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
+            topic: topics::to_upstream(&up.topic_prefix, topic),
+            payload: s.will.msg.clone(),
+            qos: *qos,
+            retain: *retain,
+        });
+        let credentials =
+            up.per_client_credentials.get(&s.client_id).or(up.credentials.as_ref()).cloned();
+        let cmd = UpstreamCmd::Open {
+            link,
+            client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
+            clean_session: false,
+            keep_alive: up.keep_alive,
+            will,
+            credentials,
+        };
+        self.by_link.insert(link, sid);
+        self.cmds.push_back(cmd);
+        // Publishes not yet completed go again on the new link.
+        let pending: Vec<_> = s.uplink.keys().copied().collect();
+        for token in pending {
+            self.resubmit_uplink(sid, token);
+        }
+        let _ = now;
+    }
+
+    fn gateway_link_event(&mut self, _now: Instant, event: UpstreamEvent) {
+        match event {
+            UpstreamEvent::LinkUp { .. } => {
+                let topic = self.status_topic();
+                let token = self.new_token();
+                self.cmds.push_back(UpstreamCmd::Publish {
+                    link: LinkId::GATEWAY,
+                    token,
+                    topic,
+                    payload: Bytes::from_static(b"online"),
+                    qos: 1,
+                    retain: true,
+                });
+                if !self.gateway_link_up {
+                    self.gateway_link_up = true;
+                    self.event(GatewayEvent::UpstreamHealth { up: true });
+                }
+            }
+            UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. } => {
+                if self.gateway_link_up {
+                    self.gateway_link_up = false;
+                    self.event(GatewayEvent::UpstreamHealth { up: false });
+                }
+            }
+            UpstreamEvent::Message { link, delivery, qos: 1..=2, .. } => {
+                self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
+            }
+            _ => {}
+        }
+    }
+
+    /// `<topic_prefix>gateway/<id>/status`: `online` (retained) while the gateway runs, Will
+    /// `offline`.
+    fn status_topic(&self) -> String {
+        let up = &self.cfg.upstream;
+        format!("{}gateway/{}/status", up.topic_prefix, self.cfg.gateway_id)
+    }
+
+    pub(super) fn open_gateway_link(&mut self) {
+        let up = &self.cfg.upstream;
+        let cmd = UpstreamCmd::Open {
+            link: LinkId::GATEWAY,
+            client_id: up.gateway_client_id.clone(),
+            clean_session: true,
+            keep_alive: up.keep_alive,
+            will: Some(Will {
+                topic: self.status_topic(),
+                payload: Bytes::from_static(b"offline"),
+                qos: 1,
+                retain: true,
+            }),
+            credentials: up.credentials.clone(),
+        };
+        self.cmds.push_back(cmd);
+    }
+}
+
+/// The supervised keep-alive period for a CONNECT Duration.
+fn keep_alive(cfg: &super::config::GatewayConfig, duration: u16) -> Option<Duration> {
+    let d = Duration::from_secs(u64::from(duration));
+    match cfg.max_keep_alive {
+        Some(max) if d.is_zero() || d > max => Some(max),
+        _ if d.is_zero() => None,
+        _ => Some(d),
+    }
+}
+
+/// How long a half-open connect may take: T_RETRY × N_RETRY.
+fn connect_window(cfg: &super::config::GatewayConfig) -> Duration {
+    cfg.t_retry.saturating_mul(u32::from(cfg.n_retry).max(1))
+}

@@ -1,0 +1,188 @@
+//! Decoding and routing: datagram → (peer, packet) → the session or the session-less handlers.
+
+use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnCode, TopicRef};
+
+use super::addr::{PeerAddr, Wnid};
+use super::event::{DropReason, GatewayEvent};
+use super::session::State;
+use super::{Gateway, SessionId};
+
+impl Gateway {
+    pub(super) fn dispatch(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
+        // Encapsulated messages from a forwarder: unwrap, then handle the inner message as if
+        // it came from (forwarder, node).
+        if let [len, 0xFE, ..] = bytes
+            && *len != 0x01
+        {
+            return self.dispatch_encapsulated(now, from, bytes);
+        }
+        if bytes.len() > self.cfg.max_packet_size {
+            return self.drop_from(Some(from), DropReason::TooLarge);
+        }
+        match Packet::decode(bytes) {
+            Ok(packet) => self.route(now, from, packet),
+            Err(e) => self.malformed(now, from, e),
+        }
+    }
+
+    fn dispatch_encapsulated(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
+        let PeerAddr::Udp { listener, addr } = from else {
+            return self.drop_from(Some(from), DropReason::Malformed(DecodeError::NestedEncapsulation));
+        };
+        if let Some(allow) = &self.cfg.forwarders.allow
+            && !allow.contains(&addr.ip())
+        {
+            return self.drop_from(Some(from), DropReason::ForwarderNotAllowed);
+        }
+        let encap = match Encapsulated::decode(bytes) {
+            Ok(e) => e,
+            Err(e) => return self.drop_from(Some(from), DropReason::Malformed(e)),
+        };
+        let peer = PeerAddr::Forwarded { listener, forwarder: addr, wnid: Wnid(encap.wnid.into()) };
+        if encap.inner.len() > self.cfg.max_packet_size {
+            return self.drop_from(Some(peer), DropReason::TooLarge);
+        }
+        match encap.decode_inner() {
+            Ok(packet) => self.route(now, peer, packet),
+            Err(e) => self.malformed(now, peer, e),
+        }
+    }
+
+    /// Malformed input: dropped and counted; the few errors that identify a request get the
+    /// reply the protocol prescribes.
+    fn malformed(&mut self, now: Instant, from: PeerAddr, e: DecodeError) {
+        self.drop_from(Some(from.clone()), DropReason::Malformed(e));
+        match e {
+            DecodeError::InvalidProtocolId(_) => {
+                self.send(&from, &Packet::Connack { return_code: ReturnCode::NotSupported });
+            }
+            DecodeError::ReservedTopicIdType { msg_type, topic_id, msg_id } => {
+                let Some(sid) = self.by_peer.get(&from).copied() else { return };
+                self.touch(now, sid);
+                let reply = match msg_type {
+                    MsgType::Publish => {
+                        Packet::Puback { topic_id, msg_id, return_code: ReturnCode::InvalidTopicId }
+                    }
+                    MsgType::Subscribe => Packet::Suback {
+                        qos: QoS::Zero,
+                        topic_id: 0,
+                        msg_id,
+                        return_code: ReturnCode::InvalidTopicId,
+                    },
+                    MsgType::Unsubscribe => Packet::Unsuback { msg_id },
+                    _ => return,
+                };
+                self.send(&from, &reply);
+            }
+            _ => {}
+        }
+    }
+
+    fn route(&mut self, now: Instant, from: PeerAddr, packet: Packet<'_>) {
+        // Messages that need no session.
+        match packet {
+            Packet::Connect(c) => return self.on_connect(now, from, c),
+            Packet::SearchGw { radius } => return self.on_searchgw(now, from, radius),
+            Packet::Publish(p) if p.qos == QoS::MinusOne && !self.by_peer.contains_key(&from) => {
+                return self.on_publish_minus1(now, from, p);
+            }
+            Packet::Pingreq { client_id: Some(id) } => {
+                if let Some(sid) = self.pingreq_with_id(now, &from, id) {
+                    return self.on_wake_pingreq(now, sid);
+                }
+                return;
+            }
+            Packet::Advertise { .. } | Packet::GwInfo { .. } => return, // other gateways, clients
+            _ => {}
+        }
+        let Some(sid) = self.by_peer.get(&from).copied() else {
+            return self.unknown_peer(now, from);
+        };
+        self.touch(now, sid);
+        let state = self.sessions.get(&sid).map(|s| s.state);
+        match (state, packet) {
+            (Some(State::Connecting(_)), Packet::WillTopic(t)) => self.on_will_topic(now, sid, t),
+            (Some(State::Connecting(_)), Packet::WillMsg { msg }) => self.on_will_msg(now, sid, msg),
+            (Some(State::Connecting(_)), other) => {
+                self.drop_from(Some(from), DropReason::UnexpectedInState);
+                let _ = other;
+            }
+            (_, Packet::Register(r)) => self.on_register(now, sid, r),
+            (_, Packet::Regack { topic_id, msg_id, return_code }) => {
+                self.on_regack(now, sid, topic_id, msg_id, return_code)
+            }
+            (_, Packet::Publish(p)) => self.on_publish(now, sid, p),
+            (_, Packet::Puback { topic_id, msg_id, return_code }) => {
+                self.on_puback(now, sid, topic_id, msg_id, return_code)
+            }
+            (_, Packet::Pubrec { msg_id }) => self.on_pubrec(now, sid, msg_id),
+            (_, Packet::Pubrel { msg_id }) => self.on_pubrel(now, sid, msg_id),
+            (_, Packet::Pubcomp { msg_id }) => self.on_pubcomp(now, sid, msg_id),
+            (_, Packet::Subscribe(s)) => self.on_subscribe(now, sid, s),
+            (_, Packet::Unsubscribe(u)) => self.on_unsubscribe(now, sid, u),
+            (_, Packet::Pingreq { client_id: None }) => self.on_pingreq(now, sid),
+            (_, Packet::Pingresp) => {}
+            (_, Packet::Disconnect { duration }) => self.on_disconnect(now, sid, duration),
+            (_, Packet::WillTopicUpd(t)) => self.on_will_topic_upd(now, sid, t),
+            (_, Packet::WillMsgUpd { msg }) => self.on_will_msg_upd(now, sid, msg),
+            (_, _) => self.drop_from(Some(from), DropReason::UnexpectedType),
+        }
+    }
+
+    /// Records activity of a session's client.
+    pub(super) fn touch(&mut self, now: Instant, sid: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.last_rx = now;
+            s.rx_count += 1;
+        }
+    }
+
+    /// A message from an address without a session: DISCONNECT, at most once per T_RETRY per
+    /// address, so QoS 0 publishers notice a gateway restart.
+    fn unknown_peer(&mut self, now: Instant, from: PeerAddr) {
+        self.drop_from(Some(from.clone()), DropReason::UnknownClient);
+        let addr = from.socket_addr();
+        let limited = self
+            .disconnect_sent
+            .get(&addr)
+            .is_some_and(|at| now < at.saturating_add(self.cfg.t_retry));
+        if limited || self.disconnect_sent.len() >= 4096 {
+            return;
+        }
+        self.disconnect_sent.insert(addr, now);
+        self.send(&from, &Packet::Disconnect { duration: None });
+    }
+
+    pub(super) fn drop_from(&mut self, peer: Option<PeerAddr>, reason: DropReason) {
+        self.event(GatewayEvent::Dropped { peer, reason });
+    }
+
+    /// Queues a packet to a peer, bounded by the client transport's size limit.
+    pub(super) fn send(&mut self, to: &PeerAddr, packet: &Packet<'_>) -> bool {
+        let ok = self.out.push(to, packet, self.cfg.max_packet_size).is_ok();
+        if !ok {
+            self.drop_from(Some(to.clone()), DropReason::TooLargeForClient);
+        }
+        ok
+    }
+
+    /// Queues a packet to a session's client.
+    pub(super) fn send_to_session(&mut self, sid: SessionId, packet: &Packet<'_>) -> bool {
+        let Some(s) = self.sessions.get_mut(&sid) else { return false };
+        s.tx_count += 1;
+        let peer = s.peer.clone();
+        self.send(&peer, packet)
+    }
+}
+
+/// The topic a PUBLISH names, resolved for a session-less sender or a client.
+pub(super) fn short_name(s: [u8; 2]) -> Option<String> {
+    let name = super::topics::topic_name(&s).ok()?;
+    Some(name.to_owned())
+}
+
+/// Text of a TopicRef for logs.
+#[allow(dead_code)]
+pub(super) fn describe(t: &TopicRef<'_>) -> String {
+    t.to_string()
+}

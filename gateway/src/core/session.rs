@@ -1,0 +1,243 @@
+//! [`Session`]: everything the gateway keeps about one client, and its state machine's states
+//! (protocol reference §11).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sn_codec::{Instant, QoS};
+
+use super::addr::PeerAddr;
+use super::registry::TopicRegistry;
+use super::upstream::{DeliveryId, LinkId, Token};
+
+/// Where a client is in its life cycle, from the gateway's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// CONNECT received; prompting for the Will or waiting for the broker's CONNACK.
+    Connecting(ConnectPhase),
+    /// Connected and awake.
+    Active,
+    /// Sleeping (DISCONNECT with a duration); messages are buffered.
+    Asleep,
+    /// Woken by PINGREQ(ClientId) to fetch its buffered messages.
+    Awake,
+    /// Disconnected cleanly; remembered for a CleanSession=0 reconnect.
+    Disconnected,
+    /// Lost (keep-alive, sleep timer or retries); remembered for a CleanSession=0 reconnect.
+    Lost,
+}
+
+/// Steps of a connection setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectPhase {
+    /// WILLTOPICREQ sent.
+    WillTopic,
+    /// WILLMSGREQ sent.
+    WillMsg,
+    /// Upstream link opened; waiting for the broker.
+    Upstream,
+}
+
+impl State {
+    /// A short lowercase name for logs and the status page.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            State::Connecting(_) => "connecting",
+            State::Active => "active",
+            State::Asleep => "asleep",
+            State::Awake => "awake",
+            State::Disconnected => "disconnected",
+            State::Lost => "lost",
+        }
+    }
+
+    /// The client is reachable (not Disconnected or Lost).
+    pub(crate) fn is_live(self) -> bool {
+        !matches!(self, State::Disconnected | State::Lost)
+    }
+}
+
+/// The client's Will as the gateway stores it (MQTT-SN names, before the prefix).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WillSpec {
+    /// Topic, QoS 0..=2, retain. `None` = no Will.
+    pub(crate) topic: Option<(String, u8, bool)>,
+    /// Message (may be set before a topic exists, protocol reference A20).
+    pub(crate) msg: Bytes,
+}
+
+/// A subscription the client holds, to restore it upstream after a session loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubKind {
+    /// Topic name or filter (TopicIdType 0b00).
+    Name,
+    /// Predefined id.
+    Predefined(u16),
+    /// Two-character short name.
+    Short,
+}
+
+/// A QoS 1/2 PUBLISH from the client that the broker has not completed.
+#[derive(Debug, Clone)]
+pub(crate) struct Uplink {
+    pub(crate) msg_id: u16,
+    pub(crate) topic_id: u16,
+    pub(crate) topic: String,
+    pub(crate) payload: Bytes,
+    pub(crate) qos: u8,
+    pub(crate) retain: bool,
+    pub(crate) stage: UplinkStage,
+}
+
+/// Progress of an uplink QoS 1/2 publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UplinkStage {
+    /// Sent upstream, no answer yet.
+    Sent,
+    /// QoS 2: broker sent PUBREC, gateway sent PUBREC to the client.
+    Received,
+    /// QoS 2: client sent PUBREL before the broker completed.
+    Released,
+    /// QoS 2: broker completed before the client's PUBREL.
+    Completed,
+}
+
+/// A subscription request waiting for the broker's SUBACK.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSub {
+    pub(crate) msg_id: u16,
+    /// Topic id for the SUBACK (0 for wildcards and short names).
+    pub(crate) topic_id: u16,
+    pub(crate) filter: String,
+    /// Restoring a subscription after a session loss: no SUBACK to the client.
+    pub(crate) silent: bool,
+}
+
+/// A message from the broker on its way to the client.
+#[derive(Debug, Clone)]
+pub(crate) struct Downlink {
+    /// MQTT-SN topic name (prefix removed).
+    pub(crate) topic: String,
+    pub(crate) payload: Bytes,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    /// For the upstream ack (QoS 1/2).
+    pub(crate) delivery: Option<DeliveryId>,
+}
+
+/// The one gateway-initiated exchange in flight towards the client (protocol reference A24).
+#[derive(Debug, Clone)]
+pub(crate) struct Inflight {
+    pub(crate) msg: Downlink,
+    pub(crate) msg_id: u16,
+    pub(crate) step: InflightStep,
+    pub(crate) sent_at: Instant,
+    pub(crate) retries: u8,
+}
+
+/// What the gateway waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InflightStep {
+    /// REGACK for a REGISTER of `topic_id`, before the PUBLISH.
+    Regack { topic_id: u16 },
+    /// PUBACK (QoS 1) or PUBREC (QoS 2) for a PUBLISH.
+    Publish { topic_id: u16, id_type: sn_codec::TopicIdType },
+    /// PUBCOMP for a PUBREL.
+    Pubcomp,
+}
+
+/// An incoming upstream delivery whose ack must wait for earlier ones (acks go in order).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingAck {
+    pub(crate) link: LinkId,
+    pub(crate) delivery: DeliveryId,
+    pub(crate) done: bool,
+}
+
+/// Everything the gateway keeps about one client.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) client_id: String,
+    pub(crate) peer: PeerAddr,
+    pub(crate) state: State,
+    pub(crate) clean_session: bool,
+    /// Keep-alive supervision period (None = no supervision).
+    pub(crate) keep_alive: Option<Duration>,
+    /// Sleep duration while Asleep/Awake.
+    pub(crate) sleep: Option<Duration>,
+    /// Last datagram from the client.
+    pub(crate) last_rx: Instant,
+    /// Deadline for the Connecting phase or the sleep timer.
+    pub(crate) state_deadline: Option<Instant>,
+    pub(crate) will: WillSpec,
+    /// The upstream link (None while prompting, Disconnected or Lost).
+    pub(crate) link: Option<LinkId>,
+    pub(crate) link_up: bool,
+    pub(crate) registry: TopicRegistry,
+    pub(crate) subscriptions: BTreeMap<String, (SubKind, u8)>,
+    pub(crate) pending_subs: BTreeMap<Token, PendingSub>,
+    /// Uplink QoS 1/2 publishes by token.
+    pub(crate) uplink: BTreeMap<Token, Uplink>,
+    /// Last PUBACK/PUBCOMP sent per MsgId, to answer retransmissions identically.
+    pub(crate) recent_replies: VecDeque<(u16, Instant, sn_codec::MsgType, u16)>,
+    /// Topic names the client rejected in a REGACK (not delivered until the next SUBSCRIBE).
+    pub(crate) rejected: BTreeSet<String>,
+    /// Messages waiting behind `inflight` (awake) or buffered (asleep).
+    pub(crate) queue: VecDeque<Downlink>,
+    pub(crate) inflight: Option<Inflight>,
+    pub(crate) next_msg_id: u16,
+    /// Upstream acks in receive order.
+    pub(crate) acks: VecDeque<PendingAck>,
+    /// Messages received from and sent to the client (for `clients` listings).
+    pub(crate) rx_count: u64,
+    pub(crate) tx_count: u64,
+    /// The instant under which this session is filed in the timer table.
+    pub(crate) timer_key: Option<Instant>,
+}
+
+impl Session {
+    pub(crate) fn new(client_id: String, peer: PeerAddr, now: Instant) -> Self {
+        Session {
+            client_id,
+            peer,
+            state: State::Disconnected,
+            clean_session: true,
+            keep_alive: None,
+            sleep: None,
+            last_rx: now,
+            state_deadline: None,
+            will: WillSpec::default(),
+            link: None,
+            link_up: false,
+            registry: TopicRegistry::default(),
+            subscriptions: BTreeMap::new(),
+            pending_subs: BTreeMap::new(),
+            uplink: BTreeMap::new(),
+            recent_replies: VecDeque::new(),
+            rejected: BTreeSet::new(),
+            queue: VecDeque::new(),
+            inflight: None,
+            next_msg_id: 0,
+            acks: VecDeque::new(),
+            rx_count: 0,
+            tx_count: 0,
+            timer_key: None,
+        }
+    }
+
+    /// A fresh MsgId for a gateway-initiated message: 1..=0xFFFF, never 0.
+    pub(crate) fn take_msg_id(&mut self) -> u16 {
+        self.next_msg_id = self.next_msg_id.checked_add(1).unwrap_or(1).max(1);
+        self.next_msg_id
+    }
+
+    /// Forgets registrations, subscriptions and queued messages (CleanSession=1).
+    pub(crate) fn clear_state(&mut self) {
+        self.registry.clear();
+        self.subscriptions.clear();
+        self.pending_subs.clear();
+        self.rejected.clear();
+        self.will = WillSpec::default();
+    }
+}

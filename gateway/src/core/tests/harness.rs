@@ -1,0 +1,187 @@
+//! The scenario harness: drives a [`Gateway`] like the shell does, with time under control.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sn_codec::{Connect, Instant, Packet};
+
+use crate::core::addr::{ListenerId, PeerAddr, Wnid};
+use crate::core::config::GatewayConfig;
+use crate::core::event::{Destination, GatewayEvent};
+use crate::core::upstream::{LinkId, UpstreamCmd, UpstreamEvent};
+use crate::core::Gateway;
+
+pub(super) struct Harness {
+    pub(super) gw: Gateway,
+    pub(super) now: Instant,
+    /// Datagrams sent, in order: destination and bytes.
+    pub(super) sent: Vec<(SocketAddr, Vec<u8>)>,
+    pub(super) cmds: Vec<UpstreamCmd>,
+    pub(super) events: Vec<GatewayEvent>,
+}
+
+pub(super) fn encode(p: &Packet<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; p.encoded_len().unwrap()];
+    let n = p.encode(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// A client at 10.0.0.`n`:5000.
+pub(super) fn peer(n: u8) -> PeerAddr {
+    PeerAddr::Udp { listener: ListenerId(0), addr: SocketAddr::from(([10, 0, 0, n], 5000)) }
+}
+
+/// A node behind the forwarder at 10.0.1.1:6000.
+pub(super) fn node(wnid: &[u8]) -> PeerAddr {
+    PeerAddr::Forwarded {
+        listener: ListenerId(0),
+        forwarder: SocketAddr::from(([10, 0, 1, 1], 6000)),
+        wnid: Wnid(wnid.into()),
+    }
+}
+
+pub(super) fn connect(id: &str, will: bool, clean: bool, keep_alive: u16) -> Vec<u8> {
+    encode(&Packet::Connect(Connect { will, clean_session: clean, duration: keep_alive, client_id: id.as_bytes() }))
+}
+
+impl Harness {
+    pub(super) fn new(cfg: GatewayConfig) -> Self {
+        let now = Instant::from_millis(1_000_000);
+        let mut h = Harness { gw: Gateway::new(cfg, now), now, sent: vec![], cmds: vec![], events: vec![] };
+        h.drain();
+        h.upstream(UpstreamEvent::LinkUp { link: LinkId::GATEWAY, session_present: false, lost: vec![] });
+        h.clear();
+        h
+    }
+
+    pub(super) fn default() -> Self {
+        Self::new(GatewayConfig::default())
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.sent.clear();
+        self.cmds.clear();
+        self.events.clear();
+    }
+
+    fn drain(&mut self) {
+        let mut buf = vec![0u8; 70_000];
+        while let Some(t) = self.gw.poll_transmit(&mut buf) {
+            let Destination::Unicast { addr, .. } = t.to else { panic!("unexpected multicast") };
+            self.sent.push((addr, buf[..t.len].to_vec()));
+        }
+        while let Some(c) = self.gw.poll_upstream() {
+            self.cmds.push(c);
+        }
+        while let Some(e) = self.gw.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// Delivers raw bytes from a peer.
+    pub(super) fn raw(&mut self, from: &PeerAddr, bytes: &[u8]) {
+        // A forwarded node's datagram arrives encapsulated from the forwarder.
+        match from {
+            PeerAddr::Udp { .. } => self.gw.handle_datagram(self.now, from.clone(), bytes),
+            PeerAddr::Forwarded { listener, forwarder, wnid } => {
+                let mut buf = vec![0u8; bytes.len() + wnid.0.len() + 3];
+                let e = sn_codec::Encapsulated { radius: 0, wnid: &wnid.0, inner: bytes };
+                let n = e.encode(&mut buf).unwrap();
+                let udp = PeerAddr::Udp { listener: *listener, addr: *forwarder };
+                self.gw.handle_datagram(self.now, udp, &buf[..n]);
+            }
+        }
+        self.drain();
+    }
+
+    /// Delivers a packet from a peer.
+    pub(super) fn recv(&mut self, from: &PeerAddr, p: Packet<'_>) {
+        self.raw(from, &encode(&p));
+    }
+
+    pub(super) fn upstream(&mut self, e: UpstreamEvent) {
+        self.gw.handle_upstream(self.now, e);
+        self.drain();
+    }
+
+    /// Moves the clock forward by `d`, firing every deadline on the way in order.
+    pub(super) fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        while let Some(at) = self.gw.poll_timeout() {
+            assert!(at >= self.now, "poll_timeout in the past");
+            if at > target {
+                break;
+            }
+            self.now = at;
+            self.gw.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = target;
+    }
+
+    /// Datagrams sent to `to` since the last clear, decoded (inner message for forwarded nodes).
+    pub(super) fn sent_to(&self, to: &PeerAddr) -> Vec<Vec<u8>> {
+        self.sent
+            .iter()
+            .filter(|(addr, _)| *addr == to.socket_addr())
+            .map(|(_, b)| match to {
+                PeerAddr::Forwarded { wnid, .. } => {
+                    let e = sn_codec::Encapsulated::decode(b).unwrap();
+                    assert_eq!(e.wnid, &wnid.0[..], "reply must echo the WNID");
+                    e.inner.to_vec()
+                }
+                PeerAddr::Udp { .. } => b.clone(),
+            })
+            .collect()
+    }
+
+    /// Asserts that exactly these packets were sent to `to` (since the last clear), then clears.
+    pub(super) fn expect(&mut self, to: &PeerAddr, packets: &[Packet<'_>]) {
+        let got: Vec<String> = self.sent_to(to).iter().map(|b| Packet::decode(b).unwrap().to_string()).collect();
+        let want: Vec<String> = packets.iter().map(|p| p.to_string()).collect();
+        assert_eq!(got, want);
+        let got_bytes = self.sent_to(to);
+        let want_bytes: Vec<Vec<u8>> = packets.iter().map(encode).collect();
+        assert_eq!(got_bytes, want_bytes);
+        self.sent.retain(|(a, _)| *a != to.socket_addr());
+    }
+
+    /// Asserts that nothing was sent to anybody.
+    pub(super) fn expect_silence(&self) {
+        let shown: Vec<String> =
+            self.sent.iter().map(|(a, b)| format!("{a}: {:?}", Packet::decode(b).map(|p| p.to_string()))).collect();
+        assert!(shown.is_empty(), "unexpected datagrams: {shown:?}");
+    }
+
+    /// The upstream commands issued since the last call.
+    pub(super) fn take_cmds(&mut self) -> Vec<UpstreamCmd> {
+        std::mem::take(&mut self.cmds)
+    }
+
+    /// The upstream link opened by the last `Open` command.
+    pub(super) fn opened_link(&self) -> LinkId {
+        self.cmds
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                UpstreamCmd::Open { link, .. } => Some(*link),
+                _ => None,
+            })
+            .expect("an Open command")
+    }
+
+    /// Connects `id` from `from` with the broker accepting; returns its link.
+    pub(super) fn connect(&mut self, from: &PeerAddr, id: &str, clean: bool, keep_alive: u16) -> LinkId {
+        self.raw(from, &connect(id, false, clean, keep_alive));
+        let link = self.opened_link();
+        self.upstream(UpstreamEvent::LinkUp { link, session_present: false, lost: vec![] });
+        self.expect(from, &[Packet::Connack { return_code: sn_codec::ReturnCode::Accepted }]);
+        self.clear();
+        link
+    }
+
+    pub(super) fn has_event(&self, f: impl Fn(&GatewayEvent) -> bool) -> bool {
+        self.events.iter().any(f)
+    }
+}

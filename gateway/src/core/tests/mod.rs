@@ -1,0 +1,8 @@
+//! Whole-core scenarios with scripted clients, an in-memory upstream and a simulated clock.
+//! Test names are sentences; assertions are on datagrams, upstream commands and events.
+
+mod harness;
+mod lifecycle;
+mod publish;
+mod sleeping;
+mod subscribe;
