@@ -1,0 +1,399 @@
+//! The command line of `mqtt-sn-gateway` ([`Cli`]): which configuration file to read, a few
+//! overrides of its values, logging, and the subcommand.
+//!
+//! Override values are kept as given and checked by [`Cli::settings`], so a bad value is a
+//! [`ConfigError::Flag`] naming the flag, checked with the same rules as the file's keys.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, ConfigError, Overrides, SHIPPED, Settings};
+
+/// Configuration file read when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "config/gateway.toml";
+
+/// Name shown in messages when the compiled-in configuration is used.
+const BUILT_IN: &str = "<built-in config/gateway.toml>";
+
+/// MQTT-SN v1.2 gateway: turns every sensor mote into an MQTT session at an upstream broker.
+///
+/// Reads its settings from a TOML file (see config/gateway.toml for every key); the flags below
+/// override a few of them.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mqtt-sn-gateway", version)]
+pub struct Cli {
+    /// Configuration file [default: config/gateway.toml; when that file does not exist, the
+    /// compiled-in copy of the shipped config/gateway.toml is used]. A file given here (or in
+    /// the environment variable) must exist.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "MQTT_SN_GATEWAY_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// UDP address to listen on, e.g. `0.0.0.0:1883` or `[::1]:10000`. Repeatable; replaces every
+    /// `[[listeners.udp]]` of the file (their multicast settings included).
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
+    pub listen: Vec<String>,
+
+    /// Upstream broker, `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` (default ports 1883 /
+    /// 8883); replaces upstream.url. mqtts:// needs upstream.tls.ca_file in the file.
+    #[arg(long, global = true, value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// GwId announced in ADVERTISE and GWINFO (0..=255); replaces gateway.id.
+    #[arg(long, global = true, value_name = "N")]
+    pub gateway_id: Option<String>,
+
+    /// Global predefined topic id, e.g. 1=site/status (id 1..=65534, decimal or 0x hex; the
+    /// topic must not contain + or #). Repeatable; replaces a file entry with the same id.
+    #[arg(long, global = true, value_name = "ID=TOPIC")]
+    pub predefined: Vec<String>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
+    /// "info,gateway=debug".
+    #[arg(
+        long,
+        global = true,
+        env = "MQTT_SN_GATEWAY_LOG",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub log: String,
+
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default when no subcommand is given).
+    Run,
+    /// Validate the configuration (file plus overrides), print a summary of the effective
+    /// settings and exit 0; on error print the message and exit 2.
+    CheckConfig,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The subcommand, [`Command::Run`] when none was given.
+    pub fn action(&self) -> Command {
+        self.command.unwrap_or(Command::Run)
+    }
+
+    /// The file [`Cli::settings`] reads; `None` when it falls back to the compiled-in
+    /// configuration (no `--config` and no `config/gateway.toml` in the working directory).
+    pub fn config_file(&self) -> Option<PathBuf> {
+        self.config_file_with_default(Path::new(DEFAULT_CONFIG))
+    }
+
+    /// Loads the configuration file (see [`Cli::config_file`]) and applies the overrides.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Flag`] for a bad override value; otherwise as [`config::load`].
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        self.settings_with_default(Path::new(DEFAULT_CONFIG))
+    }
+
+    /// [`Cli::config_file`] with `default` as the default path.
+    fn config_file_with_default(&self, default: &Path) -> Option<PathBuf> {
+        match &self.config {
+            Some(p) => Some(p.clone()),
+            // An unreadable default file is still "the file": reading it reports the error.
+            None if default.try_exists().unwrap_or(true) => Some(default.to_path_buf()),
+            None => None,
+        }
+    }
+
+    /// [`Cli::settings`] with `default` as the default path.
+    fn settings_with_default(&self, default: &Path) -> Result<Settings, ConfigError> {
+        let ov = self.overrides()?;
+        match self.config_file_with_default(default) {
+            Some(path) => config::load_with(&path, &ov),
+            None => config::parse_with(SHIPPED, Path::new(BUILT_IN), &ov),
+        }
+    }
+
+    /// Parses the override flags.
+    fn overrides(&self) -> Result<Overrides, ConfigError> {
+        let listen = if self.listen.is_empty() {
+            None
+        } else {
+            let addrs = self.listen.iter().map(|s| config::socket_addr(s));
+            Some(
+                addrs
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(flag("--listen"))?,
+            )
+        };
+        let upstream = self
+            .upstream
+            .as_deref()
+            .map(config::upstream_url)
+            .transpose()
+            .map_err(flag("--upstream"))?;
+        let gateway_id = self
+            .gateway_id
+            .as_deref()
+            .map(|s| {
+                s.parse::<u8>()
+                    .map_err(|_| format!("{s:?} is not a gateway id (0..=255)"))
+            })
+            .transpose()
+            .map_err(flag("--gateway-id"))?;
+        let predefined = self
+            .predefined
+            .iter()
+            .map(|s| config::predefined_flag(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(flag("--predefined"))?;
+        Ok(Overrides {
+            listen,
+            upstream,
+            gateway_id,
+            predefined,
+        })
+    }
+}
+
+/// Turns a reason into a [`ConfigError::Flag`] for `flag`.
+fn flag(flag: &'static str) -> impl Fn(String) -> ConfigError {
+    move |reason| ConfigError::Flag {
+        flag: flag.into(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::io::config::Scheme;
+
+    /// The shipped file, by absolute path (independent of the working directory).
+    fn shipped() -> String {
+        format!("{}/../config/gateway.toml", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Parses `args` after the program name and the shipped `--config`.
+    fn cli(args: &[&str]) -> Cli {
+        let config = shipped();
+        let mut all = vec!["mqtt-sn-gateway", "--config", config.as_str()];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    /// The `ConfigError::Flag` that `args` produce.
+    fn flag_error(args: &[&str]) -> (String, String) {
+        match cli(args).settings() {
+            Err(ConfigError::Flag { flag, reason }) => (flag, reason),
+            other => panic!("{args:?}: expected a flag error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_documents_every_flag_and_subcommand() {
+        let help = Cli::command().render_long_help().to_string();
+        for s in [
+            "--config",
+            "MQTT_SN_GATEWAY_CONFIG",
+            "--listen",
+            "--upstream",
+            "--gateway-id",
+            "--predefined",
+            "--log ",
+            "MQTT_SN_GATEWAY_LOG",
+            "--log-format",
+            "check-config",
+            "run",
+        ] {
+            assert!(help.contains(s), "--help lacks {s}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn no_subcommand_means_run_and_defaults_apply() {
+        let c = Cli::try_parse_from(["mqtt-sn-gateway"]).unwrap();
+        assert_eq!(c.action(), Command::Run);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.listen.is_empty() && c.predefined.is_empty());
+        let c = Cli::try_parse_from(["mqtt-sn-gateway", "check-config", "--log-format", "json"])
+            .unwrap();
+        assert_eq!(c.action(), Command::CheckConfig);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let c =
+            Cli::try_parse_from(["mqtt-sn-gateway", "check-config", "--config", "x.toml"]).unwrap();
+        assert_eq!(c.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(c.config_file(), Some(PathBuf::from("x.toml")));
+    }
+
+    #[test]
+    fn unknown_log_formats_and_flags_are_rejected_by_the_parser() {
+        assert!(Cli::try_parse_from(["mqtt-sn-gateway", "--log-format", "xml"]).is_err());
+        assert!(Cli::try_parse_from(["mqtt-sn-gateway", "--udp-port", "1"]).is_err());
+        assert!(Cli::try_parse_from(["mqtt-sn-gateway", "serve"]).is_err());
+    }
+
+    #[test]
+    fn without_overrides_the_file_is_used_as_is() {
+        let s = cli(&[]).settings().unwrap();
+        assert_eq!(s, config::load(Path::new(&shipped())).unwrap());
+    }
+
+    #[test]
+    fn listen_replaces_the_files_listeners_with_ipv4_and_ipv6() {
+        let s = cli(&["--listen", "127.0.0.1:10000", "--listen", "[::1]:10000"])
+            .settings()
+            .unwrap();
+        let binds: Vec<SocketAddr> = s.io.listeners.iter().map(|l| l.bind).collect();
+        assert_eq!(
+            binds,
+            [
+                "127.0.0.1:10000".parse().unwrap(),
+                "[::1]:10000".parse().unwrap()
+            ]
+        );
+        assert!(s.io.listeners.iter().all(|l| l.multicast.is_none()));
+    }
+
+    #[test]
+    fn bad_listen_values_name_the_flag() {
+        for bad in [
+            "1883",
+            "localhost:1883",
+            "0.0.0.0",
+            "::1:1883",
+            "0.0.0.0:99999",
+        ] {
+            let (flag, reason) = flag_error(&["--listen", bad]);
+            assert_eq!(flag, "--listen");
+            assert!(reason.contains(bad), "{reason}");
+        }
+        let (_, reason) = flag_error(&["--listen", "[::1]:1", "--listen", "[::1]:1"]);
+        assert!(reason.contains("twice"), "{reason}");
+    }
+
+    #[test]
+    fn upstream_replaces_the_url() {
+        let s = cli(&["--upstream", "mqtt://broker.local"])
+            .settings()
+            .unwrap();
+        assert_eq!(s.io.upstream.scheme, Scheme::Mqtt);
+        assert_eq!(
+            (s.io.upstream.host.as_str(), s.io.upstream.port),
+            ("broker.local", 1883)
+        );
+        let s = cli(&["--upstream", "mqtt://[::1]:11883"])
+            .settings()
+            .unwrap();
+        assert_eq!(
+            (s.io.upstream.host.as_str(), s.io.upstream.port),
+            ("::1", 11883)
+        );
+    }
+
+    #[test]
+    fn bad_upstream_values_name_the_flag() {
+        let (flag, reason) = flag_error(&["--upstream", "http://broker"]);
+        assert_eq!(flag, "--upstream");
+        assert!(reason.contains("unsupported scheme"), "{reason}");
+        let (_, reason) = flag_error(&["--upstream", "broker:1883"]);
+        assert!(reason.contains("mqtt://"), "{reason}");
+        // The shipped file has no CA file, and no system trust store is used.
+        let (flag, reason) = flag_error(&["--upstream", "mqtts://broker"]);
+        assert_eq!(flag, "--upstream");
+        assert!(reason.contains("ca_file"), "{reason}");
+    }
+
+    #[test]
+    fn gateway_id_replaces_the_id_and_the_default_gateway_client_id() {
+        let s = cli(&["--gateway-id", "42"]).settings().unwrap();
+        assert_eq!(s.core.gateway_id, 42);
+        assert_eq!(s.core.upstream.gateway_client_id, "mqtt-sn-gateway-42");
+        for bad in ["256", "-1", "x", ""] {
+            let (flag, _) = flag_error(&[&format!("--gateway-id={bad}")]);
+            assert_eq!(flag, "--gateway-id");
+        }
+    }
+
+    #[test]
+    fn predefined_adds_global_ids() {
+        let s = cli(&[
+            "--predefined",
+            "1=site/status",
+            "--predefined",
+            "0x20=site/cmd",
+        ])
+        .settings()
+        .unwrap();
+        assert_eq!(s.core.predefined.topic(None, 1), Some("site/status"));
+        assert_eq!(s.core.predefined.topic(Some("any"), 32), Some("site/cmd"));
+    }
+
+    #[test]
+    fn bad_predefined_values_name_the_flag() {
+        for bad in ["0=a", "65535=a", "1=a/+/b", "1=a/#", "1=", "1", "one=a"] {
+            let (flag, _) = flag_error(&["--predefined", bad]);
+            assert_eq!(flag, "--predefined", "{bad}");
+        }
+        let (_, reason) = flag_error(&["--predefined", "1=a", "--predefined", "1=b"]);
+        assert!(reason.contains("twice"), "{reason}");
+        let (_, reason) = flag_error(&["--predefined", "1=a", "--predefined", "2=a"]);
+        assert!(reason.contains("already predefined"), "{reason}");
+    }
+
+    #[test]
+    fn a_missing_default_file_falls_back_to_the_built_in_config() {
+        let c = Cli::try_parse_from(["mqtt-sn-gateway", "--gateway-id", "3"]).unwrap();
+        let c = Cli { config: None, ..c };
+        let missing = Path::new("/nonexistent/mqtt-sn-gateway/gateway.toml");
+        assert_eq!(c.config_file_with_default(missing), None);
+        let s = c.settings_with_default(missing).unwrap();
+        assert_eq!(s.core.gateway_id, 3);
+        assert_eq!(s.io.listeners[0].bind, "0.0.0.0:1883".parse().unwrap());
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        let c =
+            Cli::try_parse_from(["mqtt-sn-gateway", "--config", "/nonexistent/g.toml"]).unwrap();
+        let e = c.settings().unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/g.toml: cannot read"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! Second pass: `FileConfig` (shape already checked by serde) → [`Settings`].
+//!
+//! Fills defaults (from `GatewayConfig::default()` / `IoConfig::default()` and architecture.md
+//! §7), checks ranges and cross-field rules, resolves and checks TLS file paths, and applies the
+//! command-line [`Overrides`]. The first problem found is returned, with the position of the
+//! offending value when it is in the file.
+
+mod listeners;
+mod predefined;
+mod upstream;
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::Settings;
+use super::duration::{self, Dur};
+use super::error::{ConfigError, Position};
+use super::file::{FileConfig, FileOverflow, Int};
+use super::values::UpstreamUrl;
+use crate::core::config::{
+    DiscoveryConfig, ForwarderPolicy, GatewayConfig, OverflowPolicy, QosMinus1Config, SleepConfig,
+    Tolerance,
+};
+use crate::io::config::IoConfig;
+
+/// Command-line values that replace what the file says. Each is already parsed; rules that
+/// involve the file (duplicates, TLS for `mqtts`) are checked here and reported as
+/// [`ConfigError::Flag`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    /// `--listen`: replaces every `[[listeners.udp]]` (multicast settings included).
+    pub(crate) listen: Option<Vec<SocketAddr>>,
+    /// `--upstream`: replaces `upstream.url`.
+    pub(crate) upstream: Option<UpstreamUrl>,
+    /// `--gateway-id`: replaces `gateway.id`.
+    pub(crate) gateway_id: Option<u8>,
+    /// `--predefined`: global ids added to (or replacing) the file's global ones.
+    pub(crate) predefined: Vec<(u16, String)>,
+}
+
+/// Where errors point: the text (for line/column), the file name and the directory relative
+/// TLS paths are resolved against.
+pub(super) struct Ctx<'a> {
+    /// The whole file text.
+    text: &'a str,
+    /// The file name shown in messages.
+    path: &'a Path,
+    /// Directory of the file.
+    base_dir: PathBuf,
+}
+
+impl<'a> Ctx<'a> {
+    /// A validation error at `span` (or without a position).
+    fn err(&self, span: Option<Range<usize>>, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            position: span.map(|s| Position::of_span(self.text, &s)),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A validation error at the position of `v`.
+    fn at<T>(&self, v: &Spanned<T>, key: &str, reason: impl Into<String>) -> ConfigError {
+        self.err(Some(v.span()), key, reason)
+    }
+
+    /// An integer in `range`, converted to `T`; `default` when absent.
+    fn int<T: TryFrom<i64>>(
+        &self,
+        v: &Option<Spanned<Int>>,
+        key: &str,
+        range: RangeInclusive<i64>,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let n = v.get_ref().0;
+        if !range.contains(&n) {
+            return Err(self.at(
+                v,
+                key,
+                format!(
+                    "{n} is out of range; expected {}..={}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        T::try_from(n).map_err(|_| self.at(v, key, format!("{n} does not fit")))
+    }
+
+    /// A duration passing `check`; `default` when absent.
+    fn dur(
+        &self,
+        v: &Option<Spanned<Dur>>,
+        key: &str,
+        default: Duration,
+        check: impl FnOnce(Duration) -> Result<(), String>,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let d = v.get_ref().0;
+        check(d)
+            .map_err(|reason| self.at(v, key, format!("\"{}\" {reason}", duration::format(d))))?;
+        Ok(d)
+    }
+
+    /// A string passing `check`; `None` when absent.
+    fn string(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        check(v.get_ref()).map_err(|reason| self.at(v, key, reason))?;
+        Ok(Some(v.get_ref().clone()))
+    }
+
+    /// An IP address list (`allow = [...]`).
+    fn ips(
+        &self,
+        v: &Option<Vec<Spanned<String>>>,
+        key: &str,
+    ) -> Result<Option<Vec<IpAddr>>, ConfigError> {
+        let Some(list) = v else { return Ok(None) };
+        list.iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.get_ref().parse::<IpAddr>().map_err(|_| {
+                    self.at(
+                        s,
+                        &format!("{key}[{i}]"),
+                        format!("{:?} is not an IP address", s.get_ref()),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// A file path: relative paths are taken from the configuration file's directory; the file
+    /// must exist and be readable.
+    fn readable_file(&self, v: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        let raw = v.get_ref();
+        if raw.is_empty() {
+            return Err(self.at(v, key, "the path is empty"));
+        }
+        let path = self.base_dir.join(raw);
+        let shown = path.display();
+        match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => Err(self.at(v, key, format!("{shown} is not a regular file"))),
+            Ok(_) => match std::fs::File::open(&path) {
+                Ok(_) => Ok(path),
+                Err(e) => Err(self.at(v, key, format!("cannot read {shown}: {e}"))),
+            },
+            Err(e) => Err(self.at(v, key, format!("cannot read {shown}: {e}"))),
+        }
+    }
+}
+
+/// A duration must not be zero.
+fn positive(d: Duration) -> Result<(), String> {
+    if d.is_zero() {
+        Err("must be greater than zero".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// A duration carried on the wire as a u16 number of seconds.
+fn whole_seconds_u16(d: Duration) -> Result<(), String> {
+    if d.subsec_nanos() != 0 {
+        Err("must be a whole number of seconds".to_owned())
+    } else if d.as_secs() == 0 || d.as_secs() > u64::from(u16::MAX) {
+        Err("is out of range; expected 1s..=65535s".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// Validates `file` (read from `text` at `path`) and applies `ov`.
+pub(crate) fn validate(
+    file: FileConfig,
+    text: &str,
+    path: &Path,
+    ov: &Overrides,
+) -> Result<Settings, ConfigError> {
+    let base_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let cx = Ctx {
+        text,
+        path,
+        base_dir,
+    };
+    let d = GatewayConfig::default();
+    let g = &file.gateway;
+
+    let file_id: u8 = cx.int(&g.id, "gateway.id", 0..=255, d.gateway_id)?;
+    let gateway_id = ov.gateway_id.unwrap_or(file_id);
+    let client_id_max_len = cx.int(
+        &g.client_id_max_len,
+        "gateway.client_id_max_len",
+        1..=64,
+        d.client_id_max_len,
+    )?;
+    let mut core = GatewayConfig {
+        gateway_id,
+        client_id_max_len,
+        max_clients: cx.int(
+            &g.max_clients,
+            "gateway.max_clients",
+            1..=1_000_000,
+            d.max_clients,
+        )?,
+        max_topics_per_client: cx.int(
+            &g.max_topics_per_client,
+            "gateway.max_topics_per_client",
+            1..=0xFFFE,
+            d.max_topics_per_client,
+        )?,
+        max_packet_size: cx.int(
+            &g.max_packet_size,
+            "gateway.max_packet_size",
+            16..=65535,
+            d.max_packet_size,
+        )?,
+        max_inflight_from_client: cx.int(
+            &g.max_inflight_from_client,
+            "gateway.max_inflight_from_client",
+            1..=65535,
+            d.max_inflight_from_client,
+        )?,
+        downlink_queue: cx.int(
+            &g.downlink_queue,
+            "gateway.downlink_queue",
+            1..=65535,
+            d.downlink_queue,
+        )?,
+        uplink_buffer: cx.int(
+            &g.uplink_buffer,
+            "gateway.uplink_buffer",
+            1..=65535,
+            d.uplink_buffer,
+        )?,
+        allow_address_change: g.allow_address_change.unwrap_or(d.allow_address_change),
+        ..d
+    };
+
+    timers(&cx, &file, &mut core)?;
+    core.sleep = sleep(&cx, &file)?;
+    core.discovery = discovery(&cx, &file)?;
+    core.qos_minus1 = QosMinus1Config {
+        enabled: file.qos_minus1.enabled.unwrap_or(core.qos_minus1.enabled),
+        long_topic_form: file
+            .qos_minus1
+            .long_topic_form
+            .unwrap_or(core.qos_minus1.long_topic_form),
+        allow: cx.ips(&file.qos_minus1.allow, "qos_minus1.allow")?,
+    };
+    core.forwarders = ForwarderPolicy {
+        allow: cx.ips(&file.forwarders.allow, "forwarders.allow")?,
+    };
+
+    let mut io = IoConfig {
+        listeners: listeners::validate(&cx, &file.listeners, ov.listen.as_deref())?,
+        ..IoConfig::default()
+    };
+    let (session, endpoint) = upstream::validate(&cx, &file.upstream, &core, ov)?;
+    core.upstream = session;
+    io.upstream = endpoint;
+    core.predefined =
+        predefined::validate(&cx, &file.predefined, client_id_max_len, &ov.predefined)?;
+    Ok(Settings { core, io })
+}
+
+/// `[timers]`.
+fn timers(cx: &Ctx<'_>, file: &FileConfig, core: &mut GatewayConfig) -> Result<(), ConfigError> {
+    let t = &file.timers;
+    let dt = Tolerance::default();
+    core.t_retry = cx.dur(&t.t_retry, "timers.t_retry", core.t_retry, positive)?;
+    core.n_retry = cx.int(&t.n_retry, "timers.n_retry", 1..=20, core.n_retry)?;
+    core.tolerance = Tolerance {
+        long_percent: cx.int(
+            &t.keep_alive_tolerance_long_percent,
+            "timers.keep_alive_tolerance_long_percent",
+            0..=1000,
+            dt.long_percent,
+        )?,
+        short_percent: cx.int(
+            &t.keep_alive_tolerance_short_percent,
+            "timers.keep_alive_tolerance_short_percent",
+            0..=1000,
+            dt.short_percent,
+        )?,
+        short_cap: cx.dur(
+            &t.keep_alive_tolerance_short_cap,
+            "timers.keep_alive_tolerance_short_cap",
+            dt.short_cap,
+            |_| Ok(()),
+        )?,
+    };
+    core.max_keep_alive = match &t.max_keep_alive {
+        None => core.max_keep_alive,
+        v @ Some(_) => Some(cx.dur(
+            v,
+            "timers.max_keep_alive",
+            Duration::ZERO,
+            whole_seconds_u16,
+        )?),
+    };
+    Ok(())
+}
+
+/// `[sleep]`.
+fn sleep(cx: &Ctx<'_>, file: &FileConfig) -> Result<SleepConfig, ConfigError> {
+    let s = &file.sleep;
+    let d = SleepConfig::default();
+    Ok(SleepConfig {
+        max_buffered: cx.int(
+            &s.max_buffered,
+            "sleep.max_buffered",
+            1..=65535,
+            d.max_buffered,
+        )?,
+        overflow: match s.overflow {
+            None => d.overflow,
+            Some(FileOverflow::DropOldestQos0ThenReject) => {
+                OverflowPolicy::DropOldestQos0ThenReject
+            }
+            Some(FileOverflow::DropOldest) => OverflowPolicy::DropOldest,
+        },
+        allow_wake_from_new_address: s
+            .allow_wake_from_new_address
+            .unwrap_or(d.allow_wake_from_new_address),
+    })
+}
+
+/// `[discovery]`: checked even when disabled, so a later `enabled = true` does not surprise.
+fn discovery(cx: &Ctx<'_>, file: &FileConfig) -> Result<Option<DiscoveryConfig>, ConfigError> {
+    let s = &file.discovery;
+    let d = DiscoveryConfig::default();
+    let config = DiscoveryConfig {
+        advertise_interval: cx.dur(
+            &s.advertise_interval,
+            "discovery.advertise_interval",
+            d.advertise_interval,
+            whole_seconds_u16,
+        )?,
+        max_gwinfo_ttl: cx.int(
+            &s.max_gwinfo_ttl,
+            "discovery.max_gwinfo_ttl",
+            1..=255,
+            d.max_gwinfo_ttl,
+        )?,
+        max_gwinfo_delay: cx.dur(
+            &s.max_gwinfo_delay,
+            "discovery.max_gwinfo_delay",
+            d.max_gwinfo_delay,
+            |d| {
+                if d > Duration::from_secs(60) {
+                    Err("is too long; expected at most 60s (spec T_GWINFO: 5s)".to_owned())
+                } else {
+                    Ok(())
+                }
+            },
+        )?,
+    };
+    Ok(s.enabled.unwrap_or(false).then_some(config))
+}
