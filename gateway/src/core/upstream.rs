@@ -8,8 +8,11 @@
 //!   loss `LinkDown`.
 //! - A `Publish` reports `PublishDone` once the broker acknowledged it (QoS 1: PUBACK, QoS 2:
 //!   PUBCOMP; QoS 0: nothing). If the broker answers a reconnect with `session_present = false`,
-//!   publishes and subscriptions that were sent but not acknowledged are reported in
-//!   `LinkUp::lost` and the core submits them again.
+//!   QoS 1/2 publishes and subscriptions that were sent but not acknowledged are reported in
+//!   `LinkUp::lost` and the core submits them again. Subscribes and unsubscribes that were sent
+//!   but not answered are reported lost after every reconnect, also with
+//!   `session_present = true` (the rumqttc connector cannot re-send them; repeating one is
+//!   harmless).
 //! - Incoming messages are acknowledged only by `Ack`, which the core sends in receive order.
 //! - An `Open` for an upstream ClientId whose previous link is still closing waits for that
 //!   close first (so the broker never sees a takeover).
@@ -156,8 +159,10 @@ pub enum UpstreamEvent {
         link: LinkId,
         /// The broker still had the session.
         session_present: bool,
-        /// Requests sent before the reconnect that the broker will never acknowledge (only when
-        /// `session_present` is false); the core submits them again.
+        /// Requests sent before the reconnect that the broker will never acknowledge, in
+        /// submission order: QoS 1/2 publishes only when `session_present` is false,
+        /// un-answered subscribes and unsubscribes after any reconnect. The core submits them
+        /// again.
         lost: Vec<Token>,
     },
     /// The connection was lost or could not be made; the connector retries with backoff.

@@ -1,0 +1,505 @@
+//! One upstream link: the task that owns a rumqttc [`EventLoop`] for the link's whole life (R9)
+//! and the state it shares with the connector ([`LinkShared`]: correlation and outbox).
+//!
+//! The task only polls (R6). Commands reach rumqttc through `try_*` calls on the link's
+//! [`AsyncClient`], made by the connector or, for the outbox retry, by the task itself; none
+//! of them ever waits.
+//!
+//! Lifecycle: optionally wait for a previous link with the same upstream ClientId to finish
+//! closing → poll in a loop (on `Err`: report, sleep the backoff, poll again) → on
+//! [`LinkCtl::Close`] either finish the current poll and keep polling until
+//! `Outgoing::Disconnect` (graceful, bounded by the close deadline) or stop at once (the event
+//! loop is dropped without DISCONNECT, so the broker publishes the Will) → report `Closed`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish,
+    QoS, Request, SubscribeReasonCode,
+};
+use tokio::sync::{mpsc::UnboundedSender, watch};
+use tokio::time::Instant;
+
+use super::backoff::Backoff;
+use super::correlator::{Correlator, IncomingVerdict, OutgoingPublish, Unsent};
+use crate::core::upstream::{DeliveryId, LinkId, Refusal, Token, UpstreamEvent};
+
+/// What the connector tells a link task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkCtl {
+    /// Keep the link connected.
+    Run,
+    /// End the link.
+    Close {
+        /// A DISCONNECT has been queued: keep polling until it is sent (or `deadline`).
+        graceful: bool,
+        /// Latest end of a graceful close.
+        deadline: Instant,
+    },
+}
+
+/// A command waiting for room in rumqttc's request channel.
+#[derive(Debug, Clone)]
+pub(crate) enum OutCmd {
+    /// `try_publish`.
+    Publish {
+        token: Token,
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+    },
+    /// `try_subscribe`.
+    Subscribe {
+        token: Token,
+        filter: String,
+        qos: QoS,
+    },
+    /// `try_unsubscribe`.
+    Unsubscribe { token: Token, filter: String },
+    /// `try_ack` (QoS 1: PUBACK, QoS 2: PUBREC).
+    Ack { pkid: u16, qos: QoS },
+    /// `try_disconnect`.
+    Disconnect,
+}
+
+/// State shared by the connector and the link task (behind a std `Mutex`, held briefly).
+#[derive(Debug, Default)]
+pub(crate) struct LinkShared {
+    /// Packet id ↔ token bookkeeping.
+    pub(crate) corr: Correlator,
+    /// Commands rumqttc's channel had no room for, oldest first.
+    pub(crate) outbox: VecDeque<OutCmd>,
+}
+
+impl LinkShared {
+    /// Queues `cmd` behind anything already waiting and sends what the channel takes.
+    pub(crate) fn submit(&mut self, client: &AsyncClient, cmd: OutCmd) {
+        self.outbox.push_back(cmd);
+        self.flush(client);
+    }
+
+    /// Sends waiting commands in order until the channel is full.
+    pub(crate) fn flush(&mut self, client: &AsyncClient) {
+        while let Some(cmd) = self.outbox.pop_front() {
+            if let Err(cmd) = issue(client, &mut self.corr, cmd) {
+                self.outbox.push_front(cmd);
+                break;
+            }
+        }
+    }
+}
+
+/// Hands one command to rumqttc; on success records it for correlation (in the same critical
+/// section, so the link task cannot see its `Outgoing` event first). Gives the command back
+/// when the channel is full.
+fn issue(client: &AsyncClient, corr: &mut Correlator, cmd: OutCmd) -> Result<(), OutCmd> {
+    let sent = match &cmd {
+        OutCmd::Publish {
+            token,
+            topic,
+            payload,
+            qos,
+            retain,
+        } => client
+            .try_publish(topic.clone(), *qos, *retain, payload.to_vec())
+            .map(|()| corr.push_publish(*token, *qos as u8)),
+        OutCmd::Subscribe { token, filter, qos } => client
+            .try_subscribe(filter.clone(), *qos)
+            .map(|()| corr.push_subscribe(*token)),
+        OutCmd::Unsubscribe { token, filter } => client
+            .try_unsubscribe(filter.clone())
+            .map(|()| corr.push_unsubscribe(*token)),
+        OutCmd::Ack { pkid, qos } => {
+            // try_ack looks only at the packet id and the QoS.
+            let mut publish = Publish::new("", *qos, Vec::new());
+            publish.pkid = *pkid;
+            client
+                .try_ack(&publish)
+                .map(|()| corr.delivery_acked(*pkid, *qos as u8))
+        }
+        OutCmd::Disconnect => client.try_disconnect(),
+    };
+    sent.map_err(|_| cmd)
+}
+
+/// Locks the shared state; a poisoned lock (a panic elsewhere) still holds consistent data.
+pub(crate) fn lock(shared: &Mutex<LinkShared>) -> MutexGuard<'_, LinkShared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What one poll produced.
+enum Polled {
+    Event(Event),
+    Error(ConnectionError),
+    /// Close without DISCONNECT (or the connector is gone).
+    Abort,
+    /// The graceful close deadline passed.
+    Deadline,
+}
+
+/// Whether the link keeps running after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Done,
+}
+
+/// The task of one link. Built by the connector, consumed by [`LinkTask::run`].
+pub(crate) struct LinkTask {
+    pub(crate) link: LinkId,
+    pub(crate) eventloop: EventLoop,
+    /// A clone of the connector's client, for outbox retries and QoS 2 re-acks.
+    pub(crate) client: AsyncClient,
+    pub(crate) shared: Arc<Mutex<LinkShared>>,
+    pub(crate) events: UnboundedSender<UpstreamEvent>,
+    pub(crate) ctl: watch::Receiver<LinkCtl>,
+    pub(crate) backoff: Backoff,
+    /// Completion signal of a previous link with the same ClientId that is still closing;
+    /// carries that link's incoming QoS 2 ids still awaiting PUBREL.
+    pub(crate) wait_for: Option<watch::Receiver<Vec<u16>>>,
+    /// Dropped when the task ends (also on abort or panic): wakes the next link's `wait_for`.
+    /// Set to [`Correlator::awaiting_pubrel`] just before.
+    pub(crate) done: watch::Sender<Vec<u16>>,
+}
+
+impl LinkTask {
+    /// Runs the link until it is closed, then reports `Closed`.
+    pub(crate) async fn run(mut self) {
+        let link = self.link;
+        let proceed = match self.wait_for.take() {
+            Some(previous) => match wait_previous(&mut self.ctl, previous).await {
+                Some(awaiting_pubrel) => {
+                    lock(&self.shared)
+                        .corr
+                        .inherit_awaiting_pubrel(&awaiting_pubrel);
+                    true
+                }
+                None => false,
+            },
+            None => true,
+        };
+        if proceed {
+            self.poll_loop().await;
+        }
+        let LinkTask {
+            eventloop,
+            events,
+            done,
+            shared,
+            ..
+        } = self;
+        done.send_replace(lock(&shared).corr.awaiting_pubrel());
+        // Close the connection before telling anyone.
+        drop(eventloop);
+        tracing::debug!(%link, "upstream link closed");
+        let _ = events.send(UpstreamEvent::Closed { link });
+        drop(done);
+    }
+
+    async fn poll_loop(&mut self) {
+        let mut closing: Option<Instant> = None;
+        let mut connected_since: Option<Instant> = None;
+        loop {
+            match poll_once(&mut self.eventloop, &mut self.ctl, &mut closing).await {
+                Polled::Event(event) => {
+                    if self.handle(event, &mut connected_since) == Flow::Done {
+                        return;
+                    }
+                }
+                Polled::Error(error) => {
+                    if self.after_error(&mut connected_since) == Flow::Done || closing.is_some() {
+                        return;
+                    }
+                    self.report_error(&error);
+                    let connected_for = connected_since.take().map(|t| t.elapsed());
+                    let delay = self.backoff.after_failure(connected_for);
+                    tracing::debug!(link = %self.link, ?delay, "upstream reconnect backoff");
+                    if !sleep_unless_closed(&mut self.ctl, delay).await {
+                        return;
+                    }
+                }
+                Polled::Abort | Polled::Deadline => return,
+            }
+        }
+    }
+
+    fn emit(&self, event: UpstreamEvent) {
+        // The receiver is gone only when the gateway is shutting down.
+        let _ = self.events.send(event);
+    }
+
+    fn report_error(&self, error: &ConnectionError) {
+        let link = self.link;
+        match error {
+            ConnectionError::ConnectionRefused(code) => {
+                let Some(refusal) = refusal(*code) else {
+                    return;
+                };
+                tracing::warn!(%link, ?refusal, "upstream broker refused the connection");
+                self.emit(UpstreamEvent::Refused { link, refusal });
+            }
+            other => {
+                let reason = other.to_string();
+                tracing::info!(%link, %reason, "upstream link down");
+                self.emit(UpstreamEvent::LinkDown { link, reason });
+            }
+        }
+    }
+
+    /// After a poll error: handle the events rumqttc had buffered before failing, then tell the
+    /// correlator which requests sit unsent in rumqttc's `pending` queue.
+    fn after_error(&mut self, connected_since: &mut Option<Instant>) -> Flow {
+        let stale: Vec<Event> = self.eventloop.state.events.drain(..).collect();
+        for event in stale {
+            if self.handle(event, connected_since) == Flow::Done {
+                return Flow::Done;
+            }
+        }
+        let mut unsent = Unsent::default();
+        for request in &self.eventloop.pending {
+            match request {
+                Request::Publish(p) if p.pkid == 0 => unsent.publishes += 1,
+                Request::Subscribe(_) => unsent.subscribes += 1,
+                Request::Unsubscribe(_) => unsent.unsubscribes += 1,
+                _ => {}
+            }
+        }
+        lock(&self.shared).corr.connection_lost(unsent);
+        Flow::Continue
+    }
+
+    /// Turns one rumqttc event into core events, then retries the outbox.
+    fn handle(&mut self, event: Event, connected_since: &mut Option<Instant>) -> Flow {
+        let link = self.link;
+        let mut out: Vec<UpstreamEvent> = Vec::new();
+        let mut flow = Flow::Continue;
+        {
+            let mut guard = lock(&self.shared);
+            let shared = &mut *guard;
+            let corr = &mut shared.corr;
+            match event {
+                Event::Incoming(Packet::ConnAck(ack)) => {
+                    *connected_since = Some(Instant::now());
+                    let lost = corr.connack(ack.session_present);
+                    if ack.session_present {
+                        for pkid in corr.awaiting_pubrel() {
+                            expect_pubrel(&mut self.eventloop, pkid);
+                        }
+                    } else {
+                        // A publish held back by an id collision is reported lost; rumqttc
+                        // would otherwise send it into the new session on an ack that never
+                        // comes.
+                        self.eventloop.state.collision = None;
+                    }
+                    tracing::info!(%link, session_present = ack.session_present,
+                        lost = lost.len(), "upstream link up");
+                    out.push(UpstreamEvent::LinkUp {
+                        link,
+                        session_present: ack.session_present,
+                        lost,
+                    });
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let qos = p.qos as u8;
+                    match corr.incoming_publish(p.pkid, qos) {
+                        IncomingVerdict::Deliver => out.push(UpstreamEvent::Message {
+                            link,
+                            delivery: DeliveryId { pkid: p.pkid, qos },
+                            topic: p.topic,
+                            payload: p.payload,
+                            qos,
+                            retain: p.retain,
+                        }),
+                        IncomingVerdict::Duplicate => {
+                            tracing::debug!(%link, pkid = p.pkid, "QoS 2 duplicate dropped");
+                        }
+                        IncomingVerdict::DuplicateReack => {
+                            tracing::debug!(%link, pkid = p.pkid, "QoS 2 duplicate re-acked");
+                            shared.outbox.push_back(OutCmd::Ack {
+                                pkid: p.pkid,
+                                qos: p.qos,
+                            });
+                        }
+                    }
+                }
+                Event::Incoming(Packet::PubAck(ack)) => {
+                    if let Some(token) = corr.puback(ack.pkid) {
+                        out.push(UpstreamEvent::PublishDone { link, token });
+                    }
+                }
+                Event::Incoming(Packet::PubRec(rec)) => {
+                    if let Some(token) = corr.pubrec(rec.pkid) {
+                        out.push(UpstreamEvent::PublishReceived { link, token });
+                    }
+                }
+                Event::Incoming(Packet::PubComp(comp)) => {
+                    if let Some(token) = corr.pubcomp(comp.pkid) {
+                        out.push(UpstreamEvent::PublishDone { link, token });
+                    }
+                }
+                Event::Incoming(Packet::PubRel(rel)) => corr.incoming_pubrel(rel.pkid),
+                Event::Incoming(Packet::SubAck(ack)) => {
+                    if let Some(token) = corr.suback(ack.pkid) {
+                        let granted = match ack.return_codes.first() {
+                            Some(SubscribeReasonCode::Success(qos)) => Some(*qos as u8),
+                            _ => None,
+                        };
+                        out.push(UpstreamEvent::SubAck {
+                            link,
+                            token,
+                            granted,
+                        });
+                    }
+                }
+                Event::Incoming(Packet::UnsubAck(ack)) => {
+                    if let Some(token) = corr.unsuback(ack.pkid) {
+                        out.push(UpstreamEvent::UnsubAck { link, token });
+                    }
+                }
+                Event::Outgoing(Outgoing::Publish(pkid)) => {
+                    let matched = corr.outgoing_publish(pkid) != OutgoingPublish::Unknown;
+                    warn_unmatched(link, "publish", pkid, matched);
+                }
+                Event::Outgoing(Outgoing::AwaitAck(pkid)) => corr.await_ack(pkid),
+                Event::Outgoing(Outgoing::Subscribe(pkid)) => {
+                    let matched = corr.outgoing_subscribe(pkid).is_some();
+                    warn_unmatched(link, "subscribe", pkid, matched);
+                }
+                Event::Outgoing(Outgoing::Unsubscribe(pkid)) => {
+                    let matched = corr.outgoing_unsubscribe(pkid).is_some();
+                    warn_unmatched(link, "unsubscribe", pkid, matched);
+                }
+                Event::Outgoing(Outgoing::PubRec(pkid)) => corr.outgoing_pubrec(pkid),
+                Event::Outgoing(Outgoing::Disconnect) => flow = Flow::Done,
+                _ => {}
+            }
+            if flow == Flow::Continue {
+                shared.flush(&self.client);
+            }
+        }
+        for event in out {
+            self.emit(event);
+        }
+        flow
+    }
+}
+
+/// One `poll()`, watching the control channel without cancelling the poll on a graceful close
+/// (it goes on under the close deadline).
+async fn poll_once(
+    eventloop: &mut EventLoop,
+    ctl: &mut watch::Receiver<LinkCtl>,
+    closing: &mut Option<Instant>,
+) -> Polled {
+    let poll = eventloop.poll();
+    tokio::pin!(poll);
+    loop {
+        if let Some(deadline) = *closing {
+            return match tokio::time::timeout_at(deadline, &mut poll).await {
+                Ok(Ok(event)) => Polled::Event(event),
+                Ok(Err(error)) => Polled::Error(error),
+                Err(_) => Polled::Deadline,
+            };
+        }
+        tokio::select! {
+            result = &mut poll => {
+                return match result {
+                    Ok(event) => Polled::Event(event),
+                    Err(error) => Polled::Error(error),
+                };
+            }
+            changed = ctl.changed() => {
+                if changed.is_err() {
+                    return Polled::Abort;
+                }
+                match *ctl.borrow_and_update() {
+                    LinkCtl::Run => {}
+                    LinkCtl::Close { graceful: false, .. } => return Polled::Abort,
+                    LinkCtl::Close { graceful: true, deadline } => *closing = Some(deadline),
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps `delay`; returns false (stop) if a close arrives meanwhile. There is no connection
+/// to disconnect while sleeping, so a graceful close ends the link at once too.
+async fn sleep_unless_closed(
+    ctl: &mut watch::Receiver<LinkCtl>,
+    delay: std::time::Duration,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return true,
+            changed = ctl.changed() => {
+                if changed.is_err() || *ctl.borrow_and_update() != LinkCtl::Run {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the previous link with the same ClientId has ended and returns its incoming
+/// QoS 2 ids awaiting PUBREL; `None` if this link is closed meanwhile.
+async fn wait_previous(
+    ctl: &mut watch::Receiver<LinkCtl>,
+    mut previous: watch::Receiver<Vec<u16>>,
+) -> Option<Vec<u16>> {
+    loop {
+        tokio::select! {
+            changed = previous.changed() => {
+                if changed.is_err() {
+                    // The sender is gone; its last value stays readable.
+                    return Some(previous.borrow().clone());
+                }
+            }
+            changed = ctl.changed() => {
+                if changed.is_err() || *ctl.borrow_and_update() != LinkCtl::Run {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Makes rumqttc accept a PUBREL for `pkid` on the new connection: its state forgets incoming
+/// QoS 2 ids on every disconnect and would treat the broker's re-sent PUBREL as unsolicited,
+/// drop the connection, and loop like that forever (upstream issue #664). Feeding its state a
+/// stand-in PUBLISH registers the id (manual acks: nothing is sent); the event that produces
+/// is removed again.
+fn expect_pubrel(eventloop: &mut EventLoop, pkid: u16) {
+    let before = eventloop.state.events.len();
+    let mut stand_in = Publish::new("", QoS::ExactlyOnce, Vec::new());
+    stand_in.pkid = pkid;
+    if let Err(error) = eventloop
+        .state
+        .handle_incoming_packet(Packet::Publish(stand_in))
+    {
+        tracing::warn!(pkid, %error, "could not re-register an incoming QoS 2 id");
+    }
+    eventloop.state.events.truncate(before);
+}
+
+/// An outgoing request rumqttc reported that no submitted request matches: bookkeeping is off.
+fn warn_unmatched(link: LinkId, what: &str, pkid: u16, matched: bool) {
+    if !matched {
+        tracing::warn!(%link, pkid, "outgoing {what} without a matching request");
+    }
+}
+
+fn refusal(code: ConnectReturnCode) -> Option<Refusal> {
+    Some(match code {
+        ConnectReturnCode::Success => return None,
+        ConnectReturnCode::RefusedProtocolVersion => Refusal::UnacceptableProtocolVersion,
+        ConnectReturnCode::BadClientId => Refusal::IdentifierRejected,
+        ConnectReturnCode::ServiceUnavailable => Refusal::ServerUnavailable,
+        ConnectReturnCode::BadUserNamePassword => Refusal::BadCredentials,
+        ConnectReturnCode::NotAuthorized => Refusal::NotAuthorized,
+    })
+}
