@@ -3,16 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gateway::cli::{Cli, Command};
+use gateway::cli::{Cli, Command, LogFormat};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.action() {
         Command::CheckConfig => check_config(&cli),
-        Command::Run => {
-            eprintln!("gateway run loop not wired yet");
-            ExitCode::from(1)
-        }
+        Command::Run => run(&cli),
     }
 }
 
@@ -20,11 +19,7 @@ fn main() -> ExitCode {
 fn check_config(cli: &Cli) -> ExitCode {
     match cli.settings() {
         Ok(settings) => {
-            let source = cli.config_file().map_or_else(
-                || "built-in config/gateway.toml".to_owned(),
-                |p| p.display().to_string(),
-            );
-            println!("configuration OK: {source}");
+            println!("configuration OK: {}", source(cli));
             print!("{settings}");
             ExitCode::SUCCESS
         }
@@ -33,4 +28,91 @@ fn check_config(cli: &Cli) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn source(cli: &Cli) -> String {
+    cli.config_file().map_or_else(
+        || "built-in config/gateway.toml".to_owned(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// `run`: start the gateway; stop gracefully on SIGINT or SIGTERM.
+fn run(cli: &Cli) -> ExitCode {
+    let settings = match cli.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_logging(cli) {
+        eprintln!("error: --log {:?}: {e}", cli.log);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        tracing::info!(config = %source(cli), version = env!("CARGO_PKG_VERSION"), "starting");
+        match gateway::io::start(settings.core, settings.io, shutdown).await {
+            Ok(running) => {
+                for addr in &running.addrs {
+                    tracing::info!(%addr, "listening for MQTT-SN over UDP");
+                }
+                running.wait().await;
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError> {
+    let filter = EnvFilter::try_new(&cli.log)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.compact().init(),
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
 }

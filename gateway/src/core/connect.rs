@@ -16,7 +16,11 @@ use super::{Gateway, SessionId};
 impl Gateway {
     pub(super) fn on_connect(&mut self, now: Instant, from: PeerAddr, c: Connect<'_>) {
         let client_id = match std::str::from_utf8(c.client_id) {
-            Ok(id) if !id.is_empty() && id.len() <= self.cfg.client_id_max_len && !id.contains('\0') => {
+            Ok(id)
+                if !id.is_empty()
+                    && id.len() <= self.cfg.client_id_max_len
+                    && !id.contains('\0') =>
+            {
                 id.to_owned()
             }
             _ => {
@@ -27,7 +31,10 @@ impl Gateway {
 
         // The address belonged to another client: that binding ends (no Will).
         if let Some(&other) = self.by_peer.get(&from)
-            && self.sessions.get(&other).is_some_and(|s| s.client_id != client_id)
+            && self
+                .sessions
+                .get(&other)
+                .is_some_and(|s| s.client_id != client_id)
         {
             self.end_session(other, true);
         }
@@ -41,13 +48,16 @@ impl Gateway {
                 }
                 let sid = self.next_session;
                 self.next_session += 1;
-                self.sessions.insert(sid, Session::new(client_id.clone(), from.clone(), now));
+                self.sessions
+                    .insert(sid, Session::new(client_id.clone(), from.clone(), now));
                 self.by_client.insert(client_id, sid);
                 sid
             }
         };
         self.rebind(sid, from);
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.last_rx = now;
         s.rx_count += 1;
         s.keep_alive = keep_alive(&self.cfg, c.duration);
@@ -70,15 +80,21 @@ impl Gateway {
         if let Some(link) = s.link.take() {
             s.link_up = false;
             self.by_link.remove(&link);
-            self.cmds.push_back(UpstreamCmd::Close { link, graceful: true });
+            self.cmds.push_back(UpstreamCmd::Close {
+                link,
+                graceful: true,
+            });
         }
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.clean_session = c.clean_session;
         s.queue.clear();
         s.inflight = None;
         s.acks.clear();
         s.uplink.clear();
         s.pending_subs.clear();
+        s.pending_unsubs.clear();
         s.sleep = None;
         if c.clean_session {
             s.clear_state();
@@ -100,7 +116,11 @@ impl Gateway {
 
     fn refuse_connect(&mut self, to: &PeerAddr, client_id: String, code: ReturnCode) {
         self.send(to, &Packet::Connack { return_code: code });
-        self.event(GatewayEvent::ConnectRefused { client_id, peer: to.clone(), code: code.code() });
+        self.event(GatewayEvent::ConnectRefused {
+            client_id,
+            peer: to.clone(),
+            code: code.code(),
+        });
     }
 
     /// Sessions that hold resources (anything but Disconnected/Lost).
@@ -124,7 +144,9 @@ impl Gateway {
 
     /// Moves a session to a new address (takeover, NAT rebinding).
     pub(super) fn rebind(&mut self, sid: SessionId, to: PeerAddr) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if s.peer == to {
             self.by_peer.insert(to, sid);
             return;
@@ -137,12 +159,18 @@ impl Gateway {
         }
         self.by_peer.insert(to.clone(), sid);
         if was_live {
-            self.event(GatewayEvent::ClientMoved { client_id, from, to });
+            self.event(GatewayEvent::ClientMoved {
+                client_id,
+                from,
+                to,
+            });
         }
     }
 
     pub(super) fn on_will_topic(&mut self, now: Instant, sid: SessionId, t: Option<WillTopic<'_>>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if s.state != State::Connecting(ConnectPhase::WillTopic) {
             return;
         }
@@ -169,7 +197,9 @@ impl Gateway {
     }
 
     pub(super) fn on_will_msg(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if s.state != State::Connecting(ConnectPhase::WillMsg) {
             return;
         }
@@ -187,11 +217,16 @@ impl Gateway {
     /// Opens (or re-opens, keeping the broker session) the client's upstream link.
     pub(super) fn open_session_link(&mut self, now: Instant, sid: SessionId) {
         let link = self.new_link();
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let resumed = s.link.take();
         if let Some(old) = resumed {
             self.by_link.remove(&old);
-            self.cmds.push_back(UpstreamCmd::Close { link: old, graceful: true });
+            self.cmds.push_back(UpstreamCmd::Close {
+                link: old,
+                graceful: true,
+            });
         }
         s.link = Some(link);
         s.link_up = false;
@@ -204,8 +239,11 @@ impl Gateway {
             qos: *qos,
             retain: *retain,
         });
-        let credentials =
-            up.per_client_credentials.get(&s.client_id).or(up.credentials.as_ref()).cloned();
+        let credentials = up
+            .per_client_credentials
+            .get(&s.client_id)
+            .or(up.credentials.as_ref())
+            .cloned();
         // A resumed session must not lose its broker-side state.
         let clean_session = s.clean_session && resumed.is_none();
         let cmd = UpstreamCmd::Open {
@@ -222,12 +260,19 @@ impl Gateway {
 
     /// CONNACK accepted; the session is Active.
     fn accept_connect(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.state = State::Active;
         s.state_deadline = None;
         s.last_rx = now;
         let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
-        self.send_to_session(sid, &Packet::Connack { return_code: ReturnCode::Accepted });
+        self.send_to_session(
+            sid,
+            &Packet::Connack {
+                return_code: ReturnCode::Accepted,
+            },
+        );
         self.event(GatewayEvent::ClientConnected { client_id, peer });
         self.pump(now, sid);
     }
@@ -250,33 +295,68 @@ impl Gateway {
         let Some(sid) = self.by_link.get(&link).copied() else {
             // A link the core already let go of: acknowledge what it still delivers so the
             // broker is not left waiting.
-            if let UpstreamEvent::Message { delivery, qos: 1..=2, .. } = event {
+            if let UpstreamEvent::Message {
+                delivery,
+                qos: 1..=2,
+                ..
+            } = event
+            {
                 self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
             }
             return;
         };
         match event {
-            UpstreamEvent::LinkUp { session_present, lost, .. } => self.on_link_up(now, sid, session_present, lost),
+            UpstreamEvent::LinkUp {
+                session_present,
+                lost,
+                ..
+            } => self.on_link_up(now, sid, session_present, lost),
             UpstreamEvent::LinkDown { .. } => self.on_link_down(now, sid, None),
             UpstreamEvent::Refused { refusal, .. } => self.on_link_down(now, sid, Some(refusal)),
-            UpstreamEvent::SubAck { token, granted, .. } => self.on_suback(now, sid, token, granted),
-            UpstreamEvent::UnsubAck { .. } | UpstreamEvent::Closed { .. } => {}
-            UpstreamEvent::PublishDone { token, .. } => self.on_publish_done(now, sid, token),
-            UpstreamEvent::PublishReceived { token, .. } => self.on_publish_received(now, sid, token),
-            UpstreamEvent::Message { link, delivery, topic, payload, qos, retain } => {
-                self.on_message(now, sid, link, delivery, &topic, payload, qos, retain)
+            UpstreamEvent::SubAck { token, granted, .. } => {
+                self.on_suback(now, sid, token, granted)
             }
+            UpstreamEvent::UnsubAck { token, .. } => {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.pending_unsubs.remove(&token);
+                }
+            }
+            UpstreamEvent::Closed { .. } => {}
+            UpstreamEvent::PublishDone { token, .. } => self.on_publish_done(now, sid, token),
+            UpstreamEvent::PublishReceived { token, .. } => {
+                self.on_publish_received(now, sid, token)
+            }
+            UpstreamEvent::Message {
+                link,
+                delivery,
+                topic,
+                payload,
+                qos,
+                retain,
+            } => self.on_message(now, sid, link, delivery, &topic, payload, qos, retain),
         }
         self.reschedule(sid);
     }
 
-    fn on_link_up(&mut self, now: Instant, sid: SessionId, session_present: bool, lost: Vec<super::upstream::Token>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+    fn on_link_up(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        session_present: bool,
+        lost: Vec<super::upstream::Token>,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.link_up = true;
-        if !session_present {
-            self.restore_upstream_session(sid, &lost);
+        let restore = !session_present || std::mem::take(&mut s.restore_on_up);
+        self.resend_lost(sid, &lost);
+        if restore {
+            self.resubscribe_all(sid);
         }
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         if s.state == State::Connecting(ConnectPhase::Upstream) {
             let resumed_sleeper = s.sleep.is_some();
             if resumed_sleeper {
@@ -295,7 +375,9 @@ impl Gateway {
     /// The link failed or was refused. While connecting, the client gets a CONNACK with a
     /// meaningful code; afterwards the connector keeps retrying and the session waits.
     fn on_link_down(&mut self, _now: Instant, sid: SessionId, refusal: Option<Refusal>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.link_up = false;
         if s.state != State::Connecting(ConnectPhase::Upstream) || s.sleep.is_some() {
             return;
@@ -314,7 +396,9 @@ impl Gateway {
             Some(d) if d > 0 => self.go_to_sleep(now, sid, d),
             _ => {
                 self.send_to_session(sid, &Packet::Disconnect { duration: None });
-                let Some(s) = self.sessions.get(&sid) else { return };
+                let Some(s) = self.sessions.get(&sid) else {
+                    return;
+                };
                 let client_id = s.client_id.clone();
                 self.end_session(sid, true);
                 self.event(GatewayEvent::ClientDisconnected { client_id });
@@ -339,7 +423,9 @@ impl Gateway {
     /// Ends a session: the link is closed (gracefully: no Will; otherwise the broker publishes
     /// it). A CleanSession=0 session is remembered as Disconnected for a later reconnect.
     pub(super) fn end_session(&mut self, sid: SessionId, graceful: bool) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if let Some(link) = s.link.take() {
             self.cmds.push_back(UpstreamCmd::Close { link, graceful });
             self.by_link.remove(&link);
@@ -350,9 +436,14 @@ impl Gateway {
         s.acks.clear();
         s.uplink.clear();
         s.pending_subs.clear();
+        s.pending_unsubs.clear();
         s.sleep = None;
         s.state_deadline = None;
-        s.state = if graceful { State::Disconnected } else { State::Lost };
+        s.state = if graceful {
+            State::Disconnected
+        } else {
+            State::Lost
+        };
         if s.clean_session {
             self.remove_session(sid);
         } else {
@@ -367,7 +458,9 @@ impl Gateway {
     /// The client is Lost: its link is dropped without DISCONNECT so the broker publishes the
     /// Will.
     pub(super) fn lose(&mut self, sid: SessionId, reason: LostReason) {
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         let client_id = s.client_id.clone();
         self.end_session(sid, false);
         self.event(GatewayEvent::ClientLost { client_id, reason });
@@ -375,7 +468,9 @@ impl Gateway {
 
     /// A deadline of the session passed (it may have moved since it was filed).
     pub(super) fn session_timeout(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         if let Some(deadline) = s.state_deadline
             && now >= deadline
         {
@@ -393,7 +488,9 @@ impl Gateway {
                 }
             }
         }
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         if s.state == State::Active
             && let Some(k) = s.keep_alive
             && now >= s.last_rx.saturating_add(self.cfg.tolerance.supervise(k))
@@ -403,14 +500,26 @@ impl Gateway {
         self.retransmit_due(now, sid);
     }
 
-    pub(super) fn on_will_topic_upd(&mut self, now: Instant, sid: SessionId, t: Option<WillTopic<'_>>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+    pub(super) fn on_will_topic_upd(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        t: Option<WillTopic<'_>>,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let new_topic = match t {
             None => None,
             Some(t) => match topics::topic_name(t.topic) {
                 Ok(name) => Some((name.to_owned(), t.qos.level().clamp(0, 2) as u8, t.retain)),
                 Err(_) => {
-                    self.send_to_session(sid, &Packet::WillTopicResp { return_code: ReturnCode::NotSupported });
+                    self.send_to_session(
+                        sid,
+                        &Packet::WillTopicResp {
+                            return_code: ReturnCode::NotSupported,
+                        },
+                    );
                     return;
                 }
             },
@@ -421,36 +530,59 @@ impl Gateway {
             s.will.topic = new_topic;
         }
         self.reopen_for_will(now, sid);
-        self.send_to_session(sid, &Packet::WillTopicResp { return_code: ReturnCode::Accepted });
+        self.send_to_session(
+            sid,
+            &Packet::WillTopicResp {
+                return_code: ReturnCode::Accepted,
+            },
+        );
     }
 
     pub(super) fn on_will_msg_upd(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.will.msg = Bytes::copy_from_slice(msg);
         if s.will.topic.is_some() {
             self.reopen_for_will(now, sid);
         }
-        self.send_to_session(sid, &Packet::WillMsgResp { return_code: ReturnCode::Accepted });
+        self.send_to_session(
+            sid,
+            &Packet::WillMsgResp {
+                return_code: ReturnCode::Accepted,
+            },
+        );
     }
 
     /// MQTT 3.1.1 cannot change a Will in place: re-open the link with CleanSession=0 and the
     /// new Will. Subscriptions stay at the broker; messages in flight are redelivered there.
     fn reopen_for_will(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let Some(old) = s.link.take() else { return };
         self.by_link.remove(&old);
-        self.cmds.push_back(UpstreamCmd::Close { link: old, graceful: true });
+        self.cmds.push_back(UpstreamCmd::Close {
+            link: old,
+            graceful: true,
+        });
         let link = self.new_link();
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         // Upstream deliveries of the old link can no longer be acknowledged; the broker
         // redelivers them on the new link.
         s.acks.clear();
         s.queue.retain(|m| m.delivery.is_none());
-        if s.inflight.as_ref().is_some_and(|i| i.msg.delivery.is_some()) {
+        if s.inflight
+            .as_ref()
+            .is_some_and(|i| i.msg.delivery.is_some())
+        {
             s.inflight = None;
         }
         s.link = Some(link);
         s.link_up = false;
+        s.restore_on_up = true;
         s.clean_session = false;
         let up = &self.cfg.upstream;
         let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
@@ -459,8 +591,11 @@ impl Gateway {
             qos: *qos,
             retain: *retain,
         });
-        let credentials =
-            up.per_client_credentials.get(&s.client_id).or(up.credentials.as_ref()).cloned();
+        let credentials = up
+            .per_client_credentials
+            .get(&s.client_id)
+            .or(up.credentials.as_ref())
+            .cloned();
         let cmd = UpstreamCmd::Open {
             link,
             client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
@@ -479,7 +614,7 @@ impl Gateway {
         let _ = now;
     }
 
-    fn gateway_link_event(&mut self, _now: Instant, event: UpstreamEvent) {
+    fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
         match event {
             UpstreamEvent::LinkUp { .. } => {
                 let topic = self.status_topic();
@@ -495,15 +630,22 @@ impl Gateway {
                 if !self.gateway_link_up {
                     self.gateway_link_up = true;
                     self.event(GatewayEvent::UpstreamHealth { up: true });
+                    self.discovery_health(now, true);
                 }
             }
             UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. } => {
                 if self.gateway_link_up {
                     self.gateway_link_up = false;
                     self.event(GatewayEvent::UpstreamHealth { up: false });
+                    self.discovery_health(now, false);
                 }
             }
-            UpstreamEvent::Message { link, delivery, qos: 1..=2, .. } => {
+            UpstreamEvent::Message {
+                link,
+                delivery,
+                qos: 1..=2,
+                ..
+            } => {
                 self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
             }
             _ => {}

@@ -27,7 +27,10 @@ impl Gateway {
 
     fn dispatch_encapsulated(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
         let PeerAddr::Udp { listener, addr } = from else {
-            return self.drop_from(Some(from), DropReason::Malformed(DecodeError::NestedEncapsulation));
+            return self.drop_from(
+                Some(from),
+                DropReason::Malformed(DecodeError::NestedEncapsulation),
+            );
         };
         if let Some(allow) = &self.cfg.forwarders.allow
             && !allow.contains(&addr.ip())
@@ -38,7 +41,11 @@ impl Gateway {
             Ok(e) => e,
             Err(e) => return self.drop_from(Some(from), DropReason::Malformed(e)),
         };
-        let peer = PeerAddr::Forwarded { listener, forwarder: addr, wnid: Wnid(encap.wnid.into()) };
+        let peer = PeerAddr::Forwarded {
+            listener,
+            forwarder: addr,
+            wnid: Wnid(encap.wnid.into()),
+        };
         if encap.inner.len() > self.cfg.max_packet_size {
             return self.drop_from(Some(peer), DropReason::TooLarge);
         }
@@ -54,15 +61,28 @@ impl Gateway {
         self.drop_from(Some(from.clone()), DropReason::Malformed(e));
         match e {
             DecodeError::InvalidProtocolId(_) => {
-                self.send(&from, &Packet::Connack { return_code: ReturnCode::NotSupported });
+                self.send(
+                    &from,
+                    &Packet::Connack {
+                        return_code: ReturnCode::NotSupported,
+                    },
+                );
             }
-            DecodeError::ReservedTopicIdType { msg_type, topic_id, msg_id } => {
-                let Some(sid) = self.by_peer.get(&from).copied() else { return };
+            DecodeError::ReservedTopicIdType {
+                msg_type,
+                topic_id,
+                msg_id,
+            } => {
+                let Some(sid) = self.by_peer.get(&from).copied() else {
+                    return;
+                };
                 self.touch(now, sid);
                 let reply = match msg_type {
-                    MsgType::Publish => {
-                        Packet::Puback { topic_id, msg_id, return_code: ReturnCode::InvalidTopicId }
-                    }
+                    MsgType::Publish => Packet::Puback {
+                        topic_id,
+                        msg_id,
+                        return_code: ReturnCode::InvalidTopicId,
+                    },
                     MsgType::Subscribe => Packet::Suback {
                         qos: QoS::Zero,
                         topic_id: 0,
@@ -86,7 +106,9 @@ impl Gateway {
             Packet::Publish(p) if p.qos == QoS::MinusOne && !self.by_peer.contains_key(&from) => {
                 return self.on_publish_minus1(now, from, p);
             }
-            Packet::Pingreq { client_id: Some(id) } => {
+            Packet::Pingreq {
+                client_id: Some(id),
+            } => {
                 if let Some(sid) = self.pingreq_with_id(now, &from, id) {
                     return self.on_wake_pingreq(now, sid);
                 }
@@ -102,19 +124,31 @@ impl Gateway {
         let state = self.sessions.get(&sid).map(|s| s.state);
         match (state, packet) {
             (Some(State::Connecting(_)), Packet::WillTopic(t)) => self.on_will_topic(now, sid, t),
-            (Some(State::Connecting(_)), Packet::WillMsg { msg }) => self.on_will_msg(now, sid, msg),
+            (Some(State::Connecting(_)), Packet::WillMsg { msg }) => {
+                self.on_will_msg(now, sid, msg)
+            }
             (Some(State::Connecting(_)), other) => {
                 self.drop_from(Some(from), DropReason::UnexpectedInState);
                 let _ = other;
             }
             (_, Packet::Register(r)) => self.on_register(now, sid, r),
-            (_, Packet::Regack { topic_id, msg_id, return_code }) => {
-                self.on_regack(now, sid, topic_id, msg_id, return_code)
-            }
+            (
+                _,
+                Packet::Regack {
+                    topic_id,
+                    msg_id,
+                    return_code,
+                },
+            ) => self.on_regack(now, sid, topic_id, msg_id, return_code),
             (_, Packet::Publish(p)) => self.on_publish(now, sid, p),
-            (_, Packet::Puback { topic_id, msg_id, return_code }) => {
-                self.on_puback(now, sid, topic_id, msg_id, return_code)
-            }
+            (
+                _,
+                Packet::Puback {
+                    topic_id,
+                    msg_id,
+                    return_code,
+                },
+            ) => self.on_puback(now, sid, topic_id, msg_id, return_code),
             (_, Packet::Pubrec { msg_id }) => self.on_pubrec(now, sid, msg_id),
             (_, Packet::Pubrel { msg_id }) => self.on_pubrel(now, sid, msg_id),
             (_, Packet::Pubcomp { msg_id }) => self.on_pubcomp(now, sid, msg_id),
@@ -168,7 +202,9 @@ impl Gateway {
 
     /// Queues a packet to a session's client.
     pub(super) fn send_to_session(&mut self, sid: SessionId, packet: &Packet<'_>) -> bool {
-        let Some(s) = self.sessions.get_mut(&sid) else { return false };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return false;
+        };
         s.tx_count += 1;
         let peer = s.peer.clone();
         self.send(&peer, packet)

@@ -25,10 +25,16 @@ impl Gateway {
         qos: u8,
         retain: bool,
     ) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let reliable = qos >= 1;
         if reliable {
-            s.acks.push_back(PendingAck { link, delivery, done: false });
+            s.acks.push_back(PendingAck {
+                link,
+                delivery,
+                done: false,
+            });
         }
         let delivery = reliable.then_some(delivery);
         let Some(topic) = topics::from_upstream(&self.cfg.upstream.topic_prefix, topic) else {
@@ -42,7 +48,13 @@ impl Gateway {
             1 => QoS::One,
             _ => QoS::Two,
         };
-        let msg = Downlink { topic: topic.to_owned(), payload, qos, retain, delivery };
+        let msg = Downlink {
+            topic: topic.to_owned(),
+            payload,
+            qos,
+            retain,
+            delivery,
+        };
         let limit = match s.state {
             State::Asleep => self.cfg.sleep.max_buffered,
             _ => self.cfg.downlink_queue,
@@ -60,7 +72,9 @@ impl Gateway {
                 self.discard(sid, v.delivery, DropReason::QueueFull);
             }
         }
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.queue.push_back(msg);
         self.pump(now, sid);
     }
@@ -77,15 +91,24 @@ impl Gateway {
 
     /// Marks an upstream delivery as done and releases every ack that is now at the front.
     pub(super) fn complete_ack(&mut self, sid: SessionId, delivery: DeliveryId) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        if let Some(a) = s.acks.iter_mut().find(|a| !a.done && a.delivery == delivery) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if let Some(a) = s
+            .acks
+            .iter_mut()
+            .find(|a| !a.done && a.delivery == delivery)
+        {
             a.done = true;
         }
         while s.acks.front().is_some_and(|a| a.done) {
             if let Some(a) = s.acks.pop_front()
                 && Some(a.link) == s.link
             {
-                self.cmds.push_back(UpstreamCmd::Ack { link: a.link, delivery: a.delivery });
+                self.cmds.push_back(UpstreamCmd::Ack {
+                    link: a.link,
+                    delivery: a.delivery,
+                });
             }
         }
     }
@@ -93,7 +116,9 @@ impl Gateway {
     /// Sends queued messages while nothing is in flight (Active or Awake only).
     pub(super) fn pump(&mut self, now: Instant, sid: SessionId) {
         loop {
-            let Some(s) = self.sessions.get_mut(&sid) else { return };
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                return;
+            };
             if !matches!(s.state, State::Active | State::Awake) || s.inflight.is_some() {
                 return;
             }
@@ -124,24 +149,46 @@ impl Gateway {
     }
 
     fn send_register(&mut self, now: Instant, sid: SessionId, msg: Downlink) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let Ok(topic_id) = s.registry.id_for(&msg.topic, false, &self.cfg.predefined, self.cfg.max_topics_per_client)
-        else {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Ok(topic_id) = s.registry.id_for(
+            &msg.topic,
+            false,
+            &self.cfg.predefined,
+            self.cfg.max_topics_per_client,
+        ) else {
             return self.discard(sid, msg.delivery, DropReason::QueueFull);
         };
         let msg_id = s.take_msg_id();
-        let reg = Packet::Register(Register { topic_id, msg_id, topic_name: msg.topic.as_bytes() });
+        let reg = Packet::Register(Register {
+            topic_id,
+            msg_id,
+            topic_name: msg.topic.as_bytes(),
+        });
         if !self.send_to_session(sid, &reg) {
             return self.discard(sid, msg.delivery, DropReason::TooLargeForClient);
         }
         if let Some(s) = self.sessions.get_mut(&sid) {
-            s.inflight = Some(Inflight { msg, msg_id, step: InflightStep::Regack { topic_id }, sent_at: now, retries: 0 });
+            s.inflight = Some(Inflight {
+                msg,
+                msg_id,
+                step: InflightStep::Regack { topic_id },
+                sent_at: now,
+                retries: 0,
+            });
         }
     }
 
     fn send_publish(&mut self, now: Instant, sid: SessionId, msg: Downlink, topic: TopicRef<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let msg_id = if msg.qos == QoS::Zero { 0 } else { s.take_msg_id() };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let msg_id = if msg.qos == QoS::Zero {
+            0
+        } else {
+            s.take_msg_id()
+        };
         let p = Packet::Publish(Publish {
             dup: false,
             qos: msg.qos,
@@ -156,21 +203,42 @@ impl Gateway {
         if msg.qos == QoS::Zero {
             return;
         }
-        let step = InflightStep::Publish { topic_id: topic.id_field(), id_type: topic.id_type() };
+        let step = InflightStep::Publish {
+            topic_id: topic.id_field(),
+            id_type: topic.id_type(),
+        };
         if let Some(s) = self.sessions.get_mut(&sid) {
-            s.inflight = Some(Inflight { msg, msg_id, step, sent_at: now, retries: 0 });
+            s.inflight = Some(Inflight {
+                msg,
+                msg_id,
+                step,
+                sent_at: now,
+                retries: 0,
+            });
         }
     }
 
-    pub(super) fn on_regack(&mut self, now: Instant, sid: SessionId, topic_id: u16, msg_id: u16, rc: ReturnCode) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let matches = s.inflight.as_ref().is_some_and(|i| {
-            i.msg_id == msg_id && i.step == InflightStep::Regack { topic_id }
-        });
+    pub(super) fn on_regack(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        topic_id: u16,
+        msg_id: u16,
+        rc: ReturnCode,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let matches = s
+            .inflight
+            .as_ref()
+            .is_some_and(|i| i.msg_id == msg_id && i.step == InflightStep::Regack { topic_id });
         if !matches {
             return;
         }
-        let Some(inflight) = s.inflight.take() else { return };
+        let Some(inflight) = s.inflight.take() else {
+            return;
+        };
         if rc.is_accepted() {
             s.registry.confirm(topic_id);
             self.send_publish(now, sid, inflight.msg, TopicRef::Normal(topic_id));
@@ -183,15 +251,27 @@ impl Gateway {
         self.pump(now, sid);
     }
 
-    pub(super) fn on_puback(&mut self, now: Instant, sid: SessionId, topic_id: u16, msg_id: u16, rc: ReturnCode) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let matches = s.inflight.as_ref().is_some_and(|i| {
-            i.msg_id == msg_id && matches!(i.step, InflightStep::Publish { .. })
-        });
+    pub(super) fn on_puback(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        topic_id: u16,
+        msg_id: u16,
+        rc: ReturnCode,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let matches = s
+            .inflight
+            .as_ref()
+            .is_some_and(|i| i.msg_id == msg_id && matches!(i.step, InflightStep::Publish { .. }));
         if !matches {
             return;
         }
-        let Some(inflight) = s.inflight.take() else { return };
+        let Some(inflight) = s.inflight.take() else {
+            return;
+        };
         match rc {
             ReturnCode::Accepted => {
                 if let Some(d) = inflight.msg.delivery {
@@ -200,7 +280,13 @@ impl Gateway {
             }
             ReturnCode::InvalidTopicId => {
                 // The mapping is wrong: REGISTER again and resend (§9.8 step 5).
-                let normal = matches!(inflight.step, InflightStep::Publish { id_type: TopicIdType::Normal, .. });
+                let normal = matches!(
+                    inflight.step,
+                    InflightStep::Publish {
+                        id_type: TopicIdType::Normal,
+                        ..
+                    }
+                );
                 if normal {
                     s.registry.unconfirm(topic_id);
                     s.queue.push_front(inflight.msg);
@@ -214,8 +300,12 @@ impl Gateway {
     }
 
     pub(super) fn on_pubrec(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let Some(i) = s.inflight.as_mut().filter(|i| i.msg_id == msg_id) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some(i) = s.inflight.as_mut().filter(|i| i.msg_id == msg_id) else {
+            return;
+        };
         match i.step {
             InflightStep::Publish { .. } if i.msg.qos == QoS::Two => {
                 i.step = InflightStep::Pubcomp;
@@ -236,8 +326,13 @@ impl Gateway {
     }
 
     pub(super) fn on_pubcomp(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        if s.inflight.as_ref().is_some_and(|i| i.msg_id == msg_id && i.step == InflightStep::Pubcomp) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if s.inflight
+            .as_ref()
+            .is_some_and(|i| i.msg_id == msg_id && i.step == InflightStep::Pubcomp)
+        {
             s.inflight = None;
             self.pump(now, sid);
         }
@@ -246,7 +341,9 @@ impl Gateway {
     /// Retransmits the message in flight when T_RETRY has passed; after N_RETRY the client is
     /// Lost (Active) or goes back to sleep keeping the message (Awake).
     pub(super) fn retransmit_due(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if !matches!(s.state, State::Active | State::Awake) {
             return;
         }
@@ -270,13 +367,18 @@ impl Gateway {
         let client_id = s.client_id.clone();
         let msg_type = self.send_inflight(sid, true);
         if let Some(msg_type) = msg_type {
-            self.event(GatewayEvent::Retransmitted { client_id, msg_type });
+            self.event(GatewayEvent::Retransmitted {
+                client_id,
+                msg_type,
+            });
         }
     }
 
     /// Sends the message in flight again right away (repeated PINGREQ, wake-up, resume).
     pub(super) fn resend_inflight(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         match s.inflight.as_mut() {
             Some(i) => {
                 i.sent_at = now;
@@ -293,9 +395,11 @@ impl Gateway {
         s.tx_count += 1;
         let i = s.inflight.as_ref()?;
         let packet = match i.step {
-            InflightStep::Regack { topic_id } => {
-                Packet::Register(Register { topic_id, msg_id: i.msg_id, topic_name: i.msg.topic.as_bytes() })
-            }
+            InflightStep::Regack { topic_id } => Packet::Register(Register {
+                topic_id,
+                msg_id: i.msg_id,
+                topic_name: i.msg.topic.as_bytes(),
+            }),
             InflightStep::Publish { topic_id, id_type } => Packet::Publish(Publish {
                 dup,
                 qos: i.msg.qos,
@@ -310,9 +414,16 @@ impl Gateway {
             }),
             InflightStep::Pubcomp => Packet::Pubrel { msg_id: i.msg_id },
         };
-        if self.out.push(&s.peer, &packet, self.cfg.max_packet_size).is_err() {
+        if self
+            .out
+            .push(&s.peer, &packet, self.cfg.max_packet_size)
+            .is_err()
+        {
             let peer = Some(s.peer.clone());
-            self.events.push_back(GatewayEvent::Dropped { peer, reason: DropReason::TooLargeForClient });
+            self.events.push_back(GatewayEvent::Dropped {
+                peer,
+                reason: DropReason::TooLargeForClient,
+            });
         }
         Some(packet.msg_type())
     }

@@ -18,12 +18,12 @@ pub enum Destination {
         /// The address to send to.
         addr: SocketAddr,
     },
-    /// The discovery multicast group of a listener, with a TTL / hop limit.
+    /// The discovery multicast group of a listener, or of every listener that has one.
     Multicast {
-        /// The socket to send from.
-        listener: ListenerId,
-        /// Multicast TTL / IPv6 hop limit.
-        ttl: u8,
+        /// The socket to send from; `None` = every listener with a multicast group.
+        listener: Option<ListenerId>,
+        /// Multicast TTL / IPv6 hop limit; `None` = the listener's configured TTL.
+        ttl: Option<u8>,
     },
 }
 

@@ -16,6 +16,7 @@
 pub mod addr;
 pub mod config;
 mod connect;
+mod discovery;
 mod dispatch;
 mod downlink;
 pub mod event;
@@ -28,8 +29,8 @@ mod subscribe;
 #[cfg(test)]
 mod tests;
 pub mod topics;
-pub mod upstream;
 mod uplink;
+pub mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -86,11 +87,13 @@ pub struct Gateway {
     /// Last unsolicited DISCONNECT per address (rate limit).
     disconnect_sent: BTreeMap<SocketAddr, Instant>,
     shut_down: bool,
+    discovery: discovery::Discovery,
 }
 
 impl Gateway {
     /// A gateway with no sessions. Queues the `Open` of the gateway's own upstream link.
-    pub fn new(cfg: GatewayConfig, now: Instant) -> Self {
+    /// `seed` drives the only randomness (the GWINFO answer delay); tests pass a fixed one.
+    pub fn new(cfg: GatewayConfig, now: Instant, seed: u64) -> Self {
         let _ = now;
         let mut gw = Gateway {
             cfg,
@@ -108,6 +111,7 @@ impl Gateway {
             gateway_link_up: false,
             disconnect_sent: BTreeMap::new(),
             shut_down: false,
+            discovery: discovery::Discovery::new(seed),
         };
         gw.open_gateway_link();
         gw
@@ -144,6 +148,9 @@ impl Gateway {
             self.session_timeout(now, sid);
             self.reschedule(sid);
         }
+        if self.discovery.next_deadline().is_some_and(|at| at <= now) {
+            self.discovery_timeout(now);
+        }
         self.prune_disconnect_limits(now);
     }
 
@@ -154,11 +161,18 @@ impl Gateway {
         self.shut_down = true;
         let links: Vec<LinkId> = self.by_link.keys().copied().collect();
         for link in links {
-            self.cmds.push_back(UpstreamCmd::Close { link, graceful: true });
+            self.cmds.push_back(UpstreamCmd::Close {
+                link,
+                graceful: true,
+            });
         }
-        self.cmds.push_back(UpstreamCmd::Close { link: LinkId::GATEWAY, graceful: true });
+        self.cmds.push_back(UpstreamCmd::Close {
+            link: LinkId::GATEWAY,
+            graceful: true,
+        });
         self.by_link.clear();
         self.timers.clear();
+        self.discovery = discovery::Discovery::new(0);
     }
 
     /// The next datagram to send, written into `buf` (64 KiB always suffices). A datagram that
@@ -179,7 +193,11 @@ impl Gateway {
 
     /// When [`Gateway::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(at, _)| *at)
+        let sessions = self.timers.first().map(|(at, _)| *at);
+        [sessions, self.discovery.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The clients the gateway knows, in ClientId order.
@@ -224,7 +242,9 @@ impl Gateway {
 
     /// Files the session under its earliest deadline.
     fn reschedule(&mut self, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let next = next_deadline(&self.cfg, s);
         if s.timer_key == next {
             return;
@@ -258,7 +278,8 @@ impl Gateway {
 
     fn prune_disconnect_limits(&mut self, now: Instant) {
         let t_retry = self.cfg.t_retry;
-        self.disconnect_sent.retain(|_, at| now < at.saturating_add(t_retry));
+        self.disconnect_sent
+            .retain(|_, at| now < at.saturating_add(t_retry));
     }
 }
 
@@ -267,12 +288,20 @@ impl Gateway {
 fn next_deadline(cfg: &GatewayConfig, s: &Session) -> Option<Instant> {
     use self::session::State;
     let keep_alive = match s.state {
-        State::Active => s.keep_alive.map(|k| s.last_rx.saturating_add(cfg.tolerance.supervise(k))),
+        State::Active => s
+            .keep_alive
+            .map(|k| s.last_rx.saturating_add(cfg.tolerance.supervise(k))),
         _ => None,
     };
     let retry = match s.state {
-        State::Active | State::Awake => s.inflight.as_ref().map(|i| i.sent_at.saturating_add(cfg.t_retry)),
+        State::Active | State::Awake => s
+            .inflight
+            .as_ref()
+            .map(|i| i.sent_at.saturating_add(cfg.t_retry)),
         _ => None,
     };
-    [s.state_deadline, keep_alive, retry].into_iter().flatten().min()
+    [s.state_deadline, keep_alive, retry]
+        .into_iter()
+        .flatten()
+        .min()
 }

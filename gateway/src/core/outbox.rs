@@ -23,7 +23,12 @@ pub(crate) struct Unencodable;
 impl Outbox {
     /// Encodes `packet` for `peer` (inside an Encapsulated message for a forwarded node).
     /// `max_len` bounds the inner message (the client's transport limit).
-    pub(crate) fn push(&mut self, peer: &PeerAddr, packet: &Packet<'_>, max_len: usize) -> Result<(), Unencodable> {
+    pub(crate) fn push(
+        &mut self,
+        peer: &PeerAddr,
+        packet: &Packet<'_>,
+        max_len: usize,
+    ) -> Result<(), Unencodable> {
         let inner_len = packet.encoded_len().map_err(|_| Unencodable)?;
         if inner_len > max_len {
             return Err(Unencodable);
@@ -32,21 +37,40 @@ impl Outbox {
         let (to, written) = match peer {
             PeerAddr::Udp { listener, addr } => {
                 self.bytes.resize(start + inner_len, 0);
-                let n = packet.encode(&mut self.bytes[start..]).map_err(|_| Unencodable);
-                (Destination::Unicast { listener: *listener, addr: *addr }, n)
+                let n = packet
+                    .encode(&mut self.bytes[start..])
+                    .map_err(|_| Unencodable);
+                (
+                    Destination::Unicast {
+                        listener: *listener,
+                        addr: *addr,
+                    },
+                    n,
+                )
             }
-            PeerAddr::Forwarded { listener, forwarder, wnid } => {
+            PeerAddr::Forwarded {
+                listener,
+                forwarder,
+                wnid,
+            } => {
                 let total = inner_len + wnid.0.len() + 3;
                 self.bytes.resize(start + total, 0);
                 let n = sn_codec::encode_encapsulated(0, &wnid.0, packet, &mut self.bytes[start..])
                     .map_err(|_| Unencodable);
-                (Destination::Unicast { listener: *listener, addr: *forwarder }, n)
+                (
+                    Destination::Unicast {
+                        listener: *listener,
+                        addr: *forwarder,
+                    },
+                    n,
+                )
             }
         };
         match written {
             Ok(n) => {
                 self.bytes.truncate(start + n);
-                self.queue.push_back((to, start..start + n, packet.msg_type()));
+                self.queue
+                    .push_back((to, start..start + n, packet.msg_type()));
                 Ok(())
             }
             Err(e) => {
@@ -57,13 +81,18 @@ impl Outbox {
     }
 
     /// Queues an already addressed packet (multicast discovery messages).
-    pub(crate) fn push_to(&mut self, to: Destination, packet: &Packet<'_>) -> Result<(), Unencodable> {
+    pub(crate) fn push_to(
+        &mut self,
+        to: Destination,
+        packet: &Packet<'_>,
+    ) -> Result<(), Unencodable> {
         let len = packet.encoded_len().map_err(|_| Unencodable)?;
         let start = self.bytes.len();
         self.bytes.resize(start + len, 0);
         match packet.encode(&mut self.bytes[start..]) {
             Ok(n) => {
-                self.queue.push_back((to, start..start + n, packet.msg_type()));
+                self.queue
+                    .push_back((to, start..start + n, packet.msg_type()));
                 Ok(())
             }
             Err(_) => {

@@ -1,13 +1,13 @@
-//! Session-less traffic: QoS −1 PUBLISH (§10) and SEARCHGW (§9.1).
+//! QoS −1 PUBLISH from senders without a session (§10).
 
 use bytes::Bytes;
-use sn_codec::{Instant, Packet, Publish, TopicRef};
+use sn_codec::{Instant, Publish, TopicRef};
 
+use super::Gateway;
 use super::addr::PeerAddr;
 use super::event::DropReason;
 use super::topics;
 use super::upstream::{LinkId, UpstreamCmd};
-use super::Gateway;
 
 impl Gateway {
     /// QoS −1 from a sender without a session: predefined (global) id, short name, or the
@@ -15,7 +15,10 @@ impl Gateway {
     /// answered, not even on error.
     pub(super) fn on_publish_minus1(&mut self, _now: Instant, from: PeerAddr, p: Publish<'_>) {
         let q = &self.cfg.qos_minus1;
-        let allowed = q.enabled && q.allow.as_ref().is_none_or(|a| a.contains(&from.socket_addr().ip()));
+        let allowed = q.enabled
+            && q.allow
+                .as_ref()
+                .is_none_or(|a| a.contains(&from.socket_addr().ip()));
         if !allowed {
             return self.drop_from(Some(from), DropReason::QosMinus1Rejected);
         }
@@ -30,7 +33,9 @@ impl Gateway {
             },
             TopicRef::Normal(len) if q.long_topic_form => {
                 let split = p.data.split_at_checked(usize::from(len));
-                match split.and_then(|(name, rest)| topics::topic_name(name).ok().map(|n| (n.to_owned(), rest))) {
+                match split.and_then(|(name, rest)| {
+                    topics::topic_name(name).ok().map(|n| (n.to_owned(), rest))
+                }) {
                     Some((t, rest)) => (t, rest),
                     None => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
                 }
@@ -46,14 +51,5 @@ impl Gateway {
             qos: 0,
             retain: p.retain,
         });
-    }
-
-    /// SEARCHGW: answered with GWINFO while the upstream is reachable (A9).
-    pub(super) fn on_searchgw(&mut self, _now: Instant, from: PeerAddr, _radius: u8) {
-        if !self.gateway_link_up {
-            return;
-        }
-        let gwinfo = Packet::GwInfo { gw_id: self.cfg.gateway_id, gw_addr: &[] };
-        self.send(&from, &gwinfo);
     }
 }

@@ -46,7 +46,13 @@ impl TopicRegistry {
             return Err(RegistryFull);
         }
         let id = self.free_id(predefined).ok_or(RegistryFull)?;
-        self.by_id.insert(id, Entry { name: name.to_owned(), confirmed: confirm });
+        self.by_id.insert(
+            id,
+            Entry {
+                name: name.to_owned(),
+                confirmed: confirm,
+            },
+        );
         self.by_name.insert(name.to_owned(), id);
         Ok(id)
     }
@@ -111,6 +117,7 @@ impl TopicRegistry {
     }
 
     /// Number of ids held.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -146,7 +153,11 @@ mod tests {
         assert_eq!(r.id_for("b", true, &p, 10), Ok(5));
         r.next = 0xFFFD;
         assert_eq!(r.id_for("c", true, &p, 10), Ok(0xFFFE));
-        assert_eq!(r.id_for("d", true, &p, 10), Ok(6), "wraps past 0xFFFF and 0");
+        assert_eq!(
+            r.id_for("d", true, &p, 10),
+            Ok(6),
+            "wraps past 0xFFFF and 0"
+        );
     }
 
     #[test]
@@ -156,7 +167,10 @@ mod tests {
         assert!(r.id_for("a", true, &p, 2).is_ok());
         assert!(r.id_for("b", true, &p, 2).is_ok());
         assert_eq!(r.id_for("c", true, &p, 2), Err(RegistryFull));
-        assert!(r.id_for("a", true, &p, 2).is_ok(), "existing names still resolve");
+        assert!(
+            r.id_for("a", true, &p, 2).is_ok(),
+            "existing names still resolve"
+        );
     }
 
     #[test]

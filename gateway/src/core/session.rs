@@ -142,7 +142,10 @@ pub(crate) enum InflightStep {
     /// REGACK for a REGISTER of `topic_id`, before the PUBLISH.
     Regack { topic_id: u16 },
     /// PUBACK (QoS 1) or PUBREC (QoS 2) for a PUBLISH.
-    Publish { topic_id: u16, id_type: sn_codec::TopicIdType },
+    Publish {
+        topic_id: u16,
+        id_type: sn_codec::TopicIdType,
+    },
     /// PUBCOMP for a PUBREL.
     Pubcomp,
 }
@@ -174,9 +177,15 @@ pub(crate) struct Session {
     /// The upstream link (None while prompting, Disconnected or Lost).
     pub(crate) link: Option<LinkId>,
     pub(crate) link_up: bool,
+    /// The link was re-opened by the gateway (Will update): the broker session it finds may
+    /// predate some subscriptions, so they are restored on the next LinkUp whatever
+    /// `session_present` says (subscribing again is idempotent).
+    pub(crate) restore_on_up: bool,
     pub(crate) registry: TopicRegistry,
     pub(crate) subscriptions: BTreeMap<String, (SubKind, u8)>,
     pub(crate) pending_subs: BTreeMap<Token, PendingSub>,
+    /// Unsubscriptions waiting for the broker's UNSUBACK (upstream filter).
+    pub(crate) pending_unsubs: BTreeMap<Token, String>,
     /// Uplink QoS 1/2 publishes by token.
     pub(crate) uplink: BTreeMap<Token, Uplink>,
     /// Last PUBACK/PUBCOMP sent per MsgId, to answer retransmissions identically.
@@ -210,9 +219,11 @@ impl Session {
             will: WillSpec::default(),
             link: None,
             link_up: false,
+            restore_on_up: false,
             registry: TopicRegistry::default(),
             subscriptions: BTreeMap::new(),
             pending_subs: BTreeMap::new(),
+            pending_unsubs: BTreeMap::new(),
             uplink: BTreeMap::new(),
             recent_replies: VecDeque::new(),
             rejected: BTreeSet::new(),
@@ -237,6 +248,7 @@ impl Session {
         self.registry.clear();
         self.subscriptions.clear();
         self.pending_subs.clear();
+        self.pending_unsubs.clear();
         self.rejected.clear();
         self.will = WillSpec::default();
     }

@@ -15,12 +15,22 @@ impl Gateway {
             QoS::Zero | QoS::MinusOne => 0,
         };
         let reject = |this: &mut Self, rc: ReturnCode| {
-            let reply = Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: sub.msg_id, return_code: rc };
+            let reply = Packet::Suback {
+                qos: QoS::Zero,
+                topic_id: 0,
+                msg_id: sub.msg_id,
+                return_code: rc,
+            };
             this.send_to_session(sid, &reply);
         };
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         // A retransmitted SUBSCRIBE still waiting for the broker: answered once, when it comes.
-        if s.pending_subs.values().any(|p| p.msg_id == sub.msg_id && !p.silent) {
+        if s.pending_subs
+            .values()
+            .any(|p| p.msg_id == sub.msg_id && !p.silent)
+        {
             return;
         }
         let (filter, kind, topic_id) = match sub.topic {
@@ -31,7 +41,12 @@ impl Gateway {
                 if topics::is_wildcard(filter) {
                     (filter.to_owned(), SubKind::Name, 0)
                 } else {
-                    match s.registry.id_for(filter, true, &self.cfg.predefined, self.cfg.max_topics_per_client) {
+                    match s.registry.id_for(
+                        filter,
+                        true,
+                        &self.cfg.predefined,
+                        self.cfg.max_topics_per_client,
+                    ) {
                         Ok(id) => (filter.to_owned(), SubKind::Name, id),
                         Err(_) => return reject(self, ReturnCode::Congestion),
                     }
@@ -41,7 +56,10 @@ impl Gateway {
                 Some(name) => (name.to_owned(), SubKind::Predefined(id), id),
                 None => return reject(self, ReturnCode::InvalidTopicId),
             },
-            TopicRef::Short(n) => match std::str::from_utf8(&n).ok().and_then(|f| topics::topic_filter(f.as_bytes()).ok()) {
+            TopicRef::Short(n) => match std::str::from_utf8(&n)
+                .ok()
+                .and_then(|f| topics::topic_filter(f.as_bytes()).ok())
+            {
                 Some(name) => (name.to_owned(), SubKind::Short, 0),
                 None => return reject(self, ReturnCode::NotSupported),
             },
@@ -53,16 +71,41 @@ impl Gateway {
         // A new SUBSCRIBE lifts earlier REGACK rejections (§9.8 step 4).
         s.rejected.clear();
         let token = self.new_token();
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        s.pending_subs.insert(token, PendingSub { msg_id: sub.msg_id, topic_id, filter: filter.clone(), silent: false });
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.pending_subs.insert(
+            token,
+            PendingSub {
+                msg_id: sub.msg_id,
+                topic_id,
+                filter: filter.clone(),
+                silent: false,
+            },
+        );
         s.subscriptions.insert(filter.clone(), (kind, qos));
         let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &filter);
-        self.cmds.push_back(UpstreamCmd::Subscribe { link, token, filter, qos });
+        self.cmds.push_back(UpstreamCmd::Subscribe {
+            link,
+            token,
+            filter,
+            qos,
+        });
     }
 
-    pub(super) fn on_suback(&mut self, _now: Instant, sid: SessionId, token: Token, granted: Option<u8>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let Some(p) = s.pending_subs.remove(&token) else { return };
+    pub(super) fn on_suback(
+        &mut self,
+        _now: Instant,
+        sid: SessionId,
+        token: Token,
+        granted: Option<u8>,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some(p) = s.pending_subs.remove(&token) else {
+            return;
+        };
         if p.silent {
             return;
         }
@@ -76,21 +119,37 @@ impl Gateway {
                     2 => QoS::Two,
                     _ => QoS::Zero,
                 };
-                Packet::Suback { qos, topic_id: p.topic_id, msg_id: p.msg_id, return_code: ReturnCode::Accepted }
+                Packet::Suback {
+                    qos,
+                    topic_id: p.topic_id,
+                    msg_id: p.msg_id,
+                    return_code: ReturnCode::Accepted,
+                }
             }
             None => {
                 s.subscriptions.remove(&p.filter);
-                Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: p.msg_id, return_code: ReturnCode::NotSupported }
+                Packet::Suback {
+                    qos: QoS::Zero,
+                    topic_id: 0,
+                    msg_id: p.msg_id,
+                    return_code: ReturnCode::NotSupported,
+                }
             }
         };
         self.send_to_session(sid, &reply);
     }
 
     pub(super) fn on_unsubscribe(&mut self, _now: Instant, sid: SessionId, u: Unsubscribe<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let filter = match u.topic {
             TopicRef::Name(bytes) => topics::topic_filter(bytes).ok().map(str::to_owned),
-            TopicRef::Predefined(id) => self.cfg.predefined.topic(Some(&s.client_id), id).map(str::to_owned),
+            TopicRef::Predefined(id) => self
+                .cfg
+                .predefined
+                .topic(Some(&s.client_id), id)
+                .map(str::to_owned),
             TopicRef::Short(n) => std::str::from_utf8(&n).ok().map(str::to_owned),
             TopicRef::Normal(_) => None,
         };
@@ -100,7 +159,14 @@ impl Gateway {
         {
             let token = self.new_token();
             let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &filter);
-            self.cmds.push_back(UpstreamCmd::Unsubscribe { link, token, filter });
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.pending_unsubs.insert(token, filter.clone());
+            }
+            self.cmds.push_back(UpstreamCmd::Unsubscribe {
+                link,
+                token,
+                filter,
+            });
         }
         // Always answered, even for unknown topics.
         self.send_to_session(sid, &Packet::Unsuback { msg_id: u.msg_id });
@@ -108,15 +174,36 @@ impl Gateway {
 
     /// Subscribes every filter of the session again (after the broker lost the session).
     pub(super) fn resubscribe_all(&mut self, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         let Some(link) = s.link else { return };
-        let subs: Vec<(String, u8)> = s.subscriptions.iter().map(|(f, (_, q))| (f.clone(), *q)).collect();
+        let subs: Vec<(String, u8)> = s
+            .subscriptions
+            .iter()
+            .map(|(f, (_, q))| (f.clone(), *q))
+            .collect();
         for (filter, qos) in subs {
             let token = self.new_token();
-            let Some(s) = self.sessions.get_mut(&sid) else { return };
-            s.pending_subs.insert(token, PendingSub { msg_id: 0, topic_id: 0, filter: filter.clone(), silent: true });
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                return;
+            };
+            s.pending_subs.insert(
+                token,
+                PendingSub {
+                    msg_id: 0,
+                    topic_id: 0,
+                    filter: filter.clone(),
+                    silent: true,
+                },
+            );
             let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &filter);
-            self.cmds.push_back(UpstreamCmd::Subscribe { link, token, filter, qos });
+            self.cmds.push_back(UpstreamCmd::Subscribe {
+                link,
+                token,
+                filter,
+                qos,
+            });
         }
     }
 }

@@ -111,7 +111,11 @@ mod tests {
             assert_eq!(topic_filter(ok.as_bytes()), Ok(ok), "{ok}");
         }
         for bad in ["a/#/b", "a#", "a/b+", "#/a", "a/+b"] {
-            assert_eq!(topic_filter(bad.as_bytes()), Err(TopicError::MisplacedWildcard), "{bad}");
+            assert_eq!(
+                topic_filter(bad.as_bytes()),
+                Err(TopicError::MisplacedWildcard),
+                "{bad}"
+            );
         }
     }
 

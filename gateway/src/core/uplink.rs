@@ -15,17 +15,31 @@ const RECENT_REPLIES: usize = 16;
 
 impl Gateway {
     pub(super) fn on_register(&mut self, _now: Instant, sid: SessionId, r: Register<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let (topic_id, rc) = match topics::topic_name(r.topic_name) {
             Err(_) => (0, ReturnCode::NotSupported),
             Ok(name) => {
-                match s.registry.id_for(name, true, &self.cfg.predefined, self.cfg.max_topics_per_client) {
+                match s.registry.id_for(
+                    name,
+                    true,
+                    &self.cfg.predefined,
+                    self.cfg.max_topics_per_client,
+                ) {
                     Ok(id) => (id, ReturnCode::Accepted),
                     Err(_) => (0, ReturnCode::Congestion),
                 }
             }
         };
-        self.send_to_session(sid, &Packet::Regack { topic_id, msg_id: r.msg_id, return_code: rc });
+        self.send_to_session(
+            sid,
+            &Packet::Regack {
+                topic_id,
+                msg_id: r.msg_id,
+                return_code: rc,
+            },
+        );
     }
 
     /// The MQTT-SN topic name a client's PUBLISH refers to.
@@ -37,7 +51,11 @@ impl Gateway {
                 s.registry.confirm(id);
                 Some(name)
             }
-            TopicRef::Predefined(id) => self.cfg.predefined.topic(Some(&s.client_id), id).map(str::to_owned),
+            TopicRef::Predefined(id) => self
+                .cfg
+                .predefined
+                .topic(Some(&s.client_id), id)
+                .map(str::to_owned),
             TopicRef::Short(n) => super::dispatch::short_name(n),
             TopicRef::Name(_) => None,
         }
@@ -63,7 +81,9 @@ impl Gateway {
     }
 
     fn publish_qos0(&mut self, sid: SessionId, topic: &str, data: &[u8], retain: bool) {
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         let Some(link) = s.link else { return };
         let token = self.new_token();
         self.cmds.push_back(UpstreamCmd::Publish {
@@ -77,11 +97,17 @@ impl Gateway {
     }
 
     fn publish_reliable(&mut self, now: Instant, sid: SessionId, topic: String, p: Publish<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let qos = if p.qos == QoS::Two { 2 } else { 1 };
         // A retransmission of a message still in flight: not published again; a QoS 2 message
         // the broker already accepted gets its PUBREC again.
-        if let Some(u) = s.uplink.values().find(|u| u.msg_id == p.msg_id && u.qos == qos) {
+        if let Some(u) = s
+            .uplink
+            .values()
+            .find(|u| u.msg_id == p.msg_id && u.qos == qos)
+        {
             if u.qos == 2 && u.stage != UplinkStage::Sent {
                 let msg_id = u.msg_id;
                 self.send_to_session(sid, &Packet::Pubrec { msg_id });
@@ -91,11 +117,18 @@ impl Gateway {
         // A retransmission of a message already completed: the same answer again.
         if let Some(&(_, _, kind, topic_id)) = s.recent_replies.iter().find(|(id, at, kind, _)| {
             *id == p.msg_id
-                && now < at.saturating_add(self.cfg.t_retry.saturating_mul(u32::from(self.cfg.n_retry)))
+                && now
+                    < at.saturating_add(
+                        self.cfg.t_retry.saturating_mul(u32::from(self.cfg.n_retry)),
+                    )
                 && (*kind == MsgType::Puback && qos == 1 || *kind == MsgType::Pubcomp && qos == 2)
         }) {
             let reply = if kind == MsgType::Puback {
-                Packet::Puback { topic_id, msg_id: p.msg_id, return_code: ReturnCode::Accepted }
+                Packet::Puback {
+                    topic_id,
+                    msg_id: p.msg_id,
+                    return_code: ReturnCode::Accepted,
+                }
             } else {
                 Packet::Pubrec { msg_id: p.msg_id }
             };
@@ -112,7 +145,9 @@ impl Gateway {
             return;
         }
         let token = self.new_token();
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         s.uplink.insert(
             token,
             Uplink {
@@ -130,8 +165,12 @@ impl Gateway {
 
     /// Sends (again) an uplink publish on the session's current link.
     pub(super) fn resubmit_uplink(&mut self, sid: SessionId, token: Token) {
-        let Some(s) = self.sessions.get(&sid) else { return };
-        let (Some(link), Some(u)) = (s.link, s.uplink.get(&token)) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let (Some(link), Some(u)) = (s.link, s.uplink.get(&token)) else {
+            return;
+        };
         // A QoS 2 message the broker already completed needs nothing more upstream.
         if u.stage == UplinkStage::Completed {
             return;
@@ -146,18 +185,43 @@ impl Gateway {
         });
     }
 
-    /// The broker answered a reconnect without the session: restore subscriptions silently
-    /// and publish again what it never acknowledged.
-    pub(super) fn restore_upstream_session(&mut self, sid: SessionId, lost: &[Token]) {
+    /// Requests the broker will never answer after a reconnect (publishes, subscribes and
+    /// unsubscribes sent before it) go out again, in their original order.
+    pub(super) fn resend_lost(&mut self, sid: SessionId, lost: &[Token]) {
         for token in lost {
-            self.resubmit_uplink(sid, *token);
+            let Some(s) = self.sessions.get(&sid) else {
+                return;
+            };
+            let Some(link) = s.link else { return };
+            if s.uplink.contains_key(token) {
+                self.resubmit_uplink(sid, *token);
+            } else if let Some(p) = s.pending_subs.get(token) {
+                let qos = s.subscriptions.get(&p.filter).map_or(0, |(_, q)| *q);
+                let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &p.filter);
+                self.cmds.push_back(UpstreamCmd::Subscribe {
+                    link,
+                    token: *token,
+                    filter,
+                    qos,
+                });
+            } else if let Some(filter) = s.pending_unsubs.get(token) {
+                let filter = filter.clone();
+                self.cmds.push_back(UpstreamCmd::Unsubscribe {
+                    link,
+                    token: *token,
+                    filter,
+                });
+            }
         }
-        self.resubscribe_all(sid);
     }
 
     pub(super) fn on_publish_received(&mut self, now: Instant, sid: SessionId, token: Token) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let Some(u) = s.uplink.get_mut(&token) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some(u) = s.uplink.get_mut(&token) else {
+            return;
+        };
         if u.qos == 2 && u.stage == UplinkStage::Sent {
             u.stage = UplinkStage::Received;
             let msg_id = u.msg_id;
@@ -167,14 +231,22 @@ impl Gateway {
     }
 
     pub(super) fn on_publish_done(&mut self, now: Instant, sid: SessionId, token: Token) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let Some(u) = s.uplink.get_mut(&token) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some(u) = s.uplink.get_mut(&token) else {
+            return;
+        };
         match (u.qos, u.stage) {
             (1, _) => {
                 let (msg_id, topic_id) = (u.msg_id, u.topic_id);
                 s.uplink.remove(&token);
                 remember(s, now, msg_id, MsgType::Puback, topic_id);
-                let reply = Packet::Puback { topic_id, msg_id, return_code: ReturnCode::Accepted };
+                let reply = Packet::Puback {
+                    topic_id,
+                    msg_id,
+                    return_code: ReturnCode::Accepted,
+                };
                 self.send_to_session(sid, &reply);
             }
             // The broker completed before PUBREC reached the client: send it now.
@@ -195,8 +267,13 @@ impl Gateway {
     }
 
     pub(super) fn on_pubrel(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        let found = s.uplink.iter_mut().find(|(_, u)| u.msg_id == msg_id && u.qos == 2);
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let found = s
+            .uplink
+            .iter_mut()
+            .find(|(_, u)| u.msg_id == msg_id && u.qos == 2);
         match found {
             Some((&token, u)) => match u.stage {
                 UplinkStage::Completed => {
@@ -216,7 +293,13 @@ impl Gateway {
     }
 }
 
-fn remember(s: &mut super::session::Session, now: Instant, msg_id: u16, kind: MsgType, topic_id: u16) {
+fn remember(
+    s: &mut super::session::Session,
+    now: Instant,
+    msg_id: u16,
+    kind: MsgType,
+    topic_id: u16,
+) {
     if s.recent_replies.len() >= RECENT_REPLIES {
         s.recent_replies.pop_front();
     }

@@ -1,4 +1,119 @@
 //! The tokio shell around the core: UDP sockets, upstream links, the drive loop.
+//!
+//! [`start`] binds every listener (so a port-0 listener reports the port it got), spawns the
+//! drive loop and returns at once; [`run`] is `start` plus waiting. Both stop gracefully when
+//! the given [`CancellationToken`] is cancelled: upstream links are closed with DISCONNECT, so no
+//! Will is published for clients that were fine.
 
 pub mod config;
+pub mod driver;
+pub mod udp;
 pub mod upstream;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use self::config::IoConfig;
+pub use self::driver::{GatewayHandle, Stats};
+use self::upstream::{RumqttcConnector, UpstreamSetupError};
+use crate::core::Gateway;
+use crate::core::config::GatewayConfig;
+
+/// How long shutdown waits for the upstream links to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listener could not be bound.
+    ///
+    /// **Fault:** the operator (address in use, not an address of this host, no permission for a
+    /// port below 1024). **Recovery:** choose another address or port.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The upstream connector could not be set up (TLS material).
+    ///
+    /// **Fault:** the operator. **Recovery:** fix the `[upstream.tls]` settings.
+    #[error("upstream: {0}")]
+    Upstream(#[from] UpstreamSetupError),
+}
+
+/// A gateway running in the background.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound unicast address of every listener, in configuration order.
+    pub addrs: Vec<SocketAddr>,
+    /// Counters and client list.
+    pub handle: GatewayHandle,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until the gateway has stopped (after its cancellation token fired).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the listeners and starts the gateway; it runs until `shutdown` is cancelled.
+pub async fn start(
+    core: GatewayConfig,
+    io: IoConfig,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    let mut listeners = Vec::with_capacity(io.listeners.len());
+    for l in &io.listeners {
+        listeners.push(udp::bind(l).map_err(|source| StartError::Bind {
+            addr: l.bind,
+            source,
+        })?);
+    }
+    let addrs = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut connector = RumqttcConnector::new(io.upstream.clone(), tx)?;
+    let handle = GatewayHandle::default();
+    let driver_handle = handle.clone();
+    let task = tokio::spawn(async move {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        let gateway = Gateway::new(core, sn_codec::Instant::ZERO, seed);
+        driver::drive(
+            gateway,
+            listeners,
+            &mut connector,
+            rx,
+            shutdown,
+            driver_handle,
+        )
+        .await;
+        connector.shutdown(SHUTDOWN_GRACE).await;
+    });
+    Ok(Running {
+        addrs,
+        handle,
+        task,
+    })
+}
+
+/// [`start`], then wait until the gateway has stopped.
+pub async fn run(
+    core: GatewayConfig,
+    io: IoConfig,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    start(core, io, shutdown).await?.wait().await;
+    Ok(())
+}

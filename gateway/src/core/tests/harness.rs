@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use sn_codec::{Connect, Instant, Packet};
 
+use crate::core::Gateway;
 use crate::core::addr::{ListenerId, PeerAddr, Wnid};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{Destination, GatewayEvent};
 use crate::core::upstream::{LinkId, UpstreamCmd, UpstreamEvent};
-use crate::core::Gateway;
 
 pub(super) struct Harness {
     pub(super) gw: Gateway,
@@ -18,6 +18,8 @@ pub(super) struct Harness {
     pub(super) sent: Vec<(SocketAddr, Vec<u8>)>,
     pub(super) cmds: Vec<UpstreamCmd>,
     pub(super) events: Vec<GatewayEvent>,
+    /// Multicast datagrams: listener, TTL, bytes.
+    pub(super) multicast: Vec<(Option<ListenerId>, Option<u8>, Vec<u8>)>,
 }
 
 pub(super) fn encode(p: &Packet<'_>) -> Vec<u8> {
@@ -29,7 +31,10 @@ pub(super) fn encode(p: &Packet<'_>) -> Vec<u8> {
 
 /// A client at 10.0.0.`n`:5000.
 pub(super) fn peer(n: u8) -> PeerAddr {
-    PeerAddr::Udp { listener: ListenerId(0), addr: SocketAddr::from(([10, 0, 0, n], 5000)) }
+    PeerAddr::Udp {
+        listener: ListenerId(0),
+        addr: SocketAddr::from(([10, 0, 0, n], 5000)),
+    }
 }
 
 /// A node behind the forwarder at 10.0.1.1:6000.
@@ -42,15 +47,31 @@ pub(super) fn node(wnid: &[u8]) -> PeerAddr {
 }
 
 pub(super) fn connect(id: &str, will: bool, clean: bool, keep_alive: u16) -> Vec<u8> {
-    encode(&Packet::Connect(Connect { will, clean_session: clean, duration: keep_alive, client_id: id.as_bytes() }))
+    encode(&Packet::Connect(Connect {
+        will,
+        clean_session: clean,
+        duration: keep_alive,
+        client_id: id.as_bytes(),
+    }))
 }
 
 impl Harness {
     pub(super) fn new(cfg: GatewayConfig) -> Self {
         let now = Instant::from_millis(1_000_000);
-        let mut h = Harness { gw: Gateway::new(cfg, now), now, sent: vec![], cmds: vec![], events: vec![] };
+        let mut h = Harness {
+            gw: Gateway::new(cfg, now, 7),
+            now,
+            sent: vec![],
+            cmds: vec![],
+            events: vec![],
+            multicast: vec![],
+        };
         h.drain();
-        h.upstream(UpstreamEvent::LinkUp { link: LinkId::GATEWAY, session_present: false, lost: vec![] });
+        h.upstream(UpstreamEvent::LinkUp {
+            link: LinkId::GATEWAY,
+            session_present: false,
+            lost: vec![],
+        });
         h.clear();
         h
     }
@@ -60,6 +81,7 @@ impl Harness {
     }
 
     pub(super) fn clear(&mut self) {
+        self.multicast.clear();
         self.sent.clear();
         self.cmds.clear();
         self.events.clear();
@@ -68,8 +90,12 @@ impl Harness {
     fn drain(&mut self) {
         let mut buf = vec![0u8; 70_000];
         while let Some(t) = self.gw.poll_transmit(&mut buf) {
-            let Destination::Unicast { addr, .. } = t.to else { panic!("unexpected multicast") };
-            self.sent.push((addr, buf[..t.len].to_vec()));
+            match t.to {
+                Destination::Unicast { addr, .. } => self.sent.push((addr, buf[..t.len].to_vec())),
+                Destination::Multicast { listener, ttl } => {
+                    self.multicast.push((listener, ttl, buf[..t.len].to_vec()))
+                }
+            }
         }
         while let Some(c) = self.gw.poll_upstream() {
             self.cmds.push(c);
@@ -84,11 +110,22 @@ impl Harness {
         // A forwarded node's datagram arrives encapsulated from the forwarder.
         match from {
             PeerAddr::Udp { .. } => self.gw.handle_datagram(self.now, from.clone(), bytes),
-            PeerAddr::Forwarded { listener, forwarder, wnid } => {
+            PeerAddr::Forwarded {
+                listener,
+                forwarder,
+                wnid,
+            } => {
                 let mut buf = vec![0u8; bytes.len() + wnid.0.len() + 3];
-                let e = sn_codec::Encapsulated { radius: 0, wnid: &wnid.0, inner: bytes };
+                let e = sn_codec::Encapsulated {
+                    radius: 0,
+                    wnid: &wnid.0,
+                    inner: bytes,
+                };
                 let n = e.encode(&mut buf).unwrap();
-                let udp = PeerAddr::Udp { listener: *listener, addr: *forwarder };
+                let udp = PeerAddr::Udp {
+                    listener: *listener,
+                    addr: *forwarder,
+                };
                 self.gw.handle_datagram(self.now, udp, &buf[..n]);
             }
         }
@@ -138,7 +175,11 @@ impl Harness {
 
     /// Asserts that exactly these packets were sent to `to` (since the last clear), then clears.
     pub(super) fn expect(&mut self, to: &PeerAddr, packets: &[Packet<'_>]) {
-        let got: Vec<String> = self.sent_to(to).iter().map(|b| Packet::decode(b).unwrap().to_string()).collect();
+        let got: Vec<String> = self
+            .sent_to(to)
+            .iter()
+            .map(|b| Packet::decode(b).unwrap().to_string())
+            .collect();
         let want: Vec<String> = packets.iter().map(|p| p.to_string()).collect();
         assert_eq!(got, want);
         let got_bytes = self.sent_to(to);
@@ -149,8 +190,11 @@ impl Harness {
 
     /// Asserts that nothing was sent to anybody.
     pub(super) fn expect_silence(&self) {
-        let shown: Vec<String> =
-            self.sent.iter().map(|(a, b)| format!("{a}: {:?}", Packet::decode(b).map(|p| p.to_string()))).collect();
+        let shown: Vec<String> = self
+            .sent
+            .iter()
+            .map(|(a, b)| format!("{a}: {:?}", Packet::decode(b).map(|p| p.to_string())))
+            .collect();
         assert!(shown.is_empty(), "unexpected datagrams: {shown:?}");
     }
 
@@ -172,11 +216,26 @@ impl Harness {
     }
 
     /// Connects `id` from `from` with the broker accepting; returns its link.
-    pub(super) fn connect(&mut self, from: &PeerAddr, id: &str, clean: bool, keep_alive: u16) -> LinkId {
+    pub(super) fn connect(
+        &mut self,
+        from: &PeerAddr,
+        id: &str,
+        clean: bool,
+        keep_alive: u16,
+    ) -> LinkId {
         self.raw(from, &connect(id, false, clean, keep_alive));
         let link = self.opened_link();
-        self.upstream(UpstreamEvent::LinkUp { link, session_present: false, lost: vec![] });
-        self.expect(from, &[Packet::Connack { return_code: sn_codec::ReturnCode::Accepted }]);
+        self.upstream(UpstreamEvent::LinkUp {
+            link,
+            session_present: false,
+            lost: vec![],
+        });
+        self.expect(
+            from,
+            &[Packet::Connack {
+                return_code: sn_codec::ReturnCode::Accepted,
+            }],
+        );
         self.clear();
         link
     }

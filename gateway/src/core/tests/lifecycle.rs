@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use sn_codec::{Packet, ReturnCode, WillTopic, QoS};
+use sn_codec::{Packet, QoS, ReturnCode, WillTopic};
 
-use super::harness::{connect, node, peer, Harness};
+use super::harness::{Harness, connect, node, peer};
 use crate::core::event::{DropReason, GatewayEvent, LostReason};
 use crate::core::upstream::{Refusal, UpstreamCmd, UpstreamEvent, Will};
 
@@ -16,14 +16,39 @@ fn connack_is_sent_only_after_the_broker_accepts_the_upstream_session() {
     h.raw(&a, &connect("mote-1", false, true, 60));
     h.expect_silence();
     let cmds = h.take_cmds();
-    let [UpstreamCmd::Open { link, client_id, clean_session: true, keep_alive, will: None, .. }] = &cmds[..] else {
+    let [
+        UpstreamCmd::Open {
+            link,
+            client_id,
+            clean_session: true,
+            keep_alive,
+            will: None,
+            ..
+        },
+    ] = &cmds[..]
+    else {
         panic!("{cmds:?}")
     };
     assert_eq!(client_id, "mote-1");
-    assert_eq!(*keep_alive, Duration::from_secs(60), "upstream keep-alive is the gateway's own");
-    h.upstream(UpstreamEvent::LinkUp { link: *link, session_present: false, lost: vec![] });
-    h.expect(&a, &[Packet::Connack { return_code: ReturnCode::Accepted }]);
-    assert!(h.has_event(|e| matches!(e, GatewayEvent::ClientConnected { client_id, .. } if client_id == "mote-1")));
+    assert_eq!(
+        *keep_alive,
+        Duration::from_secs(60),
+        "upstream keep-alive is the gateway's own"
+    );
+    h.upstream(UpstreamEvent::LinkUp {
+        link: *link,
+        session_present: false,
+        lost: vec![],
+    });
+    h.expect(
+        &a,
+        &[Packet::Connack {
+            return_code: ReturnCode::Accepted,
+        }],
+    );
+    assert!(h.has_event(
+        |e| matches!(e, GatewayEvent::ClientConnected { client_id, .. } if client_id == "mote-1")
+    ));
 }
 
 #[test]
@@ -35,19 +60,53 @@ fn will_prompting_collects_topic_and_message_and_carries_them_upstream() {
     let a = peer(1);
     h.raw(&a, &connect("mote-1", true, true, 30));
     h.expect(&a, &[Packet::WillTopicReq]);
-    h.recv(&a, Packet::WillTopic(Some(WillTopic { qos: QoS::One, retain: true, topic: b"mote/1/status" })));
+    h.recv(
+        &a,
+        Packet::WillTopic(Some(WillTopic {
+            qos: QoS::One,
+            retain: true,
+            topic: b"mote/1/status",
+        })),
+    );
     h.expect(&a, &[Packet::WillMsgReq]);
-    assert!(h.take_cmds().is_empty(), "no upstream session before the Will is complete");
+    assert!(
+        h.take_cmds().is_empty(),
+        "no upstream session before the Will is complete"
+    );
     h.recv(&a, Packet::WillMsg { msg: b"offline" });
     let cmds = h.take_cmds();
-    let [UpstreamCmd::Open { link, client_id, will: Some(will), .. }] = &cmds[..] else { panic!("{cmds:?}") };
+    let [
+        UpstreamCmd::Open {
+            link,
+            client_id,
+            will: Some(will),
+            ..
+        },
+    ] = &cmds[..]
+    else {
+        panic!("{cmds:?}")
+    };
     assert_eq!(client_id, "gw-mote-1");
     assert_eq!(
         will,
-        &Will { topic: "site/mote/1/status".into(), payload: Bytes::from_static(b"offline"), qos: 1, retain: true }
+        &Will {
+            topic: "site/mote/1/status".into(),
+            payload: Bytes::from_static(b"offline"),
+            qos: 1,
+            retain: true
+        }
     );
-    h.upstream(UpstreamEvent::LinkUp { link: *link, session_present: false, lost: vec![] });
-    h.expect(&a, &[Packet::Connack { return_code: ReturnCode::Accepted }]);
+    h.upstream(UpstreamEvent::LinkUp {
+        link: *link,
+        session_present: false,
+        lost: vec![],
+    });
+    h.expect(
+        &a,
+        &[Packet::Connack {
+            return_code: ReturnCode::Accepted,
+        }],
+    );
 }
 
 #[test]
@@ -59,7 +118,10 @@ fn an_empty_will_topic_skips_the_will_message_and_connects_without_will() {
     h.recv(&a, Packet::WillTopic(None));
     h.expect_silence();
     let cmds = h.take_cmds();
-    assert!(matches!(&cmds[..], [UpstreamCmd::Open { will: None, .. }]), "{cmds:?}");
+    assert!(
+        matches!(&cmds[..], [UpstreamCmd::Open { will: None, .. }]),
+        "{cmds:?}"
+    );
 }
 
 #[test]
@@ -68,14 +130,34 @@ fn broker_refusal_and_unreachable_broker_give_meaningful_connack_codes() {
     let (a, b) = (peer(1), peer(2));
     h.raw(&a, &connect("mote-1", false, true, 60));
     let link = h.opened_link();
-    h.upstream(UpstreamEvent::Refused { link, refusal: Refusal::BadCredentials });
-    h.expect(&a, &[Packet::Connack { return_code: ReturnCode::NotSupported }]);
-    assert!(h.take_cmds().iter().any(|c| matches!(c, UpstreamCmd::Close { link: l, .. } if *l == link)));
+    h.upstream(UpstreamEvent::Refused {
+        link,
+        refusal: Refusal::BadCredentials,
+    });
+    h.expect(
+        &a,
+        &[Packet::Connack {
+            return_code: ReturnCode::NotSupported,
+        }],
+    );
+    assert!(
+        h.take_cmds()
+            .iter()
+            .any(|c| matches!(c, UpstreamCmd::Close { link: l, .. } if *l == link))
+    );
 
     h.raw(&b, &connect("mote-2", false, true, 60));
     let link = h.opened_link();
-    h.upstream(UpstreamEvent::LinkDown { link, reason: "connection refused".into() });
-    h.expect(&b, &[Packet::Connack { return_code: ReturnCode::Congestion }]);
+    h.upstream(UpstreamEvent::LinkDown {
+        link,
+        reason: "connection refused".into(),
+    });
+    h.expect(
+        &b,
+        &[Packet::Connack {
+            return_code: ReturnCode::Congestion,
+        }],
+    );
 }
 
 #[test]
@@ -83,9 +165,19 @@ fn bad_client_ids_are_refused_with_not_supported() {
     let mut h = Harness::default();
     let a = peer(1);
     for id in [&b""[..], &[b'x'; 24][..], &[0xff, 0xfe][..]] {
-        let c = Packet::Connect(sn_codec::Connect { will: false, clean_session: true, duration: 10, client_id: id });
+        let c = Packet::Connect(sn_codec::Connect {
+            will: false,
+            clean_session: true,
+            duration: 10,
+            client_id: id,
+        });
         h.recv(&a, c);
-        h.expect(&a, &[Packet::Connack { return_code: ReturnCode::NotSupported }]);
+        h.expect(
+            &a,
+            &[Packet::Connack {
+                return_code: ReturnCode::NotSupported,
+            }],
+        );
     }
     assert!(h.take_cmds().is_empty());
 }
@@ -95,15 +187,28 @@ fn a_connect_with_a_wrong_protocol_id_gets_connack_not_supported() {
     let mut h = Harness::default();
     let a = peer(1);
     h.raw(&a, &[0x08, 0x04, 0x04, 0x02, 0x00, 0x3C, b'a', b'b']);
-    h.expect(&a, &[Packet::Connack { return_code: ReturnCode::NotSupported }]);
+    h.expect(
+        &a,
+        &[Packet::Connack {
+            return_code: ReturnCode::NotSupported,
+        }],
+    );
 }
 
 #[test]
 fn the_client_limit_refuses_with_congestion() {
-    let mut h = Harness::new(crate::core::config::GatewayConfig { max_clients: 1, ..Default::default() });
+    let mut h = Harness::new(crate::core::config::GatewayConfig {
+        max_clients: 1,
+        ..Default::default()
+    });
     h.connect(&peer(1), "mote-1", true, 60);
     h.raw(&peer(2), &connect("mote-2", false, true, 60));
-    h.expect(&peer(2), &[Packet::Connack { return_code: ReturnCode::Congestion }]);
+    h.expect(
+        &peer(2),
+        &[Packet::Connack {
+            return_code: ReturnCode::Congestion,
+        }],
+    );
 }
 
 #[test]
@@ -117,8 +222,21 @@ fn keep_alive_tolerance_edges_decide_when_a_silent_client_is_lost() {
         assert!(h.take_cmds().is_empty(), "still alive at {survives} ms");
         h.advance(Duration::from_millis(lost_at - survives));
         let cmds = h.take_cmds();
-        assert_eq!(cmds, vec![UpstreamCmd::Close { link, graceful: false }], "dropped without DISCONNECT");
-        assert!(h.has_event(|e| matches!(e, GatewayEvent::ClientLost { reason: LostReason::KeepAliveExpired, .. })));
+        assert_eq!(
+            cmds,
+            vec![UpstreamCmd::Close {
+                link,
+                graceful: false
+            }],
+            "dropped without DISCONNECT"
+        );
+        assert!(h.has_event(|e| matches!(
+            e,
+            GatewayEvent::ClientLost {
+                reason: LostReason::KeepAliveExpired,
+                ..
+            }
+        )));
     }
 }
 
@@ -142,7 +260,13 @@ fn disconnect_closes_the_upstream_session_gracefully_and_is_answered() {
     let link = h.connect(&a, "mote-1", true, 60);
     h.recv(&a, Packet::Disconnect { duration: None });
     h.expect(&a, &[Packet::Disconnect { duration: None }]);
-    assert_eq!(h.take_cmds(), vec![UpstreamCmd::Close { link, graceful: true }]);
+    assert_eq!(
+        h.take_cmds(),
+        vec![UpstreamCmd::Close {
+            link,
+            graceful: true
+        }]
+    );
     // The session is gone: the next message gets an unsolicited DISCONNECT.
     h.recv(&a, Packet::Pingreq { client_id: None });
     h.expect(&a, &[Packet::Disconnect { duration: None }]);
@@ -155,10 +279,28 @@ fn a_second_connect_from_a_new_address_takes_the_session_over() {
     let old = h.connect(&a, "mote-1", true, 60);
     h.raw(&b, &connect("mote-1", false, true, 60));
     let cmds = h.take_cmds();
-    assert_eq!(cmds[0], UpstreamCmd::Close { link: old, graceful: true }, "old binding dropped without Will");
-    let UpstreamCmd::Open { link, .. } = cmds[1] else { panic!("{cmds:?}") };
-    h.upstream(UpstreamEvent::LinkUp { link, session_present: false, lost: vec![] });
-    h.expect(&b, &[Packet::Connack { return_code: ReturnCode::Accepted }]);
+    assert_eq!(
+        cmds[0],
+        UpstreamCmd::Close {
+            link: old,
+            graceful: true
+        },
+        "old binding dropped without Will"
+    );
+    let UpstreamCmd::Open { link, .. } = cmds[1] else {
+        panic!("{cmds:?}")
+    };
+    h.upstream(UpstreamEvent::LinkUp {
+        link,
+        session_present: false,
+        lost: vec![],
+    });
+    h.expect(
+        &b,
+        &[Packet::Connack {
+            return_code: ReturnCode::Accepted,
+        }],
+    );
     h.expect_silence();
     // The old address no longer has a session.
     h.recv(&a, Packet::Pingreq { client_id: None });
@@ -183,11 +325,29 @@ fn malformed_datagrams_are_dropped_counted_and_never_disturb_other_clients() {
     let mut h = Harness::default();
     let (a, b) = (peer(1), peer(2));
     h.connect(&a, "mote-1", true, 60);
-    for junk in [&[][..], &[0x00][..], &[0x05, 0x0C, 0x00][..], &[0x03, 0x03, 0x00][..], &[0x02, 0xFE][..]] {
+    for junk in [
+        &[][..],
+        &[0x00][..],
+        &[0x05, 0x0C, 0x00][..],
+        &[0x03, 0x03, 0x00][..],
+        &[0x02, 0xFE][..],
+    ] {
         h.raw(&b, junk);
     }
     h.expect_silence();
-    let malformed = h.events.iter().filter(|e| matches!(e, GatewayEvent::Dropped { reason: DropReason::Malformed(_), .. })).count();
+    let malformed = h
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                GatewayEvent::Dropped {
+                    reason: DropReason::Malformed(_),
+                    ..
+                }
+            )
+        })
+        .count();
     assert_eq!(malformed, 5);
     h.recv(&a, Packet::Pingreq { client_id: None });
     h.expect(&a, &[Packet::Pingresp]);
@@ -195,10 +355,19 @@ fn malformed_datagrams_are_dropped_counted_and_never_disturb_other_clients() {
 
 #[test]
 fn oversized_datagrams_are_dropped() {
-    let mut h = Harness::new(crate::core::config::GatewayConfig { max_packet_size: 64, ..Default::default() });
+    let mut h = Harness::new(crate::core::config::GatewayConfig {
+        max_packet_size: 64,
+        ..Default::default()
+    });
     h.raw(&peer(1), &[0u8; 65]);
     h.expect_silence();
-    assert!(h.has_event(|e| matches!(e, GatewayEvent::Dropped { reason: DropReason::TooLarge, .. })));
+    assert!(h.has_event(|e| matches!(
+        e,
+        GatewayEvent::Dropped {
+            reason: DropReason::TooLarge,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -206,17 +375,49 @@ fn will_topic_update_reopens_the_upstream_session_without_clean_session() {
     let mut h = Harness::default();
     let a = peer(1);
     let old = h.connect(&a, "mote-1", true, 60);
-    h.recv(&a, Packet::WillTopicUpd(Some(WillTopic { qos: QoS::Zero, retain: false, topic: b"m/1/will" })));
-    h.expect(&a, &[Packet::WillTopicResp { return_code: ReturnCode::Accepted }]);
+    h.recv(
+        &a,
+        Packet::WillTopicUpd(Some(WillTopic {
+            qos: QoS::Zero,
+            retain: false,
+            topic: b"m/1/will",
+        })),
+    );
+    h.expect(
+        &a,
+        &[Packet::WillTopicResp {
+            return_code: ReturnCode::Accepted,
+        }],
+    );
     let cmds = h.take_cmds();
-    assert_eq!(cmds[0], UpstreamCmd::Close { link: old, graceful: true });
-    let UpstreamCmd::Open { clean_session, will: Some(w), .. } = &cmds[1] else { panic!("{cmds:?}") };
+    assert_eq!(
+        cmds[0],
+        UpstreamCmd::Close {
+            link: old,
+            graceful: true
+        }
+    );
+    let UpstreamCmd::Open {
+        clean_session,
+        will: Some(w),
+        ..
+    } = &cmds[1]
+    else {
+        panic!("{cmds:?}")
+    };
     assert!(!clean_session, "subscriptions must survive");
     assert_eq!(w.topic, "m/1/will");
     h.recv(&a, Packet::WillMsgUpd { msg: b"bye" });
-    h.expect(&a, &[Packet::WillMsgResp { return_code: ReturnCode::Accepted }]);
+    h.expect(
+        &a,
+        &[Packet::WillMsgResp {
+            return_code: ReturnCode::Accepted,
+        }],
+    );
     let cmds = h.take_cmds();
-    let UpstreamCmd::Open { will: Some(w), .. } = &cmds[1] else { panic!("{cmds:?}") };
+    let UpstreamCmd::Open { will: Some(w), .. } = &cmds[1] else {
+        panic!("{cmds:?}")
+    };
     assert_eq!(&w.payload[..], b"bye");
 }
 
@@ -239,13 +440,23 @@ fn the_spec_example_of_an_encapsulated_connect_is_understood() {
     let forwarder = peer(7);
     let bytes = [
         0x0B, 0xFE, 0x00, 0x00, 0x13, 0xA2, 0x00, 0x41, 0x5B, 0x6C, 0x2D, // header, WNID
-        0x0D, 0x04, 0x04, 0x01, 0x00, 0x3C, b'm', b'o', b't', b'e', b'-', b'0', b'1', // CONNECT
+        0x0D, 0x04, 0x04, 0x01, 0x00, 0x3C, b'm', b'o', b't', b'e', b'-', b'0',
+        b'1', // CONNECT
     ];
     h.raw(&forwarder, &bytes);
     let link = h.opened_link();
-    h.upstream(UpstreamEvent::LinkUp { link, session_present: false, lost: vec![] });
+    h.upstream(UpstreamEvent::LinkUp {
+        link,
+        session_present: false,
+        lost: vec![],
+    });
     assert_eq!(h.sent.len(), 1);
-    assert_eq!(h.sent[0].1, vec![0x0B, 0xFE, 0x00, 0x00, 0x13, 0xA2, 0x00, 0x41, 0x5B, 0x6C, 0x2D, 0x03, 0x05, 0x00]);
+    assert_eq!(
+        h.sent[0].1,
+        vec![
+            0x0B, 0xFE, 0x00, 0x00, 0x13, 0xA2, 0x00, 0x41, 0x5B, 0x6C, 0x2D, 0x03, 0x05, 0x00
+        ]
+    );
 }
 
 #[test]
@@ -259,6 +470,12 @@ fn shutdown_closes_every_link_gracefully() {
         cmds.push(c);
     }
     for link in [l1, l2, crate::core::upstream::LinkId::GATEWAY] {
-        assert!(cmds.contains(&UpstreamCmd::Close { link, graceful: true }), "{cmds:?}");
+        assert!(
+            cmds.contains(&UpstreamCmd::Close {
+                link,
+                graceful: true
+            }),
+            "{cmds:?}"
+        );
     }
 }

@@ -4,20 +4,39 @@ use std::net::IpAddr;
 
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, TopicRef};
 
-use super::harness::{peer, Harness};
+use super::harness::{Harness, peer};
 use crate::core::config::GatewayConfig;
 use crate::core::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
 
 fn publish<'a>(qos: QoS, topic: TopicRef<'a>, msg_id: u16, data: &'a [u8]) -> Packet<'a> {
-    Packet::Publish(Publish { dup: false, qos, retain: false, topic, msg_id, data })
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic,
+        msg_id,
+        data,
+    })
 }
 
 fn published(cmds: &[UpstreamCmd]) -> Vec<(LinkId, Token, String, Vec<u8>, u8, bool)> {
     cmds.iter()
         .filter_map(|c| match c {
-            UpstreamCmd::Publish { link, token, topic, payload, qos, retain } => {
-                Some((*link, *token, topic.clone(), payload.to_vec(), *qos, *retain))
-            }
+            UpstreamCmd::Publish {
+                link,
+                token,
+                topic,
+                payload,
+                qos,
+                retain,
+            } => Some((
+                *link,
+                *token,
+                topic.clone(),
+                payload.to_vec(),
+                *qos,
+                *retain,
+            )),
             _ => None,
         })
         .collect()
@@ -27,7 +46,11 @@ fn with_predefined() -> GatewayConfig {
     let mut cfg = GatewayConfig::default();
     cfg.predefined.global.insert(1, "site/status".into());
     cfg.predefined.global.insert(2, "site/alarm".into());
-    cfg.predefined.per_client.entry("mote-1".into()).or_default().insert(3, "mote-1/config".into());
+    cfg.predefined
+        .per_client
+        .entry("mote-1".into())
+        .or_default()
+        .insert(3, "mote-1/config".into());
     cfg
 }
 
@@ -36,38 +59,107 @@ fn register_is_idempotent_and_never_hands_out_predefined_ids() {
     let mut h = Harness::new(with_predefined());
     let a = peer(1);
     h.connect(&a, "mote-1", true, 60);
-    let reg = |msg_id| Packet::Register(Register { topic_id: 0, msg_id, topic_name: b"sensors/t" });
+    let reg = |msg_id| {
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id,
+            topic_name: b"sensors/t",
+        })
+    };
     h.recv(&a, reg(1));
     h.recv(&a, reg(2));
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 3, topic_name: b"sensors/h" }));
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 3,
+            topic_name: b"sensors/h",
+        }),
+    );
     h.expect(
         &a,
         &[
-            Packet::Regack { topic_id: 4, msg_id: 1, return_code: ReturnCode::Accepted },
-            Packet::Regack { topic_id: 4, msg_id: 2, return_code: ReturnCode::Accepted },
-            Packet::Regack { topic_id: 5, msg_id: 3, return_code: ReturnCode::Accepted },
+            Packet::Regack {
+                topic_id: 4,
+                msg_id: 1,
+                return_code: ReturnCode::Accepted,
+            },
+            Packet::Regack {
+                topic_id: 4,
+                msg_id: 2,
+                return_code: ReturnCode::Accepted,
+            },
+            Packet::Regack {
+                topic_id: 5,
+                msg_id: 3,
+                return_code: ReturnCode::Accepted,
+            },
         ],
     );
 }
 
 #[test]
 fn register_with_an_invalid_name_or_a_full_table_is_rejected_with_the_matching_code() {
-    let mut h = Harness::new(GatewayConfig { max_topics_per_client: 1, ..Default::default() });
+    let mut h = Harness::new(GatewayConfig {
+        max_topics_per_client: 1,
+        ..Default::default()
+    });
     let a = peer(1);
     h.connect(&a, "mote-1", true, 60);
     for (msg_id, name) in [(1, &b"a/+"[..]), (2, b""), (3, &[0xC3, 0x28][..])] {
-        h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id, topic_name: name }));
+        h.recv(
+            &a,
+            Packet::Register(Register {
+                topic_id: 0,
+                msg_id,
+                topic_name: name,
+            }),
+        );
     }
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 4, topic_name: b"ok" }));
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 5, topic_name: b"full" }));
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 4,
+            topic_name: b"ok",
+        }),
+    );
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 5,
+            topic_name: b"full",
+        }),
+    );
     h.expect(
         &a,
         &[
-            Packet::Regack { topic_id: 0, msg_id: 1, return_code: ReturnCode::NotSupported },
-            Packet::Regack { topic_id: 0, msg_id: 2, return_code: ReturnCode::NotSupported },
-            Packet::Regack { topic_id: 0, msg_id: 3, return_code: ReturnCode::NotSupported },
-            Packet::Regack { topic_id: 1, msg_id: 4, return_code: ReturnCode::Accepted },
-            Packet::Regack { topic_id: 0, msg_id: 5, return_code: ReturnCode::Congestion },
+            Packet::Regack {
+                topic_id: 0,
+                msg_id: 1,
+                return_code: ReturnCode::NotSupported,
+            },
+            Packet::Regack {
+                topic_id: 0,
+                msg_id: 2,
+                return_code: ReturnCode::NotSupported,
+            },
+            Packet::Regack {
+                topic_id: 0,
+                msg_id: 3,
+                return_code: ReturnCode::NotSupported,
+            },
+            Packet::Regack {
+                topic_id: 1,
+                msg_id: 4,
+                return_code: ReturnCode::Accepted,
+            },
+            Packet::Regack {
+                topic_id: 0,
+                msg_id: 5,
+                return_code: ReturnCode::Congestion,
+            },
         ],
     );
 }
@@ -79,14 +171,34 @@ fn qos0_publishes_by_normal_predefined_and_short_topic_go_upstream_with_retain()
     let mut h = Harness::new(cfg);
     let a = peer(1);
     let link = h.connect(&a, "mote-1", true, 60);
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 1, topic_name: b"sensors/t" }));
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 1,
+            topic_name: b"sensors/t",
+        }),
+    );
     h.clear();
     h.recv(&a, publish(QoS::Zero, TopicRef::Normal(4), 0, b"21.5"));
     h.recv(&a, publish(QoS::Zero, TopicRef::Predefined(3), 0, b"cfg"));
-    h.recv(&a, Packet::Publish(Publish { dup: false, qos: QoS::Zero, retain: true, topic: TopicRef::Short(*b"ab"), msg_id: 0, data: b"x" }));
+    h.recv(
+        &a,
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::Zero,
+            retain: true,
+            topic: TopicRef::Short(*b"ab"),
+            msg_id: 0,
+            data: b"x",
+        }),
+    );
     h.expect_silence();
     let p = published(&h.take_cmds());
-    let summary: Vec<_> = p.iter().map(|(l, _, t, d, q, r)| (*l, t.as_str(), d.as_slice(), *q, *r)).collect();
+    let summary: Vec<_> = p
+        .iter()
+        .map(|(l, _, t, d, q, r)| (*l, t.as_str(), d.as_slice(), *q, *r))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -108,9 +220,21 @@ fn unknown_topic_ids_get_puback_invalid_topic_id_even_at_qos0() {
     h.expect(
         &a,
         &[
-            Packet::Puback { topic_id: 77, msg_id: 0, return_code: ReturnCode::InvalidTopicId },
-            Packet::Puback { topic_id: 99, msg_id: 5, return_code: ReturnCode::InvalidTopicId },
-            Packet::Puback { topic_id: 7, msg_id: 9, return_code: ReturnCode::InvalidTopicId },
+            Packet::Puback {
+                topic_id: 77,
+                msg_id: 0,
+                return_code: ReturnCode::InvalidTopicId,
+            },
+            Packet::Puback {
+                topic_id: 99,
+                msg_id: 5,
+                return_code: ReturnCode::InvalidTopicId,
+            },
+            Packet::Puback {
+                topic_id: 7,
+                msg_id: 9,
+                return_code: ReturnCode::InvalidTopicId,
+            },
         ],
     );
     assert!(published(&h.take_cmds()).is_empty());
@@ -127,14 +251,48 @@ fn qos1_is_acknowledged_only_after_the_broker_and_duplicates_are_not_published_t
     assert_eq!(p.len(), 1);
     let (link, token, ..) = p[0].clone();
     // The client retransmits before the broker answered: nothing new goes upstream.
-    h.recv(&a, Packet::Publish(Publish { dup: true, qos: QoS::One, retain: false, topic: TopicRef::Predefined(1), msg_id: 7, data: b"on" }));
+    h.recv(
+        &a,
+        Packet::Publish(Publish {
+            dup: true,
+            qos: QoS::One,
+            retain: false,
+            topic: TopicRef::Predefined(1),
+            msg_id: 7,
+            data: b"on",
+        }),
+    );
     h.expect_silence();
     assert!(published(&h.take_cmds()).is_empty());
     h.upstream(UpstreamEvent::PublishDone { link, token });
-    h.expect(&a, &[Packet::Puback { topic_id: 1, msg_id: 7, return_code: ReturnCode::Accepted }]);
+    h.expect(
+        &a,
+        &[Packet::Puback {
+            topic_id: 1,
+            msg_id: 7,
+            return_code: ReturnCode::Accepted,
+        }],
+    );
     // A retransmission after the PUBACK was lost gets the same PUBACK, not a second publish.
-    h.recv(&a, Packet::Publish(Publish { dup: true, qos: QoS::One, retain: false, topic: TopicRef::Predefined(1), msg_id: 7, data: b"on" }));
-    h.expect(&a, &[Packet::Puback { topic_id: 1, msg_id: 7, return_code: ReturnCode::Accepted }]);
+    h.recv(
+        &a,
+        Packet::Publish(Publish {
+            dup: true,
+            qos: QoS::One,
+            retain: false,
+            topic: TopicRef::Predefined(1),
+            msg_id: 7,
+            data: b"on",
+        }),
+    );
+    h.expect(
+        &a,
+        &[Packet::Puback {
+            topic_id: 1,
+            msg_id: 7,
+            return_code: ReturnCode::Accepted,
+        }],
+    );
     assert!(published(&h.take_cmds()).is_empty());
 }
 
@@ -152,7 +310,17 @@ fn qos2_runs_the_full_handshake_on_both_legs_without_duplicates() {
     h.upstream(UpstreamEvent::PublishReceived { link, token });
     h.expect(&a, &[Packet::Pubrec { msg_id: 11 }]);
     // DUP after PUBREC: PUBREC again, no second publish.
-    h.recv(&a, Packet::Publish(Publish { dup: true, qos: QoS::Two, retain: false, topic: TopicRef::Predefined(2), msg_id: 11, data: b"fire" }));
+    h.recv(
+        &a,
+        Packet::Publish(Publish {
+            dup: true,
+            qos: QoS::Two,
+            retain: false,
+            topic: TopicRef::Predefined(2),
+            msg_id: 11,
+            data: b"fire",
+        }),
+    );
     h.expect(&a, &[Packet::Pubrec { msg_id: 11 }]);
     assert!(published(&h.take_cmds()).is_empty());
     h.recv(&a, Packet::Pubrel { msg_id: 11 });
@@ -171,17 +339,31 @@ fn publishes_are_kept_while_the_broker_is_away_and_resubmitted_when_it_lost_them
     h.recv(&a, publish(QoS::One, TopicRef::Predefined(1), 1, b"a"));
     let p = published(&h.take_cmds());
     let (link, token, ..) = p[0].clone();
-    h.upstream(UpstreamEvent::LinkDown { link, reason: "broker restart".into() });
+    h.upstream(UpstreamEvent::LinkDown {
+        link,
+        reason: "broker restart".into(),
+    });
     h.expect_silence();
     // The client keeps its session while the broker is away.
     h.recv(&a, Packet::Pingreq { client_id: None });
     h.expect(&a, &[Packet::Pingresp]);
-    h.upstream(UpstreamEvent::LinkUp { link, session_present: false, lost: vec![token] });
+    h.upstream(UpstreamEvent::LinkUp {
+        link,
+        session_present: false,
+        lost: vec![token],
+    });
     let again = published(&h.take_cmds());
     assert_eq!(again.len(), 1, "the lost publish is submitted again");
     assert_eq!(again[0].1, token);
     h.upstream(UpstreamEvent::PublishDone { link, token });
-    h.expect(&a, &[Packet::Puback { topic_id: 1, msg_id: 1, return_code: ReturnCode::Accepted }]);
+    h.expect(
+        &a,
+        &[Packet::Puback {
+            topic_id: 1,
+            msg_id: 1,
+            return_code: ReturnCode::Accepted,
+        }],
+    );
 }
 
 #[test]
@@ -194,7 +376,14 @@ fn a_full_uplink_buffer_answers_congestion() {
     for id in 1..=3 {
         h.recv(&a, publish(QoS::One, TopicRef::Predefined(1), id, b"x"));
     }
-    h.expect(&a, &[Packet::Puback { topic_id: 1, msg_id: 3, return_code: ReturnCode::Congestion }]);
+    h.expect(
+        &a,
+        &[Packet::Puback {
+            topic_id: 1,
+            msg_id: 3,
+            return_code: ReturnCode::Congestion,
+        }],
+    );
     assert_eq!(published(&h.take_cmds()).len(), 2);
 }
 
@@ -205,13 +394,28 @@ fn qos_minus1_from_any_address_is_published_at_qos0_through_the_gateway_link() {
     h.recv(&s, publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"1"));
     h.recv(&s, publish(QoS::MinusOne, TopicRef::Short(*b"ab"), 0, b"x"));
     // Long-topic form: TopicIdType 0b00, TopicId = 5, data = "hello" + "test".
-    h.raw(&s, &[0x10, 0x0C, 0x60, 0x00, 0x05, 0x00, 0x00, b'h', b'e', b'l', b'l', b'o', b't', b'e', b's', b't']);
+    h.raw(
+        &s,
+        &[
+            0x10, 0x0C, 0x60, 0x00, 0x05, 0x00, 0x00, b'h', b'e', b'l', b'l', b'o', b't', b'e',
+            b's', b't',
+        ],
+    );
     // Unknown predefined id and per-client-only id: dropped silently.
-    h.recv(&s, publish(QoS::MinusOne, TopicRef::Predefined(3), 0, b"no"));
-    h.recv(&s, publish(QoS::MinusOne, TopicRef::Predefined(9), 0, b"no"));
+    h.recv(
+        &s,
+        publish(QoS::MinusOne, TopicRef::Predefined(3), 0, b"no"),
+    );
+    h.recv(
+        &s,
+        publish(QoS::MinusOne, TopicRef::Predefined(9), 0, b"no"),
+    );
     h.expect_silence();
     let p = published(&h.take_cmds());
-    let summary: Vec<_> = p.iter().map(|(l, _, t, d, q, _)| (*l, t.as_str(), d.as_slice(), *q)).collect();
+    let summary: Vec<_> = p
+        .iter()
+        .map(|(l, _, t, d, q, _)| (*l, t.as_str(), d.as_slice(), *q))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -227,14 +431,23 @@ fn qos_minus1_can_be_disabled_or_restricted_to_listed_addresses() {
     let mut cfg = with_predefined();
     cfg.qos_minus1.allow = Some(vec![IpAddr::from([10, 0, 0, 1])]);
     let mut h = Harness::new(cfg);
-    h.recv(&peer(1), publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"yes"));
-    h.recv(&peer(2), publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"no"));
+    h.recv(
+        &peer(1),
+        publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"yes"),
+    );
+    h.recv(
+        &peer(2),
+        publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"no"),
+    );
     assert_eq!(published(&h.take_cmds()).len(), 1);
 
     let mut cfg = with_predefined();
     cfg.qos_minus1.enabled = false;
     let mut h = Harness::new(cfg);
-    h.recv(&peer(1), publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"no"));
+    h.recv(
+        &peer(1),
+        publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"no"),
+    );
     assert!(published(&h.take_cmds()).is_empty());
     h.expect_silence();
 }

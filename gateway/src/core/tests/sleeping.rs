@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef};
 
-use super::harness::{connect, peer, Harness};
+use super::harness::{Harness, connect, peer};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{GatewayEvent, LostReason};
 use crate::core::upstream::{DeliveryId, LinkId, UpstreamCmd, UpstreamEvent};
@@ -34,8 +34,23 @@ fn acks(cmds: &[UpstreamCmd]) -> Vec<u16> {
 fn asleep(h: &mut Harness) -> LinkId {
     let a = peer(1);
     let link = h.connect(&a, "mote-1", true, 60);
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 1, topic_name: b"t" }));
-    h.recv(&a, Packet::Subscribe(Subscribe { dup: false, qos: QoS::Two, msg_id: 2, topic: TopicRef::Name(b"#") }));
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 1,
+            topic_name: b"t",
+        }),
+    );
+    h.recv(
+        &a,
+        Packet::Subscribe(Subscribe {
+            dup: false,
+            qos: QoS::Two,
+            msg_id: 2,
+            topic: TopicRef::Name(b"#"),
+        }),
+    );
     let token = h
         .take_cmds()
         .iter()
@@ -44,16 +59,35 @@ fn asleep(h: &mut Harness) -> LinkId {
             _ => None,
         })
         .unwrap();
-    h.upstream(UpstreamEvent::SubAck { link, token, granted: Some(2) });
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token,
+        granted: Some(2),
+    });
     h.clear();
-    h.recv(&a, Packet::Disconnect { duration: Some(300) });
+    h.recv(
+        &a,
+        Packet::Disconnect {
+            duration: Some(300),
+        },
+    );
     h.expect(&a, &[Packet::Disconnect { duration: None }]);
-    assert!(h.take_cmds().is_empty(), "the upstream session stays open while asleep");
+    assert!(
+        h.take_cmds().is_empty(),
+        "the upstream session stays open while asleep"
+    );
     link
 }
 
 fn publish(qos: QoS, id: u16, msg_id: u16, data: &'static [u8]) -> Packet<'static> {
-    Packet::Publish(Publish { dup: false, qos, retain: false, topic: TopicRef::Normal(id), msg_id, data })
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: TopicRef::Normal(id),
+        msg_id,
+        data,
+    })
 }
 
 #[test]
@@ -65,11 +99,32 @@ fn a_sleeping_client_gets_its_buffered_messages_on_wake_up_then_pingresp() {
     h.upstream(message(link, 2, "t", b"q1", 1));
     h.upstream(message(link, 3, "t", b"q2", 2));
     h.expect_silence();
-    assert!(acks(&h.take_cmds()).is_empty(), "nothing acknowledged upstream while asleep");
+    assert!(
+        acks(&h.take_cmds()).is_empty(),
+        "nothing acknowledged upstream while asleep"
+    );
     h.advance(Duration::from_secs(200));
-    h.recv(&a, Packet::Pingreq { client_id: Some(b"mote-1") });
-    h.expect(&a, &[publish(QoS::Zero, 1, 0, b"q0"), publish(QoS::One, 1, 1, b"q1")]);
-    h.recv(&a, Packet::Puback { topic_id: 1, msg_id: 1, return_code: ReturnCode::Accepted });
+    h.recv(
+        &a,
+        Packet::Pingreq {
+            client_id: Some(b"mote-1"),
+        },
+    );
+    h.expect(
+        &a,
+        &[
+            publish(QoS::Zero, 1, 0, b"q0"),
+            publish(QoS::One, 1, 1, b"q1"),
+        ],
+    );
+    h.recv(
+        &a,
+        Packet::Puback {
+            topic_id: 1,
+            msg_id: 1,
+            return_code: ReturnCode::Accepted,
+        },
+    );
     h.expect(&a, &[publish(QoS::Two, 1, 2, b"q2")]);
     h.recv(&a, Packet::Pubrec { msg_id: 2 });
     h.expect(&a, &[Packet::Pubrel { msg_id: 2 }]);
@@ -86,7 +141,12 @@ fn an_empty_buffer_gets_pingresp_at_once() {
     let mut h = Harness::default();
     let a = peer(1);
     asleep(&mut h);
-    h.recv(&a, Packet::Pingreq { client_id: Some(b"mote-1") });
+    h.recv(
+        &a,
+        Packet::Pingreq {
+            client_id: Some(b"mote-1"),
+        },
+    );
     h.expect(&a, &[Packet::Pingresp]);
 }
 
@@ -97,8 +157,20 @@ fn a_client_that_does_not_wake_in_time_is_lost_and_its_will_is_published() {
     h.advance(Duration::from_secs(329));
     assert!(h.take_cmds().is_empty());
     h.advance(Duration::from_secs(1));
-    assert_eq!(h.take_cmds(), vec![UpstreamCmd::Close { link, graceful: false }]);
-    assert!(h.has_event(|e| matches!(e, GatewayEvent::ClientLost { reason: LostReason::SleepExpired, .. })));
+    assert_eq!(
+        h.take_cmds(),
+        vec![UpstreamCmd::Close {
+            link,
+            graceful: false
+        }]
+    );
+    assert!(h.has_event(|e| matches!(
+        e,
+        GatewayEvent::ClientLost {
+            reason: LostReason::SleepExpired,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -115,15 +187,41 @@ fn the_sleep_buffer_is_bounded_and_drops_the_oldest_qos0_first() {
     // Only QoS 1 left in a full buffer: the newest is refused (dropped, counted, acknowledged
     // upstream once the earlier deliveries are).
     h.upstream(message(link, 7, "t", b"q1c", 1));
-    assert!(acks(&h.take_cmds()).is_empty(), "7 cannot be acknowledged before 5 and 6");
-    let drops = h.events.iter().filter(|e| matches!(e, GatewayEvent::Dropped { .. })).count();
+    assert!(
+        acks(&h.take_cmds()).is_empty(),
+        "7 cannot be acknowledged before 5 and 6"
+    );
+    let drops = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, GatewayEvent::Dropped { .. }))
+        .count();
     assert_eq!(drops, 3, "old0, new0 and q1c");
-    h.recv(&a, Packet::Pingreq { client_id: Some(b"mote-1") });
+    h.recv(
+        &a,
+        Packet::Pingreq {
+            client_id: Some(b"mote-1"),
+        },
+    );
     h.expect(&a, &[publish(QoS::One, 1, 1, b"q1")]);
-    h.recv(&a, Packet::Puback { topic_id: 1, msg_id: 1, return_code: ReturnCode::Accepted });
+    h.recv(
+        &a,
+        Packet::Puback {
+            topic_id: 1,
+            msg_id: 1,
+            return_code: ReturnCode::Accepted,
+        },
+    );
     h.expect(&a, &[publish(QoS::One, 1, 2, b"q1b")]);
     assert_eq!(acks(&h.take_cmds()), vec![5]);
-    h.recv(&a, Packet::Puback { topic_id: 1, msg_id: 2, return_code: ReturnCode::Accepted });
+    h.recv(
+        &a,
+        Packet::Puback {
+            topic_id: 1,
+            msg_id: 2,
+            return_code: ReturnCode::Accepted,
+        },
+    );
     h.expect(&a, &[Packet::Pingresp]);
     assert_eq!(acks(&h.take_cmds()), vec![6, 7]);
 }
@@ -135,8 +233,19 @@ fn connect_while_asleep_resumes_the_session_and_delivers_the_buffer() {
     let link = asleep(&mut h);
     h.upstream(message(link, 7, "t", b"hello", 1));
     h.raw(&a, &connect("mote-1", false, true, 60));
-    h.expect(&a, &[Packet::Connack { return_code: ReturnCode::Accepted }, publish(QoS::One, 1, 1, b"hello")]);
-    assert!(h.take_cmds().is_empty(), "same upstream session, registrations kept");
+    h.expect(
+        &a,
+        &[
+            Packet::Connack {
+                return_code: ReturnCode::Accepted,
+            },
+            publish(QoS::One, 1, 1, b"hello"),
+        ],
+    );
+    assert!(
+        h.take_cmds().is_empty(),
+        "same upstream session, registrations kept"
+    );
 }
 
 #[test]
@@ -145,14 +254,28 @@ fn retries_exhausted_while_awake_send_the_client_back_to_sleep_keeping_the_messa
     let a = peer(1);
     let link = asleep(&mut h);
     h.upstream(message(link, 7, "t", b"m", 1));
-    h.recv(&a, Packet::Pingreq { client_id: Some(b"mote-1") });
+    h.recv(
+        &a,
+        Packet::Pingreq {
+            client_id: Some(b"mote-1"),
+        },
+    );
     h.expect(&a, &[publish(QoS::One, 1, 1, b"m")]);
     h.advance(Duration::from_secs(40));
     h.sent.clear();
     assert!(!h.has_event(|e| matches!(e, GatewayEvent::ClientLost { .. })));
-    h.recv(&a, Packet::Pingreq { client_id: Some(b"mote-1") });
+    h.recv(
+        &a,
+        Packet::Pingreq {
+            client_id: Some(b"mote-1"),
+        },
+    );
     let sent = h.sent_to(&a);
-    assert_eq!(sent.len(), 1, "the kept message is sent again on the next wake-up");
+    assert_eq!(
+        sent.len(),
+        1,
+        "the kept message is sent again on the next wake-up"
+    );
 }
 
 #[test]
@@ -160,7 +283,12 @@ fn a_wake_up_from_a_new_address_moves_the_session_when_allowed() {
     let mut h = Harness::default();
     asleep(&mut h);
     let b = peer(2);
-    h.recv(&b, Packet::Pingreq { client_id: Some(b"mote-1") });
+    h.recv(
+        &b,
+        Packet::Pingreq {
+            client_id: Some(b"mote-1"),
+        },
+    );
     h.expect(&b, &[Packet::Pingresp]);
     assert!(h.has_event(|e| matches!(e, GatewayEvent::ClientMoved { .. })));
 
@@ -168,13 +296,23 @@ fn a_wake_up_from_a_new_address_moves_the_session_when_allowed() {
     cfg.sleep.allow_wake_from_new_address = false;
     let mut h = Harness::new(cfg);
     asleep(&mut h);
-    h.recv(&b, Packet::Pingreq { client_id: Some(b"mote-1") });
+    h.recv(
+        &b,
+        Packet::Pingreq {
+            client_id: Some(b"mote-1"),
+        },
+    );
     h.expect(&b, &[Packet::Disconnect { duration: None }]);
 }
 
 #[test]
 fn pingreq_with_an_unknown_client_id_gets_disconnect() {
     let mut h = Harness::default();
-    h.recv(&peer(3), Packet::Pingreq { client_id: Some(b"nobody") });
+    h.recv(
+        &peer(3),
+        Packet::Pingreq {
+            client_id: Some(b"nobody"),
+        },
+    );
     h.expect(&peer(3), &[Packet::Disconnect { duration: None }]);
 }

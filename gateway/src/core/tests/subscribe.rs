@@ -6,19 +6,26 @@ use std::time::Duration;
 use bytes::Bytes;
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef, Unsubscribe};
 
-use super::harness::{peer, Harness};
+use super::harness::{Harness, peer};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{GatewayEvent, LostReason};
 use crate::core::upstream::{DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent};
 
 fn subscribe(topic: TopicRef<'_>, qos: QoS, msg_id: u16) -> Packet<'_> {
-    Packet::Subscribe(Subscribe { dup: false, qos, msg_id, topic })
+    Packet::Subscribe(Subscribe {
+        dup: false,
+        qos,
+        msg_id,
+        topic,
+    })
 }
 
 fn subscribed(cmds: &[UpstreamCmd]) -> Vec<(Token, String, u8)> {
     cmds.iter()
         .filter_map(|c| match c {
-            UpstreamCmd::Subscribe { token, filter, qos, .. } => Some((*token, filter.clone(), *qos)),
+            UpstreamCmd::Subscribe {
+                token, filter, qos, ..
+            } => Some((*token, filter.clone(), *qos)),
             _ => None,
         })
         .collect()
@@ -44,14 +51,27 @@ fn message(link: LinkId, pkid: u16, topic: &str, payload: &'static [u8], qos: u8
     }
 }
 
-fn gw_publish(qos: QoS, topic: TopicRef<'_>, msg_id: u16, data: &'static [u8], dup: bool) -> Packet<'static> {
+fn gw_publish(
+    qos: QoS,
+    topic: TopicRef<'_>,
+    msg_id: u16,
+    data: &'static [u8],
+    dup: bool,
+) -> Packet<'static> {
     let topic = match topic {
         TopicRef::Normal(i) => TopicRef::Normal(i),
         TopicRef::Predefined(i) => TopicRef::Predefined(i),
         TopicRef::Short(s) => TopicRef::Short(s),
         TopicRef::Name(_) => unreachable!(),
     };
-    Packet::Publish(Publish { dup, qos, retain: false, topic, msg_id, data })
+    Packet::Publish(Publish {
+        dup,
+        qos,
+        retain: false,
+        topic,
+        msg_id,
+        data,
+    })
 }
 
 /// Connects mote-1 and subscribes it to `cmd/#` at QoS 1.
@@ -62,8 +82,20 @@ fn subscribed_to_wildcard(h: &mut Harness) -> LinkId {
     let s = subscribed(&h.take_cmds());
     assert_eq!(s.len(), 1);
     assert_eq!((s[0].1.as_str(), s[0].2), ("cmd/#", 1));
-    h.upstream(UpstreamEvent::SubAck { link, token: s[0].0, granted: Some(1) });
-    h.expect(&a, &[Packet::Suback { qos: QoS::One, topic_id: 0, msg_id: 3, return_code: ReturnCode::Accepted }]);
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: Some(1),
+    });
+    h.expect(
+        &a,
+        &[Packet::Suback {
+            qos: QoS::One,
+            topic_id: 0,
+            msg_id: 3,
+            return_code: ReturnCode::Accepted,
+        }],
+    );
     link
 }
 
@@ -75,11 +107,26 @@ fn subscribing_to_a_concrete_name_returns_its_topic_id_after_the_broker_granted_
     h.recv(&a, subscribe(TopicRef::Name(b"cmd/led"), QoS::Two, 9));
     h.expect_silence();
     let s = subscribed(&h.take_cmds());
-    h.upstream(UpstreamEvent::SubAck { link, token: s[0].0, granted: Some(1) });
-    h.expect(&a, &[Packet::Suback { qos: QoS::One, topic_id: 1, msg_id: 9, return_code: ReturnCode::Accepted }]);
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: Some(1),
+    });
+    h.expect(
+        &a,
+        &[Packet::Suback {
+            qos: QoS::One,
+            topic_id: 1,
+            msg_id: 9,
+            return_code: ReturnCode::Accepted,
+        }],
+    );
     // A message on it goes straight out with that id: no REGISTER needed.
     h.upstream(message(link, 5, "cmd/led", b"on", 1));
-    h.expect(&a, &[gw_publish(QoS::One, TopicRef::Normal(1), 1, b"on", false)]);
+    h.expect(
+        &a,
+        &[gw_publish(QoS::One, TopicRef::Normal(1), 1, b"on", false)],
+    );
 }
 
 #[test]
@@ -95,20 +142,58 @@ fn subscribe_rejections_carry_the_matching_return_codes() {
     h.expect(
         &a,
         &[
-            Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: 1, return_code: ReturnCode::InvalidTopicId },
-            Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: 2, return_code: ReturnCode::NotSupported },
-            Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: 3, return_code: ReturnCode::NotSupported },
+            Packet::Suback {
+                qos: QoS::Zero,
+                topic_id: 0,
+                msg_id: 1,
+                return_code: ReturnCode::InvalidTopicId,
+            },
+            Packet::Suback {
+                qos: QoS::Zero,
+                topic_id: 0,
+                msg_id: 2,
+                return_code: ReturnCode::NotSupported,
+            },
+            Packet::Suback {
+                qos: QoS::Zero,
+                topic_id: 0,
+                msg_id: 3,
+                return_code: ReturnCode::NotSupported,
+            },
         ],
     );
     // The broker refuses a filter.
     h.recv(&a, subscribe(TopicRef::Name(b"forbidden"), QoS::Zero, 4));
     let s = subscribed(&h.take_cmds());
-    h.upstream(UpstreamEvent::SubAck { link, token: s[0].0, granted: None });
-    h.expect(&a, &[Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: 4, return_code: ReturnCode::NotSupported }]);
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: None,
+    });
+    h.expect(
+        &a,
+        &[Packet::Suback {
+            qos: QoS::Zero,
+            topic_id: 0,
+            msg_id: 4,
+            return_code: ReturnCode::NotSupported,
+        }],
+    );
     // The upstream is down.
-    h.upstream(UpstreamEvent::LinkDown { link, reason: "gone".into() });
+    h.upstream(UpstreamEvent::LinkDown {
+        link,
+        reason: "gone".into(),
+    });
     h.recv(&a, subscribe(TopicRef::Predefined(1), QoS::Zero, 5));
-    h.expect(&a, &[Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: 5, return_code: ReturnCode::Congestion }]);
+    h.expect(
+        &a,
+        &[Packet::Suback {
+            qos: QoS::Zero,
+            topic_id: 0,
+            msg_id: 5,
+            return_code: ReturnCode::Congestion,
+        }],
+    );
 }
 
 #[test]
@@ -121,14 +206,35 @@ fn predefined_and_short_subscriptions_deliver_with_their_own_topic_forms() {
     h.recv(&a, subscribe(TopicRef::Predefined(7), QoS::Zero, 1));
     h.recv(&a, subscribe(TopicRef::Short(*b"ab"), QoS::Zero, 2));
     let s = subscribed(&h.take_cmds());
-    assert_eq!(s.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(), ["site/cmd", "ab"]);
-    h.upstream(UpstreamEvent::SubAck { link, token: s[0].0, granted: Some(0) });
-    h.upstream(UpstreamEvent::SubAck { link, token: s[1].0, granted: Some(0) });
+    assert_eq!(
+        s.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+        ["site/cmd", "ab"]
+    );
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: Some(0),
+    });
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[1].0,
+        granted: Some(0),
+    });
     h.expect(
         &a,
         &[
-            Packet::Suback { qos: QoS::Zero, topic_id: 7, msg_id: 1, return_code: ReturnCode::Accepted },
-            Packet::Suback { qos: QoS::Zero, topic_id: 0, msg_id: 2, return_code: ReturnCode::Accepted },
+            Packet::Suback {
+                qos: QoS::Zero,
+                topic_id: 7,
+                msg_id: 1,
+                return_code: ReturnCode::Accepted,
+            },
+            Packet::Suback {
+                qos: QoS::Zero,
+                topic_id: 0,
+                msg_id: 2,
+                return_code: ReturnCode::Accepted,
+            },
         ],
     );
     h.upstream(message(link, 0, "site/cmd", b"1", 0));
@@ -148,15 +254,45 @@ fn a_wildcard_match_is_registered_and_acknowledged_before_the_first_publish() {
     let a = peer(1);
     let link = subscribed_to_wildcard(&mut h);
     h.upstream(message(link, 10, "cmd/led", b"on", 1));
-    h.expect(&a, &[Packet::Register(Register { topic_id: 1, msg_id: 1, topic_name: b"cmd/led" })]);
-    h.recv(&a, Packet::Regack { topic_id: 1, msg_id: 1, return_code: ReturnCode::Accepted });
-    h.expect(&a, &[gw_publish(QoS::One, TopicRef::Normal(1), 2, b"on", false)]);
-    assert!(acks(&h.take_cmds()).is_empty(), "the broker is acknowledged only after the client");
-    h.recv(&a, Packet::Puback { topic_id: 1, msg_id: 2, return_code: ReturnCode::Accepted });
+    h.expect(
+        &a,
+        &[Packet::Register(Register {
+            topic_id: 1,
+            msg_id: 1,
+            topic_name: b"cmd/led",
+        })],
+    );
+    h.recv(
+        &a,
+        Packet::Regack {
+            topic_id: 1,
+            msg_id: 1,
+            return_code: ReturnCode::Accepted,
+        },
+    );
+    h.expect(
+        &a,
+        &[gw_publish(QoS::One, TopicRef::Normal(1), 2, b"on", false)],
+    );
+    assert!(
+        acks(&h.take_cmds()).is_empty(),
+        "the broker is acknowledged only after the client"
+    );
+    h.recv(
+        &a,
+        Packet::Puback {
+            topic_id: 1,
+            msg_id: 2,
+            return_code: ReturnCode::Accepted,
+        },
+    );
     assert_eq!(acks(&h.take_cmds()), vec![10]);
     // The next message on the same topic needs no REGISTER.
     h.upstream(message(link, 11, "cmd/led", b"off", 1));
-    h.expect(&a, &[gw_publish(QoS::One, TopicRef::Normal(1), 3, b"off", false)]);
+    h.expect(
+        &a,
+        &[gw_publish(QoS::One, TopicRef::Normal(1), 3, b"off", false)],
+    );
 }
 
 #[test]
@@ -165,16 +301,41 @@ fn a_rejected_register_drops_that_topic_until_the_next_subscribe() {
     let a = peer(1);
     let link = subscribed_to_wildcard(&mut h);
     h.upstream(message(link, 10, "cmd/noise", b"x", 1));
-    h.expect(&a, &[Packet::Register(Register { topic_id: 1, msg_id: 1, topic_name: b"cmd/noise" })]);
-    h.recv(&a, Packet::Regack { topic_id: 1, msg_id: 1, return_code: ReturnCode::NotSupported });
+    h.expect(
+        &a,
+        &[Packet::Register(Register {
+            topic_id: 1,
+            msg_id: 1,
+            topic_name: b"cmd/noise",
+        })],
+    );
+    h.recv(
+        &a,
+        Packet::Regack {
+            topic_id: 1,
+            msg_id: 1,
+            return_code: ReturnCode::NotSupported,
+        },
+    );
     h.expect_silence();
-    assert_eq!(acks(&h.take_cmds()), vec![10], "dropped messages are acknowledged upstream");
+    assert_eq!(
+        acks(&h.take_cmds()),
+        vec![10],
+        "dropped messages are acknowledged upstream"
+    );
     h.upstream(message(link, 12, "cmd/noise", b"y", 1));
     h.expect_silence();
     assert_eq!(acks(&h.take_cmds()), vec![12]);
     // Other topics still flow.
     h.upstream(message(link, 13, "cmd/led", b"on", 1));
-    h.expect(&a, &[Packet::Register(Register { topic_id: 2, msg_id: 2, topic_name: b"cmd/led" })]);
+    h.expect(
+        &a,
+        &[Packet::Register(Register {
+            topic_id: 2,
+            msg_id: 2,
+            topic_name: b"cmd/led",
+        })],
+    );
 }
 
 #[test]
@@ -182,23 +343,50 @@ fn one_message_is_in_flight_per_client_and_acks_go_upstream_in_arrival_order() {
     let mut h = Harness::default();
     let a = peer(1);
     let link = h.connect(&a, "mote-1", true, 60);
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 1, topic_name: b"t" }));
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 1,
+            topic_name: b"t",
+        }),
+    );
     h.recv(&a, subscribe(TopicRef::Name(b"t"), QoS::Two, 2));
     let s = subscribed(&h.take_cmds());
-    h.upstream(UpstreamEvent::SubAck { link, token: s[0].0, granted: Some(2) });
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: Some(2),
+    });
     h.clear();
     h.upstream(message(link, 1, "t", b"a", 1));
     h.upstream(message(link, 2, "t", b"b", 2));
     h.upstream(message(link, 3, "t", b"c", 0));
-    h.expect(&a, &[gw_publish(QoS::One, TopicRef::Normal(1), 1, b"a", false)]);
-    h.recv(&a, Packet::Puback { topic_id: 1, msg_id: 1, return_code: ReturnCode::Accepted });
-    h.expect(&a, &[gw_publish(QoS::Two, TopicRef::Normal(1), 2, b"b", false)]);
+    h.expect(
+        &a,
+        &[gw_publish(QoS::One, TopicRef::Normal(1), 1, b"a", false)],
+    );
+    h.recv(
+        &a,
+        Packet::Puback {
+            topic_id: 1,
+            msg_id: 1,
+            return_code: ReturnCode::Accepted,
+        },
+    );
+    h.expect(
+        &a,
+        &[gw_publish(QoS::Two, TopicRef::Normal(1), 2, b"b", false)],
+    );
     assert_eq!(acks(&h.take_cmds()), vec![1]);
     h.recv(&a, Packet::Pubrec { msg_id: 2 });
     h.expect(&a, &[Packet::Pubrel { msg_id: 2 }]);
     assert_eq!(acks(&h.take_cmds()), vec![2]);
     h.recv(&a, Packet::Pubcomp { msg_id: 2 });
-    h.expect(&a, &[gw_publish(QoS::Zero, TopicRef::Normal(1), 0, b"c", false)]);
+    h.expect(
+        &a,
+        &[gw_publish(QoS::Zero, TopicRef::Normal(1), 0, b"c", false)],
+    );
 }
 
 #[test]
@@ -206,18 +394,43 @@ fn downlink_publishes_are_retransmitted_with_dup_and_the_client_is_lost_after_n_
     let mut h = Harness::default();
     let a = peer(1);
     let link = subscribed_to_wildcard(&mut h);
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 1, topic_name: b"cmd/led" }));
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 1,
+            topic_name: b"cmd/led",
+        }),
+    );
     h.clear();
     h.upstream(message(link, 10, "cmd/led", b"on", 1));
-    h.expect(&a, &[gw_publish(QoS::One, TopicRef::Normal(1), 1, b"on", false)]);
+    h.expect(
+        &a,
+        &[gw_publish(QoS::One, TopicRef::Normal(1), 1, b"on", false)],
+    );
     for _ in 0..3 {
         h.advance(Duration::from_secs(10));
         h.recv(&a, Packet::Pingreq { client_id: None }); // alive, but not acknowledging
-        h.expect(&a, &[gw_publish(QoS::One, TopicRef::Normal(1), 1, b"on", true), Packet::Pingresp]);
+        h.expect(
+            &a,
+            &[
+                gw_publish(QoS::One, TopicRef::Normal(1), 1, b"on", true),
+                Packet::Pingresp,
+            ],
+        );
     }
     h.advance(Duration::from_secs(10));
-    assert!(h.has_event(|e| matches!(e, GatewayEvent::ClientLost { reason: LostReason::RetriesExhausted, .. })));
-    assert!(h.take_cmds().contains(&UpstreamCmd::Close { link, graceful: false }));
+    assert!(h.has_event(|e| matches!(
+        e,
+        GatewayEvent::ClientLost {
+            reason: LostReason::RetriesExhausted,
+            ..
+        }
+    )));
+    assert!(h.take_cmds().contains(&UpstreamCmd::Close {
+        link,
+        graceful: false
+    }));
 }
 
 #[test]
@@ -226,10 +439,31 @@ fn a_puback_with_invalid_topic_id_makes_the_gateway_register_again() {
     let a = peer(1);
     let link = subscribed_to_wildcard(&mut h);
     h.upstream(message(link, 10, "cmd/led", b"on", 1));
-    h.recv(&a, Packet::Regack { topic_id: 1, msg_id: 1, return_code: ReturnCode::Accepted });
+    h.recv(
+        &a,
+        Packet::Regack {
+            topic_id: 1,
+            msg_id: 1,
+            return_code: ReturnCode::Accepted,
+        },
+    );
     h.clear();
-    h.recv(&a, Packet::Puback { topic_id: 1, msg_id: 2, return_code: ReturnCode::InvalidTopicId });
-    h.expect(&a, &[Packet::Register(Register { topic_id: 1, msg_id: 3, topic_name: b"cmd/led" })]);
+    h.recv(
+        &a,
+        Packet::Puback {
+            topic_id: 1,
+            msg_id: 2,
+            return_code: ReturnCode::InvalidTopicId,
+        },
+    );
+    h.expect(
+        &a,
+        &[Packet::Register(Register {
+            topic_id: 1,
+            msg_id: 3,
+            topic_name: b"cmd/led",
+        })],
+    );
 }
 
 #[test]
@@ -237,11 +471,34 @@ fn unsubscribe_is_always_answered_and_removes_the_subscription_upstream() {
     let mut h = Harness::default();
     let a = peer(1);
     subscribed_to_wildcard(&mut h);
-    h.recv(&a, Packet::Unsubscribe(Unsubscribe { msg_id: 4, topic: TopicRef::Name(b"cmd/#") }));
-    h.recv(&a, Packet::Unsubscribe(Unsubscribe { msg_id: 5, topic: TopicRef::Name(b"never/subscribed") }));
-    h.expect(&a, &[Packet::Unsuback { msg_id: 4 }, Packet::Unsuback { msg_id: 5 }]);
+    h.recv(
+        &a,
+        Packet::Unsubscribe(Unsubscribe {
+            msg_id: 4,
+            topic: TopicRef::Name(b"cmd/#"),
+        }),
+    );
+    h.recv(
+        &a,
+        Packet::Unsubscribe(Unsubscribe {
+            msg_id: 5,
+            topic: TopicRef::Name(b"never/subscribed"),
+        }),
+    );
+    h.expect(
+        &a,
+        &[
+            Packet::Unsuback { msg_id: 4 },
+            Packet::Unsuback { msg_id: 5 },
+        ],
+    );
     let cmds = h.take_cmds();
-    assert_eq!(cmds.iter().filter(|c| matches!(c, UpstreamCmd::Unsubscribe { filter, .. } if filter == "cmd/#")).count(), 1);
+    assert_eq!(
+        cmds.iter()
+            .filter(|c| matches!(c, UpstreamCmd::Unsubscribe { filter, .. } if filter == "cmd/#"))
+            .count(),
+        1
+    );
     assert_eq!(cmds.len(), 1);
 }
 
@@ -249,22 +506,80 @@ fn unsubscribe_is_always_answered_and_removes_the_subscription_upstream() {
 fn a_broker_that_lost_the_session_gets_the_subscriptions_again_silently() {
     let mut h = Harness::default();
     let link = subscribed_to_wildcard(&mut h);
-    h.upstream(UpstreamEvent::LinkDown { link, reason: "restart".into() });
-    h.upstream(UpstreamEvent::LinkUp { link, session_present: false, lost: vec![] });
+    h.upstream(UpstreamEvent::LinkDown {
+        link,
+        reason: "restart".into(),
+    });
+    h.upstream(UpstreamEvent::LinkUp {
+        link,
+        session_present: false,
+        lost: vec![],
+    });
     let s = subscribed(&h.take_cmds());
-    assert_eq!(s.iter().map(|x| (x.1.as_str(), x.2)).collect::<Vec<_>>(), [("cmd/#", 1)]);
-    h.upstream(UpstreamEvent::SubAck { link, token: s[0].0, granted: Some(1) });
+    assert_eq!(
+        s.iter().map(|x| (x.1.as_str(), x.2)).collect::<Vec<_>>(),
+        [("cmd/#", 1)]
+    );
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: Some(1),
+    });
     h.expect_silence();
 }
 
 #[test]
 fn a_message_too_large_for_the_client_is_dropped_and_acknowledged_upstream() {
-    let mut h = Harness::new(GatewayConfig { max_packet_size: 32, ..Default::default() });
+    let mut h = Harness::new(GatewayConfig {
+        max_packet_size: 32,
+        ..Default::default()
+    });
     let a = peer(1);
     let link = subscribed_to_wildcard(&mut h);
-    h.recv(&a, Packet::Register(Register { topic_id: 0, msg_id: 1, topic_name: b"cmd/led" }));
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 1,
+            topic_name: b"cmd/led",
+        }),
+    );
     h.clear();
     h.upstream(message(link, 10, "cmd/led", &[b'x'; 40], 1));
     h.expect_silence();
     assert_eq!(acks(&h.take_cmds()), vec![10]);
+}
+
+#[test]
+fn an_unanswered_subscribe_is_sent_again_after_a_reconnect_even_when_the_session_survived() {
+    let mut h = Harness::default();
+    let a = peer(1);
+    let link = h.connect(&a, "mote-1", true, 60);
+    h.recv(&a, subscribe(TopicRef::Name(b"x/#"), QoS::One, 3));
+    let s = subscribed(&h.take_cmds());
+    h.upstream(UpstreamEvent::LinkDown {
+        link,
+        reason: "blip".into(),
+    });
+    h.upstream(UpstreamEvent::LinkUp {
+        link,
+        session_present: true,
+        lost: vec![s[0].0],
+    });
+    let again = subscribed(&h.take_cmds());
+    assert_eq!(again, s, "same token, same filter");
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: Some(1),
+    });
+    h.expect(
+        &a,
+        &[Packet::Suback {
+            qos: QoS::One,
+            topic_id: 0,
+            msg_id: 3,
+            return_code: ReturnCode::Accepted,
+        }],
+    );
 }
