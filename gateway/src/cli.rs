@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, ConfigError, Overrides, SHIPPED, Settings};
+use crate::config::{self, ConfigError, MulticastInterface, Overrides, SHIPPED, Settings};
 
 /// Configuration file read when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "config/gateway.toml";
@@ -53,6 +53,22 @@ pub struct Cli {
     /// topic must not contain + or #). Repeatable; replaces a file entry with the same id.
     #[arg(long, global = true, value_name = "ID=TOPIC")]
     pub predefined: Vec<String>,
+
+    /// Discovery multicast group, e.g. `225.1.1.1:1884` or `[ff02::1:1]:1884`: set on every
+    /// listener of that address family (its port must differ from theirs); turns discovery
+    /// (ADVERTISE, multicast GWINFO) on.
+    #[arg(long, global = true, value_name = "GROUP:PORT")]
+    pub advertise: Option<String>,
+
+    /// Interface for the discovery group: an IPv4 address (e.g. `192.168.4.1`, `127.0.0.1`) or,
+    /// for an IPv6 group, an interface index.
+    #[arg(long, global = true, value_name = "ADDR|INDEX")]
+    pub advertise_interface: Option<String>,
+
+    /// ADVERTISE period T_ADV, whole seconds with a unit (e.g. `900s`, `15m`); turns discovery
+    /// on.
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub advertise_interval: Option<String>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
     /// "info,gateway=debug".
@@ -166,11 +182,40 @@ impl Cli {
             .map(|s| config::predefined_flag(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(flag("--predefined"))?;
+        let advertise = self
+            .advertise
+            .as_deref()
+            .map(config::socket_addr)
+            .transpose()
+            .map_err(flag("--advertise"))?;
+        let advertise_interface = self
+            .advertise_interface
+            .as_deref()
+            .map(
+                |s| match (s.parse::<std::net::Ipv4Addr>(), s.parse::<u32>()) {
+                    (Ok(a), _) => Ok(MulticastInterface::V4(a)),
+                    (_, Ok(i)) => Ok(MulticastInterface::Index(i)),
+                    _ => Err(format!(
+                        "{s:?} is neither an IPv4 address nor an interface index"
+                    )),
+                },
+            )
+            .transpose()
+            .map_err(flag("--advertise-interface"))?;
+        let advertise_interval = self
+            .advertise_interval
+            .as_deref()
+            .map(config::parse_duration)
+            .transpose()
+            .map_err(flag("--advertise-interval"))?;
         Ok(Overrides {
             listen,
             upstream,
             gateway_id,
             predefined,
+            advertise,
+            advertise_interface,
+            advertise_interval,
         })
     }
 }
@@ -395,5 +440,71 @@ mod tests {
                 .starts_with("/nonexistent/g.toml: cannot read"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn advertise_flags_turn_discovery_on_for_the_matching_listeners() {
+        let c = cli(&[
+            "--listen",
+            "127.0.0.1:20000",
+            "--listen",
+            "[::1]:20000",
+            "--advertise",
+            "225.1.1.1:1884",
+            "--advertise-interface",
+            "127.0.0.1",
+            "--advertise-interval",
+            "30s",
+        ]);
+        let s = c.settings().unwrap();
+        let d = s.core.discovery.expect("discovery on");
+        assert_eq!(d.advertise_interval, std::time::Duration::from_secs(30));
+        let m = s.io.listeners[0]
+            .multicast
+            .as_ref()
+            .expect("IPv4 listener joined");
+        assert_eq!(m.group, "225.1.1.1:1884".parse::<SocketAddr>().unwrap());
+        assert_eq!(m.interface_v4, Some(std::net::Ipv4Addr::LOCALHOST));
+        assert_eq!(m.ttl, 1);
+        assert!(
+            s.io.listeners[1].multicast.is_none(),
+            "the IPv6 listener is another family"
+        );
+    }
+
+    #[test]
+    fn bad_advertise_values_name_the_flag() {
+        for (args, flag_name) in [
+            (&["--advertise", "10.0.0.1:1884"][..], "--advertise"),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1884",
+                    "--advertise",
+                    "225.1.1.1:1884",
+                ][..],
+                "--advertise",
+            ),
+            (&["--advertise", "nonsense"][..], "--advertise"),
+            (
+                &["--advertise-interface", "eth0"][..],
+                "--advertise-interface",
+            ),
+            (
+                &["--advertise-interface", "127.0.0.1"][..],
+                "--advertise-interface",
+            ),
+            (
+                &["--advertise-interval", "1.5s"][..],
+                "--advertise-interval",
+            ),
+            (
+                &["--advertise-interval", "soon"][..],
+                "--advertise-interval",
+            ),
+        ] {
+            let (flag, reason) = flag_error(args);
+            assert_eq!(flag, flag_name, "{args:?}: {reason}");
+        }
     }
 }

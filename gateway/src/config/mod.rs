@@ -27,8 +27,9 @@ mod values;
 
 use std::path::Path;
 
+pub(crate) use duration::parse as parse_duration;
 pub use error::{ConfigError, Position};
-pub(crate) use validate::Overrides;
+pub(crate) use validate::{MulticastInterface, Overrides};
 pub(crate) use values::{predefined_flag, socket_addr, upstream_url};
 
 use crate::core::config::GatewayConfig;

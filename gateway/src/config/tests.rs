@@ -236,6 +236,7 @@ fn overrides_replace_file_values() {
         upstream: Some(upstream_url("mqtt://other").unwrap()),
         gateway_id: Some(9),
         predefined: vec![(1, "flag/topic".into())],
+        ..Overrides::default()
     };
     let text = r#"
         [gateway]

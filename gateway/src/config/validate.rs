@@ -25,7 +25,7 @@ use crate::core::config::{
     DiscoveryConfig, ForwarderPolicy, GatewayConfig, OverflowPolicy, QosMinus1Config, SleepConfig,
     Tolerance,
 };
-use crate::io::config::IoConfig;
+use crate::io::config::{IoConfig, MulticastConfig};
 
 /// Command-line values that replace what the file says. Each is already parsed; rules that
 /// involve the file (duplicates, TLS for `mqtts`) are checked here and reported as
@@ -40,6 +40,22 @@ pub(crate) struct Overrides {
     pub(crate) gateway_id: Option<u8>,
     /// `--predefined`: global ids added to (or replacing) the file's global ones.
     pub(crate) predefined: Vec<(u16, String)>,
+    /// `--advertise`: the discovery group on every listener of its address family; turns
+    /// discovery on.
+    pub(crate) advertise: Option<SocketAddr>,
+    /// `--advertise-interface`: the multicast interface (IPv4 address or IPv6 index).
+    pub(crate) advertise_interface: Option<MulticastInterface>,
+    /// `--advertise-interval`: T_ADV; turns discovery on.
+    pub(crate) advertise_interval: Option<Duration>,
+}
+
+/// A multicast interface named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MulticastInterface {
+    /// The IPv4 address of the interface.
+    V4(std::net::Ipv4Addr),
+    /// The interface index (IPv6).
+    Index(u32),
 }
 
 /// Where errors point: the text (for line/column), the file name and the directory relative
@@ -271,6 +287,7 @@ pub(crate) fn validate(
         listeners: listeners::validate(&cx, &file.listeners, ov.listen.as_deref())?,
         ..IoConfig::default()
     };
+    apply_discovery_flags(ov, &mut core, &mut io)?;
     let (session, endpoint) = upstream::validate(&cx, &file.upstream, &core, ov)?;
     core.upstream = session;
     io.upstream = endpoint;
@@ -339,6 +356,85 @@ fn sleep(cx: &Ctx<'_>, file: &FileConfig) -> Result<SleepConfig, ConfigError> {
             .allow_wake_from_new_address
             .unwrap_or(d.allow_wake_from_new_address),
     })
+}
+
+/// `--advertise`, `--advertise-interface`, `--advertise-interval`.
+fn apply_discovery_flags(
+    ov: &Overrides,
+    core: &mut GatewayConfig,
+    io: &mut IoConfig,
+) -> Result<(), ConfigError> {
+    let flag = |flag: &str, reason: String| ConfigError::Flag {
+        flag: flag.into(),
+        reason,
+    };
+    if let Some(interval) = ov.advertise_interval {
+        whole_seconds_u16(interval)
+            .map_err(|r| flag("--advertise-interval", format!("{interval:?} {r}")))?;
+    }
+    if ov.advertise.is_some() || ov.advertise_interval.is_some() {
+        let d = core.discovery.get_or_insert_with(DiscoveryConfig::default);
+        if let Some(interval) = ov.advertise_interval {
+            d.advertise_interval = interval;
+        }
+    }
+    if let Some(group) = ov.advertise {
+        if !group.ip().is_multicast() {
+            return Err(flag(
+                "--advertise",
+                format!("{} is not a multicast address", group.ip()),
+            ));
+        }
+        let mut used = false;
+        for l in io
+            .listeners
+            .iter_mut()
+            .filter(|l| l.bind.is_ipv4() == group.is_ipv4())
+        {
+            if l.bind.port() == group.port() {
+                return Err(flag(
+                    "--advertise",
+                    format!(
+                        "port {} is also the unicast port of listener {}; use another port",
+                        group.port(),
+                        l.bind
+                    ),
+                ));
+            }
+            let previous = l.multicast.take();
+            l.multicast = Some(MulticastConfig {
+                group,
+                interface_v4: previous.as_ref().and_then(|m| m.interface_v4),
+                interface_v6: previous.as_ref().map_or(0, |m| m.interface_v6),
+                ttl: previous.map_or(1, |m| m.ttl),
+            });
+            used = true;
+        }
+        if !used {
+            return Err(flag(
+                "--advertise",
+                format!("no listener has the address family of {group}"),
+            ));
+        }
+    }
+    if let Some(iface) = ov.advertise_interface {
+        let mut used = false;
+        for m in io.listeners.iter_mut().filter_map(|l| l.multicast.as_mut()) {
+            match (iface, m.group.is_ipv4()) {
+                (MulticastInterface::V4(a), true) => m.interface_v4 = Some(a),
+                (MulticastInterface::Index(i), false) => m.interface_v6 = i,
+                _ => continue,
+            }
+            used = true;
+        }
+        if !used {
+            return Err(flag(
+                "--advertise-interface",
+                "no multicast group of that address family is configured (see --advertise)".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[discovery]`: checked even when disabled, so a later `enabled = true` does not surprise.

@@ -29,17 +29,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// A listener could not be bound.
+    /// A listener (or its multicast group) could not be bound.
     ///
     /// **Fault:** the operator (address in use, not an address of this host, no permission for a
-    /// port below 1024). **Recovery:** choose another address or port.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The configured address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// port below 1024, a multicast interface that does not exist). **Recovery:** choose
+    /// another address, port or interface.
+    #[error("cannot listen on {0}")]
+    Bind(#[from] udp::BindError),
     /// The upstream connector could not be set up (TLS material).
     ///
     /// **Fault:** the operator. **Recovery:** fix the `[upstream.tls]` settings.
@@ -72,10 +68,7 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let mut listeners = Vec::with_capacity(io.listeners.len());
     for l in &io.listeners {
-        listeners.push(udp::bind(l).map_err(|source| StartError::Bind {
-            addr: l.bind,
-            source,
-        })?);
+        listeners.push(udp::bind(l)?);
     }
     let addrs = listeners
         .iter()

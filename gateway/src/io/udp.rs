@@ -41,18 +41,30 @@ impl Listener {
     }
 }
 
+/// A socket of a listener that could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("{addr}: {source}")]
+pub struct BindError {
+    /// The address that failed: the listener's, or its multicast group's.
+    pub addr: SocketAddr,
+    /// The OS error.
+    pub source: io::Error,
+}
+
 /// Binds a listener (must run inside a tokio runtime).
-pub fn bind(cfg: &ListenerConfig) -> io::Result<Listener> {
-    let unicast = unicast_socket(cfg.bind)?;
+pub fn bind(cfg: &ListenerConfig) -> Result<Listener, BindError> {
+    let at = |addr: SocketAddr| move |source| BindError { addr, source };
+    let unicast = unicast_socket(cfg.bind).map_err(at(cfg.bind))?;
     let mut multicast = None;
     if let Some(m) = &cfg.multicast {
-        configure_sender(&unicast, m)?;
-        multicast = Some(Arc::new(UdpSocket::from_std(
-            multicast_receiver(m)?.into(),
-        )?));
+        configure_sender(&unicast, m).map_err(at(m.group))?;
+        let receiver = multicast_receiver(m).map_err(at(m.group))?;
+        multicast = Some(Arc::new(
+            UdpSocket::from_std(receiver.into()).map_err(at(m.group))?,
+        ));
     }
     Ok(Listener {
-        unicast: Arc::new(UdpSocket::from_std(unicast.into())?),
+        unicast: Arc::new(UdpSocket::from_std(unicast.into()).map_err(at(cfg.bind))?),
         multicast,
         group: cfg.multicast.clone(),
     })
@@ -101,7 +113,10 @@ fn multicast_receiver(m: &MulticastConfig) -> io::Result<Socket> {
         }
         IpAddr::V6(group) => {
             sock.set_only_v6(true)?;
-            sock.bind(&m.group.into())?;
+            // Binding the group filters out unicast to the port; a link-local group needs the
+            // interface as its scope.
+            let scoped = std::net::SocketAddrV6::new(group, m.group.port(), 0, m.interface_v6);
+            sock.bind(&SocketAddr::V6(scoped).into())?;
             sock.join_multicast_v6(&group, m.interface_v6)?;
         }
     }
