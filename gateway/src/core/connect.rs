@@ -10,7 +10,7 @@ use super::addr::PeerAddr;
 use super::event::{GatewayEvent, LostReason};
 use super::session::{ConnectPhase, Session, State, WillSpec};
 use super::topics;
-use super::upstream::{LinkId, Refusal, UpstreamCmd, UpstreamEvent, Will};
+use super::upstream::{UpstreamCmd, Will};
 use super::{Gateway, SessionId};
 
 impl Gateway {
@@ -114,7 +114,7 @@ impl Gateway {
         self.reschedule(sid);
     }
 
-    fn refuse_connect(&mut self, to: &PeerAddr, client_id: String, code: ReturnCode) {
+    pub(super) fn refuse_connect(&mut self, to: &PeerAddr, client_id: String, code: ReturnCode) {
         self.send(to, &Packet::Connack { return_code: code });
         self.event(GatewayEvent::ConnectRefused {
             client_id,
@@ -259,7 +259,7 @@ impl Gateway {
     }
 
     /// CONNACK accepted; the session is Active.
-    fn accept_connect(&mut self, now: Instant, sid: SessionId) {
+    pub(super) fn accept_connect(&mut self, now: Instant, sid: SessionId) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -275,120 +275,6 @@ impl Gateway {
         );
         self.event(GatewayEvent::ClientConnected { client_id, peer });
         self.pump(now, sid);
-    }
-
-    pub(super) fn upstream_event(&mut self, now: Instant, event: UpstreamEvent) {
-        let link = match &event {
-            UpstreamEvent::LinkUp { link, .. }
-            | UpstreamEvent::LinkDown { link, .. }
-            | UpstreamEvent::Refused { link, .. }
-            | UpstreamEvent::SubAck { link, .. }
-            | UpstreamEvent::UnsubAck { link, .. }
-            | UpstreamEvent::PublishDone { link, .. }
-            | UpstreamEvent::PublishReceived { link, .. }
-            | UpstreamEvent::Message { link, .. }
-            | UpstreamEvent::Closed { link } => *link,
-        };
-        if link == LinkId::GATEWAY {
-            return self.gateway_link_event(now, event);
-        }
-        let Some(sid) = self.by_link.get(&link).copied() else {
-            // A link the core already let go of: acknowledge what it still delivers so the
-            // broker is not left waiting.
-            if let UpstreamEvent::Message {
-                delivery,
-                qos: 1..=2,
-                ..
-            } = event
-            {
-                self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
-            }
-            return;
-        };
-        match event {
-            UpstreamEvent::LinkUp {
-                session_present,
-                lost,
-                ..
-            } => self.on_link_up(now, sid, session_present, lost),
-            UpstreamEvent::LinkDown { .. } => self.on_link_down(now, sid, None),
-            UpstreamEvent::Refused { refusal, .. } => self.on_link_down(now, sid, Some(refusal)),
-            UpstreamEvent::SubAck { token, granted, .. } => {
-                self.on_suback(now, sid, token, granted)
-            }
-            UpstreamEvent::UnsubAck { token, .. } => {
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.pending_unsubs.remove(&token);
-                }
-            }
-            UpstreamEvent::Closed { .. } => {}
-            UpstreamEvent::PublishDone { token, .. } => self.on_publish_done(now, sid, token),
-            UpstreamEvent::PublishReceived { token, .. } => {
-                self.on_publish_received(now, sid, token)
-            }
-            UpstreamEvent::Message {
-                link,
-                delivery,
-                topic,
-                payload,
-                qos,
-                retain,
-            } => self.on_message(now, sid, link, delivery, &topic, payload, qos, retain),
-        }
-        self.reschedule(sid);
-    }
-
-    fn on_link_up(
-        &mut self,
-        now: Instant,
-        sid: SessionId,
-        session_present: bool,
-        lost: Vec<super::upstream::Token>,
-    ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        s.link_up = true;
-        let restore = !session_present || std::mem::take(&mut s.restore_on_up);
-        self.resend_lost(sid, &lost);
-        if restore {
-            self.resubscribe_all(sid);
-        }
-        let Some(s) = self.sessions.get(&sid) else {
-            return;
-        };
-        if s.state == State::Connecting(ConnectPhase::Upstream) {
-            let resumed_sleeper = s.sleep.is_some();
-            if resumed_sleeper {
-                // Will update while asleep/awake: back to sleep with the new link.
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.state = State::Asleep;
-                }
-            } else {
-                self.accept_connect(now, sid);
-            }
-        } else if s.state == State::Active {
-            self.pump(now, sid);
-        }
-    }
-
-    /// The link failed or was refused. While connecting, the client gets a CONNACK with a
-    /// meaningful code; afterwards the connector keeps retrying and the session waits.
-    fn on_link_down(&mut self, _now: Instant, sid: SessionId, refusal: Option<Refusal>) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        s.link_up = false;
-        if s.state != State::Connecting(ConnectPhase::Upstream) || s.sleep.is_some() {
-            return;
-        }
-        let code = match refusal {
-            None | Some(Refusal::ServerUnavailable) => ReturnCode::Congestion,
-            Some(_) => ReturnCode::NotSupported,
-        };
-        let (peer, client_id) = (s.peer.clone(), s.client_id.clone());
-        self.end_session(sid, true);
-        self.refuse_connect(&peer, client_id, code);
     }
 
     pub(super) fn on_disconnect(&mut self, now: Instant, sid: SessionId, duration: Option<u16>) {
@@ -498,183 +384,6 @@ impl Gateway {
             return self.lose(sid, LostReason::KeepAliveExpired);
         }
         self.retransmit_due(now, sid);
-    }
-
-    pub(super) fn on_will_topic_upd(
-        &mut self,
-        now: Instant,
-        sid: SessionId,
-        t: Option<WillTopic<'_>>,
-    ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let new_topic = match t {
-            None => None,
-            Some(t) => match topics::topic_name(t.topic) {
-                Ok(name) => Some((name.to_owned(), t.qos.level().clamp(0, 2) as u8, t.retain)),
-                Err(_) => {
-                    self.send_to_session(
-                        sid,
-                        &Packet::WillTopicResp {
-                            return_code: ReturnCode::NotSupported,
-                        },
-                    );
-                    return;
-                }
-            },
-        };
-        if new_topic.is_none() {
-            s.will = WillSpec::default();
-        } else {
-            s.will.topic = new_topic;
-        }
-        self.reopen_for_will(now, sid);
-        self.send_to_session(
-            sid,
-            &Packet::WillTopicResp {
-                return_code: ReturnCode::Accepted,
-            },
-        );
-    }
-
-    pub(super) fn on_will_msg_upd(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        s.will.msg = Bytes::copy_from_slice(msg);
-        if s.will.topic.is_some() {
-            self.reopen_for_will(now, sid);
-        }
-        self.send_to_session(
-            sid,
-            &Packet::WillMsgResp {
-                return_code: ReturnCode::Accepted,
-            },
-        );
-    }
-
-    /// MQTT 3.1.1 cannot change a Will in place: re-open the link with CleanSession=0 and the
-    /// new Will. Subscriptions stay at the broker; messages in flight are redelivered there.
-    fn reopen_for_will(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let Some(old) = s.link.take() else { return };
-        self.by_link.remove(&old);
-        self.cmds.push_back(UpstreamCmd::Close {
-            link: old,
-            graceful: true,
-        });
-        let link = self.new_link();
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        // Upstream deliveries of the old link can no longer be acknowledged; the broker
-        // redelivers them on the new link.
-        s.acks.clear();
-        s.queue.retain(|m| m.delivery.is_none());
-        if s.inflight
-            .as_ref()
-            .is_some_and(|i| i.msg.delivery.is_some())
-        {
-            s.inflight = None;
-        }
-        s.link = Some(link);
-        s.link_up = false;
-        s.restore_on_up = true;
-        s.clean_session = false;
-        let up = &self.cfg.upstream;
-        let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
-            topic: topics::to_upstream(&up.topic_prefix, topic),
-            payload: s.will.msg.clone(),
-            qos: *qos,
-            retain: *retain,
-        });
-        let credentials = up
-            .per_client_credentials
-            .get(&s.client_id)
-            .or(up.credentials.as_ref())
-            .cloned();
-        let cmd = UpstreamCmd::Open {
-            link,
-            client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
-            clean_session: false,
-            keep_alive: up.keep_alive,
-            will,
-            credentials,
-        };
-        self.by_link.insert(link, sid);
-        self.cmds.push_back(cmd);
-        // Publishes not yet completed go again on the new link.
-        let pending: Vec<_> = s.uplink.keys().copied().collect();
-        for token in pending {
-            self.resubmit_uplink(sid, token);
-        }
-        let _ = now;
-    }
-
-    fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
-        match event {
-            UpstreamEvent::LinkUp { .. } => {
-                let topic = self.status_topic();
-                let token = self.new_token();
-                self.cmds.push_back(UpstreamCmd::Publish {
-                    link: LinkId::GATEWAY,
-                    token,
-                    topic,
-                    payload: Bytes::from_static(b"online"),
-                    qos: 1,
-                    retain: true,
-                });
-                if !self.gateway_link_up {
-                    self.gateway_link_up = true;
-                    self.event(GatewayEvent::UpstreamHealth { up: true });
-                    self.discovery_health(now, true);
-                }
-            }
-            UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. } => {
-                if self.gateway_link_up {
-                    self.gateway_link_up = false;
-                    self.event(GatewayEvent::UpstreamHealth { up: false });
-                    self.discovery_health(now, false);
-                }
-            }
-            UpstreamEvent::Message {
-                link,
-                delivery,
-                qos: 1..=2,
-                ..
-            } => {
-                self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
-            }
-            _ => {}
-        }
-    }
-
-    /// `<topic_prefix>gateway/<id>/status`: `online` (retained) while the gateway runs, Will
-    /// `offline`.
-    fn status_topic(&self) -> String {
-        let up = &self.cfg.upstream;
-        format!("{}gateway/{}/status", up.topic_prefix, self.cfg.gateway_id)
-    }
-
-    pub(super) fn open_gateway_link(&mut self) {
-        let up = &self.cfg.upstream;
-        let cmd = UpstreamCmd::Open {
-            link: LinkId::GATEWAY,
-            client_id: up.gateway_client_id.clone(),
-            clean_session: true,
-            keep_alive: up.keep_alive,
-            will: Some(Will {
-                topic: self.status_topic(),
-                payload: Bytes::from_static(b"offline"),
-                qos: 1,
-                retain: true,
-            }),
-            credentials: up.credentials.clone(),
-        };
-        self.cmds.push_back(cmd);
     }
 }
 

@@ -20,6 +20,8 @@ mod discovery;
 mod dispatch;
 mod downlink;
 pub mod event;
+mod gateway_link;
+mod link_events;
 mod outbox;
 mod qos_minus1;
 mod registry;
@@ -31,6 +33,7 @@ mod tests;
 pub mod topics;
 mod uplink;
 pub mod upstream;
+mod will;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;

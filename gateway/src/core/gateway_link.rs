@@ -1,0 +1,74 @@
+//! The gateway's own upstream link: QoS −1 traffic, the retained status topic, and the
+//! upstream health that gates discovery.
+
+use bytes::Bytes;
+use sn_codec::Instant;
+
+use super::Gateway;
+use super::event::GatewayEvent;
+use super::upstream::{LinkId, UpstreamCmd, UpstreamEvent, Will};
+
+impl Gateway {
+    pub(super) fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
+        match event {
+            UpstreamEvent::LinkUp { .. } => {
+                let topic = self.status_topic();
+                let token = self.new_token();
+                self.cmds.push_back(UpstreamCmd::Publish {
+                    link: LinkId::GATEWAY,
+                    token,
+                    topic,
+                    payload: Bytes::from_static(b"online"),
+                    qos: 1,
+                    retain: true,
+                });
+                if !self.gateway_link_up {
+                    self.gateway_link_up = true;
+                    self.event(GatewayEvent::UpstreamHealth { up: true });
+                    self.discovery_health(now, true);
+                }
+            }
+            UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. }
+                if self.gateway_link_up =>
+            {
+                self.gateway_link_up = false;
+                self.event(GatewayEvent::UpstreamHealth { up: false });
+                self.discovery_health(now, false);
+            }
+            UpstreamEvent::Message {
+                link,
+                delivery,
+                qos: 1..=2,
+                ..
+            } => {
+                self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
+            }
+            _ => {}
+        }
+    }
+
+    /// `<topic_prefix>gateway/<id>/status`: `online` (retained) while the gateway runs, Will
+    /// `offline`.
+    fn status_topic(&self) -> String {
+        let up = &self.cfg.upstream;
+        format!("{}gateway/{}/status", up.topic_prefix, self.cfg.gateway_id)
+    }
+
+    pub(super) fn open_gateway_link(&mut self) {
+        let up = &self.cfg.upstream;
+        let cmd = UpstreamCmd::Open {
+            link: LinkId::GATEWAY,
+            client_id: up.gateway_client_id.clone(),
+            clean_session: true,
+            keep_alive: up.keep_alive,
+            will: Some(Will {
+                topic: self.status_topic(),
+                payload: Bytes::from_static(b"offline"),
+                qos: 1,
+                retain: true,
+            }),
+            credentials: up.credentials.clone(),
+        };
+        self.cmds.push_back(cmd);
+    }
+}

@@ -1,0 +1,126 @@
+//! Will updates (§9.4): WILLTOPICUPD / WILLMSGUPD change the Will for real by re-opening the
+//! upstream session with CleanSession=0 and the new Will (MQTT 3.1.1 cannot change it in place).
+
+use bytes::Bytes;
+use sn_codec::{Instant, Packet, ReturnCode, WillTopic};
+
+use super::session::WillSpec;
+use super::topics;
+use super::upstream::{UpstreamCmd, Will};
+use super::{Gateway, SessionId};
+
+impl Gateway {
+    pub(super) fn on_will_topic_upd(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        t: Option<WillTopic<'_>>,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let new_topic = match t {
+            None => None,
+            Some(t) => match topics::topic_name(t.topic) {
+                Ok(name) => Some((name.to_owned(), t.qos.level().clamp(0, 2) as u8, t.retain)),
+                Err(_) => {
+                    self.send_to_session(
+                        sid,
+                        &Packet::WillTopicResp {
+                            return_code: ReturnCode::NotSupported,
+                        },
+                    );
+                    return;
+                }
+            },
+        };
+        if new_topic.is_none() {
+            s.will = WillSpec::default();
+        } else {
+            s.will.topic = new_topic;
+        }
+        self.reopen_for_will(now, sid);
+        self.send_to_session(
+            sid,
+            &Packet::WillTopicResp {
+                return_code: ReturnCode::Accepted,
+            },
+        );
+    }
+
+    pub(super) fn on_will_msg_upd(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.will.msg = Bytes::copy_from_slice(msg);
+        if s.will.topic.is_some() {
+            self.reopen_for_will(now, sid);
+        }
+        self.send_to_session(
+            sid,
+            &Packet::WillMsgResp {
+                return_code: ReturnCode::Accepted,
+            },
+        );
+    }
+
+    /// MQTT 3.1.1 cannot change a Will in place: re-open the link with CleanSession=0 and the
+    /// new Will. Subscriptions stay at the broker; messages in flight are redelivered there.
+    fn reopen_for_will(&mut self, now: Instant, sid: SessionId) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some(old) = s.link.take() else { return };
+        self.by_link.remove(&old);
+        self.cmds.push_back(UpstreamCmd::Close {
+            link: old,
+            graceful: true,
+        });
+        let link = self.new_link();
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        // Upstream deliveries of the old link can no longer be acknowledged; the broker
+        // redelivers them on the new link.
+        s.acks.clear();
+        s.queue.retain(|m| m.delivery.is_none());
+        if s.inflight
+            .as_ref()
+            .is_some_and(|i| i.msg.delivery.is_some())
+        {
+            s.inflight = None;
+        }
+        s.link = Some(link);
+        s.link_up = false;
+        s.restore_on_up = true;
+        s.clean_session = false;
+        let up = &self.cfg.upstream;
+        let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
+            topic: topics::to_upstream(&up.topic_prefix, topic),
+            payload: s.will.msg.clone(),
+            qos: *qos,
+            retain: *retain,
+        });
+        let credentials = up
+            .per_client_credentials
+            .get(&s.client_id)
+            .or(up.credentials.as_ref())
+            .cloned();
+        let cmd = UpstreamCmd::Open {
+            link,
+            client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
+            clean_session: false,
+            keep_alive: up.keep_alive,
+            will,
+            credentials,
+        };
+        self.by_link.insert(link, sid);
+        self.cmds.push_back(cmd);
+        // Publishes not yet completed go again on the new link.
+        let pending: Vec<_> = s.uplink.keys().copied().collect();
+        for token in pending {
+            self.resubmit_uplink(sid, token);
+        }
+        let _ = now;
+    }
+}
