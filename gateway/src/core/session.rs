@@ -243,6 +243,11 @@ impl Session {
         self.next_msg_id
     }
 
+    /// Client requests waiting for the broker (QoS 1/2 publishes, subscriptions).
+    pub(crate) fn outstanding_requests(&self) -> usize {
+        self.uplink.len() + self.pending_subs.values().filter(|p| !p.silent).count()
+    }
+
     /// Forgets registrations, subscriptions and queued messages (CleanSession=1).
     pub(crate) fn clear_state(&mut self) {
         self.registry.clear();

@@ -65,6 +65,11 @@ impl Gateway {
             },
             TopicRef::Normal(_) => return reject(self, ReturnCode::NotSupported),
         };
+        if s.outstanding_requests() >= self.cfg.max_inflight_from_client {
+            let peer = Some(s.peer.clone());
+            self.drop_from(peer, super::event::DropReason::TooManyInflight);
+            return reject(self, ReturnCode::Congestion);
+        }
         let Some(link) = s.link.filter(|_| s.link_up) else {
             return reject(self, ReturnCode::Congestion);
         };

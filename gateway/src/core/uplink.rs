@@ -135,7 +135,12 @@ impl Gateway {
             self.send_to_session(sid, &reply);
             return;
         }
-        if s.uplink.len() >= self.cfg.uplink_buffer || s.link.is_none() {
+        let too_many = s.outstanding_requests() >= self.cfg.max_inflight_from_client;
+        if too_many || s.uplink.len() >= self.cfg.uplink_buffer || s.link.is_none() {
+            if too_many {
+                let peer = Some(s.peer.clone());
+                self.drop_from(peer, DropReason::TooManyInflight);
+            }
             let reply = Packet::Puback {
                 topic_id: p.topic.id_field(),
                 msg_id: p.msg_id,

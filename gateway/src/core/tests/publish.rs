@@ -451,3 +451,49 @@ fn qos_minus1_can_be_disabled_or_restricted_to_listed_addresses() {
     assert!(published(&h.take_cmds()).is_empty());
     h.expect_silence();
 }
+
+#[test]
+fn more_outstanding_requests_than_allowed_are_answered_with_congestion() {
+    let mut cfg = with_predefined();
+    cfg.max_inflight_from_client = 2;
+    let mut h = Harness::new(cfg);
+    let a = peer(1);
+    h.connect(&a, "mote-1", true, 60);
+    h.recv(&a, publish(QoS::One, TopicRef::Predefined(1), 1, b"x"));
+    h.recv(
+        &a,
+        Packet::Subscribe(sn_codec::Subscribe {
+            dup: false,
+            qos: QoS::Zero,
+            msg_id: 2,
+            topic: TopicRef::Name(b"t"),
+        }),
+    );
+    h.recv(&a, publish(QoS::Two, TopicRef::Predefined(1), 3, b"y"));
+    h.recv(
+        &a,
+        Packet::Subscribe(sn_codec::Subscribe {
+            dup: false,
+            qos: QoS::Zero,
+            msg_id: 4,
+            topic: TopicRef::Name(b"u"),
+        }),
+    );
+    h.expect(
+        &a,
+        &[
+            Packet::Puback {
+                topic_id: 1,
+                msg_id: 3,
+                return_code: ReturnCode::Congestion,
+            },
+            Packet::Suback {
+                qos: QoS::Zero,
+                topic_id: 0,
+                msg_id: 4,
+                return_code: ReturnCode::Congestion,
+            },
+        ],
+    );
+    assert_eq!(published(&h.take_cmds()).len(), 1);
+}
