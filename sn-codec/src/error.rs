@@ -115,18 +115,26 @@ pub enum EncodeError {
     /// The topic reference kind does not exist in this message (a topic name in PUBLISH, a
     /// normal topic id in SUBSCRIBE or UNSUBSCRIBE).
     TopicRefNotAllowed,
+    /// An Encapsulated message cannot carry another Encapsulated message.
+    NestedEncapsulation,
 }
 
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::BufferTooSmall { needed, available } => {
-                write!(f, "buffer too small: needs {needed} octets, has {available}")
+                write!(
+                    f,
+                    "buffer too small: needs {needed} octets, has {available}"
+                )
             }
             Self::MessageTooLong { len } => {
                 write!(f, "message of {len} octets exceeds the 65535-octet maximum")
             }
             Self::FieldTooLong => f.write_str("a field is too long for its wire format"),
+            Self::NestedEncapsulation => {
+                f.write_str("an encapsulated message cannot carry another one")
+            }
             Self::TopicRefNotAllowed => {
                 f.write_str("this kind of topic reference cannot be sent in this message")
             }
