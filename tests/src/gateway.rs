@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use gateway::core::config::GatewayConfig;
 use gateway::io::config::{IoConfig, ListenerConfig, Scheme, UpstreamEndpoint};
-use gateway::io::{GatewayHandle, Running, Stats};
+use gateway::io::{GatewayHandle, Running, Snapshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::mqtt::BrokerUrl;
@@ -71,7 +71,7 @@ impl TestGateway {
     /// Waits (bounded) until the gateway's own upstream link is up.
     pub async fn wait_upstream(&self, up: bool, limit: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.handle.stats().upstream_up != up {
+        while self.snapshot().await?.upstream_up != up {
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!("gateway upstream_up did not become {up} within {limit:?}");
             }
@@ -80,9 +80,12 @@ impl TestGateway {
         Ok(())
     }
 
-    /// The gateway's counters.
-    pub fn stats(&self) -> Stats {
-        self.handle.stats()
+    /// A fresh snapshot of the gateway's counters, gauges and clients.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        self.handle
+            .snapshot()
+            .await
+            .context("the gateway has stopped")
     }
 
     /// Stops the gateway gracefully and waits for it.

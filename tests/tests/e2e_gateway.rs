@@ -573,11 +573,24 @@ async fn malformed_datagrams_are_dropped_and_counted_without_disturbing_other_mo
         .await
         .unwrap();
     good.expect(&Packet::Pingresp).await.unwrap();
-    let stats = gw.stats();
-    assert!(
-        stats.dropped.get("malformed").copied().unwrap_or(0) >= 4,
+    let snap = gw.snapshot().await.unwrap();
+    assert_eq!(
+        snap.core.dropped.get("malformed").copied(),
+        Some(5),
         "{:?}",
-        stats.dropped
+        snap.core.dropped
+    );
+    assert_eq!(
+        snap.core
+            .packets_in
+            .get(&sn_codec::MsgType::Pingreq)
+            .copied(),
+        Some(1)
+    );
+    assert_eq!(snap.clients.len(), 1);
+    assert_eq!(
+        (snap.clients[0].client_id.as_str(), snap.clients[0].state),
+        ("mote-good", "active")
     );
 }
 

@@ -99,6 +99,7 @@ impl Gateway {
     }
 
     fn route(&mut self, now: Instant, from: PeerAddr, packet: Packet<'_>) {
+        self.stats.count_in(packet.msg_type());
         // Messages that need no session.
         match packet {
             Packet::Connect(c) => return self.on_connect(now, from, c),

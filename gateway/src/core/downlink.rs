@@ -200,6 +200,8 @@ impl Gateway {
         if !self.send_to_session(sid, &p) {
             return self.discard(sid, msg.delivery, DropReason::TooLargeForClient);
         }
+        self.stats
+            .count_publish(msg.qos, super::stats::Direction::Downstream);
         if msg.qos == QoS::Zero {
             return;
         }

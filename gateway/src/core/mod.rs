@@ -27,6 +27,7 @@ mod qos_minus1;
 mod registry;
 mod session;
 mod sleep;
+pub mod stats;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -44,7 +45,8 @@ use self::addr::PeerAddr;
 use self::config::GatewayConfig;
 use self::event::{GatewayEvent, Transmit};
 use self::outbox::Outbox;
-use self::session::Session;
+use self::session::{Session, State};
+use self::stats::{Gauges, Stats};
 use self::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
 
 /// Index of a session in the gateway's table.
@@ -91,6 +93,7 @@ pub struct Gateway {
     disconnect_sent: BTreeMap<SocketAddr, Instant>,
     shut_down: bool,
     discovery: discovery::Discovery,
+    stats: Stats,
 }
 
 impl Gateway {
@@ -115,6 +118,7 @@ impl Gateway {
             disconnect_sent: BTreeMap::new(),
             shut_down: false,
             discovery: discovery::Discovery::new(seed),
+            stats: Stats::default(),
         };
         gw.open_gateway_link();
         gw
@@ -181,7 +185,9 @@ impl Gateway {
     /// The next datagram to send, written into `buf` (64 KiB always suffices). A datagram that
     /// does not fit `buf` is skipped.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        self.out.pop(buf)
+        let t = self.out.pop(buf)?;
+        self.stats.count_out(t.msg_type);
+        Some(t)
     }
 
     /// The next command for the upstream connector.
@@ -220,6 +226,30 @@ impl Gateway {
             .collect()
     }
 
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Current gauges (one pass over the sessions: call it on a timer, not per datagram).
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges::default();
+        for s in self.sessions.values() {
+            *g.clients.entry(s.state.name()).or_default() += 1;
+            let queued = s.queue.len() as u64 + u64::from(s.inflight.is_some());
+            match s.state {
+                State::Asleep => g.sleep_buffered += queued,
+                _ => g.downlink_queued += queued,
+            }
+            match (s.link, s.link_up) {
+                (Some(_), true) => g.links_up += 1,
+                (Some(_), false) => g.links_down += 1,
+                _ => {}
+            }
+        }
+        g
+    }
+
     /// True while the gateway's own upstream link is connected.
     pub fn upstream_up(&self) -> bool {
         self.gateway_link_up
@@ -240,6 +270,13 @@ impl Gateway {
     }
 
     fn event(&mut self, e: GatewayEvent) {
+        match &e {
+            GatewayEvent::Dropped { reason, .. } => self.stats.count_drop(reason.label()),
+            GatewayEvent::Retransmitted { msg_type, .. } => {
+                self.stats.count_retransmission(*msg_type)
+            }
+            _ => {}
+        }
         self.events.push_back(e);
     }
 

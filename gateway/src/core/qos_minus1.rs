@@ -42,6 +42,8 @@ impl Gateway {
             }
             _ => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
         };
+        self.stats
+            .count_publish(sn_codec::QoS::MinusOne, super::stats::Direction::Upstream);
         let token = self.new_token();
         self.cmds.push_back(UpstreamCmd::Publish {
             link: LinkId::GATEWAY,

@@ -74,6 +74,8 @@ impl Gateway {
             let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
             return self.drop_from(peer, DropReason::UnknownTopicId);
         };
+        self.stats
+            .count_publish(p.qos, super::stats::Direction::Upstream);
         match p.qos {
             QoS::MinusOne | QoS::Zero => self.publish_qos0(sid, &topic, p.data, p.retain),
             QoS::One | QoS::Two => self.publish_reliable(now, sid, topic, p),

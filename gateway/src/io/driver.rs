@@ -1,9 +1,7 @@
 //! The drive loop: owns the core, feeds it datagrams, upstream events and timeouts, and drains
 //! its outputs after every input (architecture.md §4.2).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sn_codec::Instant;
@@ -21,42 +19,59 @@ use crate::core::{ClientInfo, Gateway};
 /// Largest datagram received or sent.
 const MAX_DATAGRAM: usize = 65_535 + 512;
 
-/// Counters of what the gateway did, for tests, status and metrics.
+/// What the running gateway looks like right now: counters, gauges and clients.
 #[derive(Debug, Clone, Default)]
-pub struct Stats {
-    /// Datagrams received, by listener socket kind.
+pub struct Snapshot {
+    /// Datagrams received on all sockets.
     pub datagrams_in: u64,
     /// Datagrams sent.
     pub datagrams_out: u64,
     /// Datagrams that could not be sent.
     pub send_errors: u64,
-    /// Drops by reason label.
-    pub dropped: BTreeMap<&'static str, u64>,
-    /// Messages retransmitted to clients.
-    pub retransmissions: u64,
+    /// The core's counters (packets by type, publishes by QoS and direction, drops by reason,
+    /// retransmissions, upstream connects and disconnects).
+    pub core: crate::core::stats::Stats,
+    /// Sessions by state, buffered messages, links.
+    pub gauges: crate::core::stats::Gauges,
     /// Whether the gateway's own upstream link is up.
     pub upstream_up: bool,
-    /// The clients, refreshed after every input.
+    /// Every client the gateway knows.
     pub clients: Vec<ClientInfo>,
 }
 
-/// A shared view of the running gateway.
-#[derive(Debug, Clone, Default)]
+/// A request to the running driver.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Send back a fresh snapshot.
+    Snapshot(tokio::sync::oneshot::Sender<Snapshot>),
+}
+
+/// A handle on the running gateway, for status pages, metrics and tests.
+#[derive(Debug, Clone)]
 pub struct GatewayHandle {
-    stats: Arc<Mutex<Stats>>,
+    control: mpsc::Sender<Control>,
 }
 
 impl GatewayHandle {
-    /// A copy of the current counters.
-    pub fn stats(&self) -> Stats {
-        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    pub(crate) fn new() -> (Self, mpsc::Receiver<Control>) {
+        let (control, rx) = mpsc::channel(64);
+        (GatewayHandle { control }, rx)
     }
 
-    fn update(&self, f: impl FnOnce(&mut Stats)) {
-        if let Ok(mut s) = self.stats.lock() {
-            f(&mut s);
-        }
+    /// A fresh snapshot; `None` once the gateway has stopped.
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control.send(Control::Snapshot(tx)).await.ok()?;
+        rx.await.ok()
     }
+}
+
+/// Counters the shell itself keeps.
+#[derive(Debug, Default)]
+struct IoCounters {
+    datagrams_in: u64,
+    datagrams_out: u64,
+    send_errors: u64,
 }
 
 /// One received datagram.
@@ -111,7 +126,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     connector: &mut C,
     mut upstream_rx: mpsc::UnboundedReceiver<UpstreamEvent>,
     cancel: CancellationToken,
-    handle: GatewayHandle,
+    mut control: mpsc::Receiver<Control>,
 ) {
     let start = tokio::time::Instant::now();
     let now =
@@ -120,7 +135,8 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     let recv_cancel = cancel.child_token();
     spawn_receivers(&listeners, tx, &recv_cancel);
     let mut out = vec![0u8; MAX_DATAGRAM];
-    drain(&mut core, &listeners, connector, &mut out, &handle).await;
+    let mut counters = IoCounters::default();
+    drain(&mut core, &listeners, connector, &mut out, &mut counters).await;
     loop {
         let deadline = core
             .poll_timeout()
@@ -135,18 +151,35 @@ pub(crate) async fn drive<C: UpstreamConnector>(
             biased;
             _ = cancel.cancelled() => break,
             Some(d) = rx.recv() => {
-                handle.update(|s| s.datagrams_in += 1);
+                counters.datagrams_in += 1;
                 let peer = PeerAddr::Udp { listener: d.listener, addr: d.from };
                 core.handle_datagram(now(), peer, &d.bytes);
             }
             Some(e) = upstream_rx.recv() => core.handle_upstream(now(), e),
             _ = sleep => core.handle_timeout(now()),
+            Some(c) = control.recv() => match c {
+                Control::Snapshot(reply) => {
+                    let _ = reply.send(snapshot(&core, &counters));
+                }
+            },
         }
-        drain(&mut core, &listeners, connector, &mut out, &handle).await;
+        drain(&mut core, &listeners, connector, &mut out, &mut counters).await;
     }
     recv_cancel.cancel();
     core.handle_shutdown(now());
-    drain(&mut core, &listeners, connector, &mut out, &handle).await;
+    drain(&mut core, &listeners, connector, &mut out, &mut counters).await;
+}
+
+fn snapshot(core: &Gateway, io: &IoCounters) -> Snapshot {
+    Snapshot {
+        datagrams_in: io.datagrams_in,
+        datagrams_out: io.datagrams_out,
+        send_errors: io.send_errors,
+        core: core.stats().clone(),
+        gauges: core.gauges(),
+        upstream_up: core.upstream_up(),
+        clients: core.clients(),
+    }
 }
 
 /// Drains the core's outputs: datagrams, upstream commands, events.
@@ -155,10 +188,8 @@ async fn drain<C: UpstreamConnector>(
     listeners: &[Listener],
     connector: &mut C,
     buf: &mut [u8],
-    handle: &GatewayHandle,
+    counters: &mut IoCounters,
 ) {
-    let mut sent = 0u64;
-    let mut errors = 0u64;
     while let Some(t) = core.poll_transmit(buf) {
         let bytes = buf.get(..t.len).unwrap_or_default();
         let result = match t.to {
@@ -182,9 +213,9 @@ async fn drain<C: UpstreamConnector>(
             }
         };
         match result {
-            Ok(()) => sent += 1,
+            Ok(()) => counters.datagrams_out += 1,
             Err(e) => {
-                errors += 1;
+                counters.send_errors += 1;
                 debug!(error = %e, "udp send failed");
             }
         }
@@ -192,28 +223,7 @@ async fn drain<C: UpstreamConnector>(
     while let Some(cmd) = core.poll_upstream() {
         connector.execute(cmd);
     }
-    let mut events = Vec::new();
     while let Some(e) = core.poll_event() {
-        events.push(e);
-    }
-    let clients = core.clients();
-    let upstream_up = core.upstream_up();
-    handle.update(|s| {
-        s.datagrams_out += sent;
-        s.send_errors += errors;
-        s.upstream_up = upstream_up;
-        for e in &events {
-            match e {
-                GatewayEvent::Dropped { reason, .. } => {
-                    *s.dropped.entry(reason.label()).or_default() += 1
-                }
-                GatewayEvent::Retransmitted { .. } => s.retransmissions += 1,
-                _ => {}
-            }
-        }
-        s.clients = clients;
-    });
-    for e in events {
         log_event(&e);
     }
 }

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::config::IoConfig;
-pub use self::driver::{GatewayHandle, Stats};
+pub use self::driver::{GatewayHandle, Snapshot};
 use self::upstream::{RumqttcConnector, UpstreamSetupError};
 use crate::core::Gateway;
 use crate::core::config::GatewayConfig;
@@ -76,22 +76,13 @@ pub async fn start(
         .collect();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut connector = RumqttcConnector::new(io.upstream.clone(), tx)?;
-    let handle = GatewayHandle::default();
-    let driver_handle = handle.clone();
+    let (handle, control) = GatewayHandle::new();
     let task = tokio::spawn(async move {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
         let gateway = Gateway::new(core, sn_codec::Instant::ZERO, seed);
-        driver::drive(
-            gateway,
-            listeners,
-            &mut connector,
-            rx,
-            shutdown,
-            driver_handle,
-        )
-        .await;
+        driver::drive(gateway, listeners, &mut connector, rx, shutdown, control).await;
         connector.shutdown(SHUTDOWN_GRACE).await;
     });
     Ok(Running {
