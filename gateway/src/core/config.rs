@@ -49,6 +49,8 @@ pub struct GatewayConfig {
     pub allow_address_change: bool,
     /// Periodic ADVERTISE and SEARCHGW answers; `None` disables discovery.
     pub discovery: Option<DiscoveryConfig>,
+    /// Which clients may connect, from where, and what they may publish and subscribe.
+    pub clients: ClientPolicy,
 }
 
 impl Default for GatewayConfig {
@@ -73,6 +75,7 @@ impl Default for GatewayConfig {
             sleep: SleepConfig::default(),
             allow_address_change: true,
             discovery: None,
+            clients: ClientPolicy::default(),
         }
     }
 }
@@ -308,4 +311,62 @@ mod tests {
         assert!(p.is_reserved(1));
         assert!(!p.is_reserved(2));
     }
+}
+
+/// Which clients may connect (the paired-mote registry) and what they may do.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientPolicy {
+    /// Any client, or only registered ones.
+    pub admission: Admission,
+    /// Registered clients by ClientId.
+    pub registry: BTreeMap<String, ClientEntry>,
+}
+
+impl ClientPolicy {
+    /// The entry of a ClientId, if registered.
+    pub fn entry(&self, client_id: &str) -> Option<&ClientEntry> {
+        self.registry.get(client_id)
+    }
+}
+
+/// Who may connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Admission {
+    /// Any client (the default for a first start).
+    #[default]
+    Open,
+    /// Only clients in the registry (and, during a pairing window, new ones, which are then
+    /// added to it).
+    RegisteredOnly,
+}
+
+/// What the registry says about one client. Per-client credentials and predefined topics live
+/// in [`UpstreamSessionConfig::per_client_credentials`] and [`PredefinedTopics::per_client`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientEntry {
+    /// Where the client must connect from, if pinned.
+    pub pin: Option<Pin>,
+    /// Topic filters the client may publish to (`None` = anything).
+    pub publish: Option<Vec<String>>,
+    /// Topic filters the client may subscribe within (`None` = anything).
+    pub subscribe: Option<Vec<String>>,
+}
+
+/// A pinned network location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pin {
+    /// A UDP source address; the port is checked only when given.
+    Udp {
+        /// Source IP address.
+        ip: IpAddr,
+        /// Source port, when it must match too.
+        port: Option<u16>,
+    },
+    /// A node behind a forwarder.
+    Forwarded {
+        /// The forwarder's IP address.
+        forwarder: IpAddr,
+        /// The node's wireless node id.
+        wnid: Vec<u8>,
+    },
 }

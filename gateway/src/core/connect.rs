@@ -7,7 +7,8 @@ use bytes::Bytes;
 use sn_codec::{Connect, Instant, Packet, ReturnCode, WillTopic};
 
 use super::addr::PeerAddr;
-use super::event::{GatewayEvent, LostReason};
+use super::event::{DropReason, GatewayEvent, LostReason};
+use super::policy::Refusal;
 use super::session::{ConnectPhase, Session, State, WillSpec};
 use super::topics;
 use super::upstream::{UpstreamCmd, Will};
@@ -28,6 +29,28 @@ impl Gateway {
                 return self.refuse_connect(&from, shown, ReturnCode::NotSupported);
             }
         };
+
+        let paired = match self.admit(now, &client_id, &from) {
+            Ok(paired) => paired,
+            Err(why) => {
+                let reason = match why {
+                    Refusal::NotRegistered => DropReason::NotRegistered,
+                    Refusal::WrongAddress => DropReason::PinnedElsewhere,
+                };
+                self.drop_from(Some(from.clone()), reason);
+                return self.refuse_connect(&from, client_id, ReturnCode::NotSupported);
+            }
+        };
+        if paired {
+            self.cfg
+                .clients
+                .registry
+                .insert(client_id.clone(), super::policy::paired_entry());
+            self.event(GatewayEvent::ClientPaired {
+                client_id: client_id.clone(),
+                peer: from.clone(),
+            });
+        }
 
         // The address belonged to another client: that binding ends (no Will).
         if let Some(&other) = self.by_peer.get(&from)

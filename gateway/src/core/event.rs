@@ -64,6 +64,12 @@ pub enum DropReason {
     TopicRejected,
     /// A PUBLISH naming a topic id the client never registered (or an unknown predefined id).
     UnknownTopicId,
+    /// A CONNECT from a ClientId the registry does not know (registered-only policy).
+    NotRegistered,
+    /// A CONNECT from another address than the one the ClientId is pinned to.
+    PinnedElsewhere,
+    /// A PUBLISH or SUBSCRIBE outside the client's allowed topics.
+    TopicNotAllowed,
     /// More outstanding requests than `max_inflight_from_client`.
     TooManyInflight,
 }
@@ -84,6 +90,9 @@ impl DropReason {
             DropReason::TopicRejected => "topic_rejected",
             DropReason::UnknownTopicId => "unknown_topic_id",
             DropReason::TooManyInflight => "too_many_inflight",
+            DropReason::NotRegistered => "not_registered",
+            DropReason::PinnedElsewhere => "pinned_elsewhere",
+            DropReason::TopicNotAllowed => "topic_not_allowed",
         }
     }
 }
@@ -127,6 +136,14 @@ pub enum GatewayEvent {
         peer: PeerAddr,
         /// The CONNACK return code sent.
         code: u8,
+    },
+    /// A client unknown to the registry connected during the pairing window: the shell adds it
+    /// to the registry file.
+    ClientPaired {
+        /// Its ClientId.
+        client_id: String,
+        /// Where it connected from.
+        peer: PeerAddr,
     },
     /// A client went to sleep.
     ClientAsleep {

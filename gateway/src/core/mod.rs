@@ -23,6 +23,7 @@ pub mod event;
 mod gateway_link;
 mod link_events;
 mod outbox;
+mod policy;
 mod qos_minus1;
 mod registry;
 mod session;
@@ -94,6 +95,8 @@ pub struct Gateway {
     shut_down: bool,
     discovery: discovery::Discovery,
     stats: Stats,
+    /// End of the pairing window.
+    pairing_until: Option<Instant>,
 }
 
 impl Gateway {
@@ -119,6 +122,7 @@ impl Gateway {
             shut_down: false,
             discovery: discovery::Discovery::new(seed),
             stats: Stats::default(),
+            pairing_until: None,
         };
         gw.open_gateway_link();
         gw

@@ -33,37 +33,42 @@ impl Gateway {
         {
             return;
         }
-        let (filter, kind, topic_id) = match sub.topic {
-            TopicRef::Name(bytes) => {
-                let Ok(filter) = topics::topic_filter(bytes) else {
-                    return reject(self, ReturnCode::NotSupported);
-                };
-                if topics::is_wildcard(filter) {
-                    (filter.to_owned(), SubKind::Name, 0)
-                } else {
-                    match s.registry.id_for(
-                        filter,
-                        true,
-                        &self.cfg.predefined,
-                        self.cfg.max_topics_per_client,
-                    ) {
-                        Ok(id) => (filter.to_owned(), SubKind::Name, id),
-                        Err(_) => return reject(self, ReturnCode::Congestion),
-                    }
-                }
-            }
+        // Which filter, without allocating anything yet.
+        let (filter, kind) = match sub.topic {
+            TopicRef::Name(bytes) => match topics::topic_filter(bytes) {
+                Ok(filter) => (filter.to_owned(), SubKind::Name),
+                Err(_) => return reject(self, ReturnCode::NotSupported),
+            },
             TopicRef::Predefined(id) => match self.cfg.predefined.topic(Some(&s.client_id), id) {
-                Some(name) => (name.to_owned(), SubKind::Predefined(id), id),
+                Some(name) => (name.to_owned(), SubKind::Predefined(id)),
                 None => return reject(self, ReturnCode::InvalidTopicId),
             },
             TopicRef::Short(n) => match std::str::from_utf8(&n)
                 .ok()
                 .and_then(|f| topics::topic_filter(f.as_bytes()).ok())
             {
-                Some(name) => (name.to_owned(), SubKind::Short, 0),
+                Some(name) => (name.to_owned(), SubKind::Short),
                 None => return reject(self, ReturnCode::NotSupported),
             },
             TopicRef::Normal(_) => return reject(self, ReturnCode::NotSupported),
+        };
+        if !super::policy::subscribe_allowed(&self.cfg, &s.client_id, &filter) {
+            let peer = Some(s.peer.clone());
+            self.drop_from(peer, super::event::DropReason::TopicNotAllowed);
+            return reject(self, ReturnCode::NotSupported);
+        }
+        // A concrete name gets its topic id in the SUBACK.
+        let topic_id = match kind {
+            SubKind::Predefined(id) => id,
+            SubKind::Short => 0,
+            SubKind::Name if topics::is_wildcard(&filter) => 0,
+            SubKind::Name => {
+                let (predefined, max) = (&self.cfg.predefined, self.cfg.max_topics_per_client);
+                match s.registry.id_for(&filter, true, predefined, max) {
+                    Ok(id) => id,
+                    Err(_) => return reject(self, ReturnCode::Congestion),
+                }
+            }
         };
         if s.outstanding_requests() >= self.cfg.max_inflight_from_client {
             let peer = Some(s.peer.clone());

@@ -74,6 +74,23 @@ impl Gateway {
             let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
             return self.drop_from(peer, DropReason::UnknownTopicId);
         };
+        let client_id = self
+            .sessions
+            .get(&sid)
+            .map(|s| s.client_id.as_str())
+            .unwrap_or_default();
+        if !self.may_publish(client_id, &topic) {
+            if p.qos != QoS::MinusOne {
+                let reply = Packet::Puback {
+                    topic_id: p.topic.id_field(),
+                    msg_id: p.msg_id,
+                    return_code: ReturnCode::NotSupported,
+                };
+                self.send_to_session(sid, &reply);
+            }
+            let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
+            return self.drop_from(peer, DropReason::TopicNotAllowed);
+        }
         self.stats
             .count_publish(p.qos, super::stats::Direction::Upstream);
         match p.qos {

@@ -250,6 +250,9 @@ fn log_event(e: &GatewayEvent) {
         } => {
             warn!(client_id, addr = %peer, code, "connect refused")
         }
+        GatewayEvent::ClientPaired { client_id, peer } => {
+            info!(client_id, addr = %peer, "client paired")
+        }
         GatewayEvent::ClientAsleep {
             client_id,
             duration,

@@ -4,6 +4,7 @@
 mod discovery;
 mod harness;
 mod lifecycle;
+mod policy;
 mod publish;
 mod sleeping;
 mod subscribe;
