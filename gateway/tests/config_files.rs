@@ -214,3 +214,39 @@ fn the_full_fixture_sets_every_value() {
     assert!(ca.ends_with("valid/tls/ca.pem"), "{}", ca.display());
     assert!(ca.is_file());
 }
+
+/// Client registry fixtures (`clients-*.toml`): the valid ones load, each invalid one fails with
+/// its expected message, its own file name and a position.
+#[test]
+fn registry_fixtures_load_or_fail_with_file_line_and_column() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut seen = 0;
+    for (sub, valid) in [("valid", true), ("invalid", false)] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.starts_with("clients-") || !name.ends_with(".toml") {
+                continue;
+            }
+            seen += 1;
+            let result = gateway::config::registry::load_registry(&path, 23);
+            if valid {
+                assert!(!result.unwrap().entries.is_empty(), "{name}");
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expect = text
+                .lines()
+                .next()
+                .unwrap()
+                .strip_prefix("# expect: ")
+                .unwrap();
+            let err = result.expect_err(&name);
+            let msg = err.to_string();
+            assert!(msg.contains(expect), "{name}: {msg}");
+            assert!(msg.contains(&name), "{name}: {msg} does not name the file");
+            assert!(err.position().is_some(), "{name}: {msg} has no position");
+        }
+    }
+    assert!(seen >= 6, "only {seen} registry fixtures found");
+}

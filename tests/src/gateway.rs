@@ -39,6 +39,7 @@ pub fn test_settings(broker_url: &str) -> Result<(GatewayConfig, IoConfig)> {
             backoff_max: Duration::from_secs(1),
             ..UpstreamEndpoint::default()
         },
+        registry_file: None,
     };
     Ok((core, io))
 }

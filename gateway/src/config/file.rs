@@ -44,6 +44,9 @@ pub(crate) struct FileConfig {
     /// `[[predefined]]`: predefined topic ids.
     #[serde(default)]
     pub(crate) predefined: Vec<FilePredefined>,
+    /// `[clients]`: admission policy and the registry of paired clients.
+    #[serde(default)]
+    pub(crate) clients: FileClients,
 }
 
 /// `[gateway]`.
@@ -227,6 +230,26 @@ pub(crate) struct FileQosMinus1 {
     pub(crate) long_topic_form: Option<bool>,
     /// Source IP addresses allowed to publish at QoS −1; absent = anyone.
     pub(crate) allow: Option<Vec<Spanned<String>>>,
+}
+
+/// `[clients]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileClients {
+    /// `"open"` (any ClientId, default) or `"registered-only"`.
+    pub(crate) policy: Option<FileAdmission>,
+    /// The registry file of paired clients, relative to this file (default `clients.toml`).
+    pub(crate) registry: Option<Spanned<String>>,
+}
+
+/// `clients.policy` values.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum FileAdmission {
+    /// Any client may connect.
+    Open,
+    /// Only registered clients (and new ones during a pairing window).
+    RegisteredOnly,
 }
 
 /// `[forwarders]`.

@@ -21,6 +21,7 @@
 mod duration;
 mod error;
 mod file;
+pub mod registry;
 mod summary;
 mod validate;
 mod values;

@@ -34,7 +34,12 @@ fn an_empty_file_gives_the_documented_defaults() {
         ..GatewayConfig::default()
     };
     assert_eq!(s.core, core);
-    assert_eq!(s.io, IoConfig::default());
+    // The registry defaults to clients.toml beside the configuration file.
+    let io = IoConfig {
+        registry_file: Some(std::path::PathBuf::from("./clients.toml")),
+        ..IoConfig::default()
+    };
+    assert_eq!(s.io, io);
 }
 
 #[test]

@@ -19,11 +19,11 @@ use toml::Spanned;
 use super::Settings;
 use super::duration::{self, Dur};
 use super::error::{ConfigError, Position};
-use super::file::{FileConfig, FileOverflow, Int};
+use super::file::{FileAdmission, FileConfig, FileOverflow, Int};
 use super::values::UpstreamUrl;
 use crate::core::config::{
-    DiscoveryConfig, ForwarderPolicy, GatewayConfig, OverflowPolicy, QosMinus1Config, SleepConfig,
-    Tolerance,
+    Admission, DiscoveryConfig, ForwarderPolicy, GatewayConfig, OverflowPolicy, QosMinus1Config,
+    SleepConfig, Tolerance,
 };
 use crate::io::config::{IoConfig, MulticastConfig};
 
@@ -288,6 +288,7 @@ pub(crate) fn validate(
         ..IoConfig::default()
     };
     apply_discovery_flags(ov, &mut core, &mut io)?;
+    io.registry_file = Some(clients(&cx, &file, &mut core)?);
     let (session, endpoint) = upstream::validate(&cx, &file.upstream, &core, ov)?;
     core.upstream = session;
     io.upstream = endpoint;
@@ -356,6 +357,27 @@ fn sleep(cx: &Ctx<'_>, file: &FileConfig) -> Result<SleepConfig, ConfigError> {
             .allow_wake_from_new_address
             .unwrap_or(d.allow_wake_from_new_address),
     })
+}
+
+/// `[clients]`: the admission policy, and the registry file (loaded when it exists).
+fn clients(
+    cx: &Ctx<'_>,
+    file: &FileConfig,
+    core: &mut GatewayConfig,
+) -> Result<PathBuf, ConfigError> {
+    core.clients.admission = match file.clients.policy {
+        None | Some(FileAdmission::Open) => Admission::Open,
+        Some(FileAdmission::RegisteredOnly) => Admission::RegisteredOnly,
+    };
+    let path = match &file.clients.registry {
+        Some(v) if v.get_ref().is_empty() => {
+            return Err(cx.at(v, "clients.registry", "the path is empty"));
+        }
+        Some(v) => cx.base_dir.join(v.get_ref()),
+        None => cx.base_dir.join("clients.toml"),
+    };
+    super::registry::load_registry(&path, core.client_id_max_len)?.apply_to(core);
+    Ok(path)
 }
 
 /// `--advertise`, `--advertise-interface`, `--advertise-interval`.

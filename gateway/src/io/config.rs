@@ -11,6 +11,8 @@ pub struct IoConfig {
     pub listeners: Vec<ListenerConfig>,
     /// The upstream broker.
     pub upstream: UpstreamEndpoint,
+    /// The client registry file pairing appends to and SIGHUP reloads (None: no file).
+    pub registry_file: Option<PathBuf>,
 }
 
 impl Default for IoConfig {
@@ -21,6 +23,7 @@ impl Default for IoConfig {
                 multicast: None,
             }],
             upstream: UpstreamEndpoint::default(),
+            registry_file: None,
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct Snapshot {
 pub(crate) enum Control {
     /// Send back a fresh snapshot.
     Snapshot(tokio::sync::oneshot::Sender<Snapshot>),
+    /// Open the pairing window for this long; answers how long it stays open.
+    OpenPairing(Duration, tokio::sync::oneshot::Sender<Duration>),
+    /// Replace the client registry and predefined topics (SIGHUP).
+    Reload(Box<crate::core::config::GatewayConfig>),
 }
 
 /// A handle on the running gateway, for status pages, metrics and tests.
@@ -63,6 +67,27 @@ impl GatewayHandle {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.control.send(Control::Snapshot(tx)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Opens the pairing window: unknown clients that connect within `duration` are admitted
+    /// and appended to the registry file. Returns how long the window stays open; `None` once
+    /// the gateway has stopped.
+    pub async fn open_pairing(&self, duration: Duration) -> Option<Duration> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control
+            .send(Control::OpenPairing(duration, tx))
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Replaces the client registry, predefined topics and credentials without dropping
+    /// sessions (what SIGHUP does). `false` once the gateway has stopped.
+    pub async fn reload(&self, config: crate::core::config::GatewayConfig) -> bool {
+        self.control
+            .send(Control::Reload(Box::new(config)))
+            .await
+            .is_ok()
     }
 }
 
@@ -127,6 +152,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     mut upstream_rx: mpsc::UnboundedReceiver<UpstreamEvent>,
     cancel: CancellationToken,
     mut control: mpsc::Receiver<Control>,
+    registry_file: Option<std::path::PathBuf>,
 ) {
     let start = tokio::time::Instant::now();
     let now =
@@ -136,7 +162,15 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     spawn_receivers(&listeners, tx, &recv_cancel);
     let mut out = vec![0u8; MAX_DATAGRAM];
     let mut counters = IoCounters::default();
-    drain(&mut core, &listeners, connector, &mut out, &mut counters).await;
+    drain(
+        &mut core,
+        &listeners,
+        connector,
+        &mut out,
+        &mut counters,
+        registry_file.as_deref(),
+    )
+    .await;
     loop {
         let deadline = core
             .poll_timeout()
@@ -161,13 +195,40 @@ pub(crate) async fn drive<C: UpstreamConnector>(
                 Control::Snapshot(reply) => {
                     let _ = reply.send(snapshot(&core, &counters));
                 }
+                Control::OpenPairing(duration, reply) => {
+                    let now = now();
+                    core.open_pairing(now, duration);
+                    info!(seconds = duration.as_secs(), "pairing window open");
+                    let left = core.pairing_until(now).map(|u| u.saturating_duration_since(now));
+                    let _ = reply.send(left.unwrap_or_default());
+                }
+                Control::Reload(config) => {
+                    core.reload(&config);
+                    info!(clients = config.clients.registry.len(), "client registry and predefined topics reloaded");
+                }
             },
         }
-        drain(&mut core, &listeners, connector, &mut out, &mut counters).await;
+        drain(
+            &mut core,
+            &listeners,
+            connector,
+            &mut out,
+            &mut counters,
+            registry_file.as_deref(),
+        )
+        .await;
     }
     recv_cancel.cancel();
     core.handle_shutdown(now());
-    drain(&mut core, &listeners, connector, &mut out, &mut counters).await;
+    drain(
+        &mut core,
+        &listeners,
+        connector,
+        &mut out,
+        &mut counters,
+        registry_file.as_deref(),
+    )
+    .await;
 }
 
 fn snapshot(core: &Gateway, io: &IoCounters) -> Snapshot {
@@ -189,6 +250,7 @@ async fn drain<C: UpstreamConnector>(
     connector: &mut C,
     buf: &mut [u8],
     counters: &mut IoCounters,
+    registry_file: Option<&std::path::Path>,
 ) {
     while let Some(t) = core.poll_transmit(buf) {
         let bytes = buf.get(..t.len).unwrap_or_default();
@@ -225,6 +287,12 @@ async fn drain<C: UpstreamConnector>(
     }
     while let Some(e) = core.poll_event() {
         log_event(&e);
+        if let (GatewayEvent::ClientPaired { client_id, peer }, Some(path)) = (&e, registry_file) {
+            let note = format!("paired from {peer}");
+            if let Err(err) = crate::config::registry::append_client(path, client_id, &note) {
+                warn!(client_id, file = %path.display(), error = %err, "cannot add the paired client to the registry");
+            }
+        }
     }
 }
 

@@ -77,12 +77,22 @@ pub async fn start(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut connector = RumqttcConnector::new(io.upstream.clone(), tx)?;
     let (handle, control) = GatewayHandle::new();
+    let registry_file = io.registry_file.clone();
     let task = tokio::spawn(async move {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
         let gateway = Gateway::new(core, sn_codec::Instant::ZERO, seed);
-        driver::drive(gateway, listeners, &mut connector, rx, shutdown, control).await;
+        driver::drive(
+            gateway,
+            listeners,
+            &mut connector,
+            rx,
+            shutdown,
+            control,
+            registry_file,
+        )
+        .await;
         connector.shutdown(SHUTDOWN_GRACE).await;
     });
     Ok(Running {
