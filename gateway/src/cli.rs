@@ -13,6 +13,16 @@ use crate::config::{self, ConfigError, MulticastInterface, Overrides, SHIPPED, S
 /// Configuration file read when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "config/gateway.toml";
 
+/// `--version`: the version and the build's features.
+#[cfg(feature = "embedded-broker")]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features: tls-rustls-ring, embedded-broker)"
+);
+/// `--version`: the version and the build's features.
+#[cfg(not(feature = "embedded-broker"))]
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: tls-rustls-ring)");
+
 /// Name shown in messages when the compiled-in configuration is used.
 const BUILT_IN: &str = "<built-in config/gateway.toml>";
 
@@ -21,7 +31,7 @@ const BUILT_IN: &str = "<built-in config/gateway.toml>";
 /// Reads its settings from a TOML file (see config/gateway.toml for every key); the flags below
 /// override a few of them.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "mqtt-sn-gateway", version)]
+#[command(name = "mqtt-sn-gateway", version = VERSION)]
 pub struct Cli {
     /// Configuration file [default: config/gateway.toml; when that file does not exist, the
     /// compiled-in copy of the shipped config/gateway.toml is used]. A file given here (or in

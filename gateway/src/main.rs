@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gateway::cli::{Cli, Command, LogFormat};
+use gateway::io::notify;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -64,21 +65,51 @@ fn run(cli: &Cli) -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         tracing::info!(config = %source(cli), version = env!("CARGO_PKG_VERSION"), "starting");
-        match gateway::io::start(settings.core, settings.io, shutdown).await {
-            Ok(running) => {
-                for addr in &running.addrs {
-                    tracing::info!(%addr, "listening for MQTT-SN over UDP");
-                }
-                running.wait().await;
-                tracing::info!("stopped");
-                ExitCode::SUCCESS
-            }
+        let running = match gateway::io::start(settings.core, settings.io, shutdown).await {
+            Ok(running) => running,
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::from(1)
+                return ExitCode::from(1);
             }
+        };
+        let addrs: Vec<String> = running.addrs.iter().map(ToString::to_string).collect();
+        for addr in &addrs {
+            tracing::info!(%addr, "listening for MQTT-SN over UDP");
         }
+        notify::ready(&format!("listening on {}", addrs.join(", ")));
+        tokio::spawn(reload_on_hangup(cli.clone(), running.handle.clone()));
+        running.wait().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
     })
+}
+
+/// SIGHUP: read the configuration again and replace the client registry and predefined
+/// topics without dropping sessions. A broken file is reported and the running settings stay.
+async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            notify::reloading();
+            match cli.settings() {
+                Ok(settings) => {
+                    if !handle.reload(settings.core).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; keeping the running settings")
+                }
+            }
+            notify::ready("reloaded");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (cli, handle);
 }
 
 fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError> {
@@ -114,5 +145,6 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
+    notify::stopping();
     shutdown.cancel();
 }

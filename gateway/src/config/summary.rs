@@ -83,6 +83,7 @@ impl fmt::Display for Settings {
         let scheme = match u.scheme {
             Scheme::Mqtt => "mqtt",
             Scheme::Mqtts => "mqtts",
+            Scheme::Embedded => "embedded",
         };
         let host = if u.host.contains(':') {
             format!("[{}]", u.host)

@@ -290,7 +290,11 @@ fn the_summary_shows_the_effective_values_without_passwords() {
     for want in [
         "id 1",
         "udp 0.0.0.0:1883",
-        "mqtt://127.0.0.1:1883",
+        if cfg!(feature = "embedded-broker") {
+            "embedded://127.0.0.1:1883"
+        } else {
+            "mqtt://127.0.0.1:1883"
+        },
         "keep-alive 60s",
         "1 = \"a/b\"",
     ] {

@@ -39,9 +39,17 @@ pub(crate) fn upstream_url(s: &str) -> Result<UpstreamUrl, String> {
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "mqtt" => Scheme::Mqtt,
         "mqtts" => Scheme::Mqtts,
+        "embedded" if cfg!(feature = "embedded-broker") => Scheme::Embedded,
+        "embedded" => {
+            return Err(format!(
+                "{s:?}: this build has no embedded broker (cargo feature embedded-broker); use \
+                 mqtt:// or mqtts://"
+            ));
+        }
         _ => {
             return Err(format!(
-                "unsupported scheme {scheme:?} in {s:?}; use mqtt:// (plain TCP) or mqtts:// (TLS)"
+                "unsupported scheme {scheme:?} in {s:?}; use mqtt:// (plain TCP), mqtts:// (TLS) or \
+                 embedded:// (the in-process broker)"
             ));
         }
     };
@@ -91,7 +99,7 @@ pub(crate) fn upstream_url(s: &str) -> Result<UpstreamUrl, String> {
     }
     let port = match port {
         None => match scheme {
-            Scheme::Mqtt => MQTT_PORT,
+            Scheme::Mqtt | Scheme::Embedded => MQTT_PORT,
             Scheme::Mqtts => MQTTS_PORT,
         },
         Some(p) => match p.parse::<u16>() {

@@ -57,6 +57,9 @@ pub enum Scheme {
     Mqtt,
     /// `mqtts://`: TLS.
     Mqtts,
+    /// `embedded://ADDR:PORT`: start the in-process broker there and connect to it (cargo
+    /// feature `embedded-broker`).
+    Embedded,
 }
 
 /// Where the upstream broker is and how to reach it.
@@ -85,7 +88,12 @@ pub struct UpstreamEndpoint {
 impl Default for UpstreamEndpoint {
     fn default() -> Self {
         UpstreamEndpoint {
-            scheme: Scheme::Mqtt,
+            // The zero-setup default: the in-process broker when the build has one.
+            scheme: if cfg!(feature = "embedded-broker") {
+                Scheme::Embedded
+            } else {
+                Scheme::Mqtt
+            },
             host: "127.0.0.1".into(),
             port: 1883,
             tls: TlsConfig::default(),

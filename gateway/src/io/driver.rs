@@ -171,6 +171,8 @@ pub(crate) async fn drive<C: UpstreamConnector>(
         registry_file.as_deref(),
     )
     .await;
+    let watchdog_period = super::notify::watchdog_period();
+    let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
     loop {
         let deadline = core
             .poll_timeout()
@@ -191,6 +193,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
             }
             Some(e) = upstream_rx.recv() => core.handle_upstream(now(), e),
             _ = sleep => core.handle_timeout(now()),
+            _ = watchdog.tick(), if watchdog_period.is_some() => super::notify::watchdog(),
             Some(c) = control.recv() => match c {
                 Control::Snapshot(reply) => {
                     let _ = reply.send(snapshot(&core, &counters));

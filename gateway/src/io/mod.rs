@@ -7,6 +7,9 @@
 
 pub mod config;
 pub mod driver;
+#[cfg(feature = "embedded-broker")]
+pub mod embedded_broker;
+pub mod notify;
 pub mod udp;
 pub mod upstream;
 
@@ -36,6 +39,10 @@ pub enum StartError {
     /// another address, port or interface.
     #[error("cannot listen on {0}")]
     Bind(#[from] udp::BindError),
+    /// The embedded broker could not start.
+    #[cfg(feature = "embedded-broker")]
+    #[error(transparent)]
+    EmbeddedBroker(#[from] embedded_broker::EmbeddedBrokerError),
     /// The upstream connector could not be set up (TLS material).
     ///
     /// **Fault:** the operator. **Recovery:** fix the `[upstream.tls]` settings.
@@ -66,6 +73,11 @@ pub async fn start(
     io: IoConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
+    #[cfg(feature = "embedded-broker")]
+    if io.upstream.scheme == config::Scheme::Embedded {
+        let addr = embedded_addr(&io.upstream)?;
+        embedded_broker::start(addr, io.upstream.max_packet_size)?;
+    }
     let mut listeners = Vec::with_capacity(io.listeners.len());
     for l in &io.listeners {
         listeners.push(udp::bind(l)?);
@@ -110,4 +122,16 @@ pub async fn run(
 ) -> Result<(), StartError> {
     start(core, io, shutdown).await?.wait().await;
     Ok(())
+}
+
+/// The listen address of `embedded://HOST:PORT` (HOST must be an IP address of this host).
+#[cfg(feature = "embedded-broker")]
+fn embedded_addr(u: &config::UpstreamEndpoint) -> Result<SocketAddr, StartError> {
+    let ip: std::net::IpAddr = u.host.parse().map_err(|_| {
+        embedded_broker::EmbeddedBrokerError::Start(format!(
+            "embedded://{}:{}: the host must be an IP address to listen on, e.g. 127.0.0.1",
+            u.host, u.port
+        ))
+    })?;
+    Ok(SocketAddr::new(ip, u.port))
 }

@@ -23,7 +23,7 @@ use crate::io::config::{Scheme, TlsConfig, UpstreamEndpoint};
 pub(crate) fn client_config(
     endpoint: &UpstreamEndpoint,
 ) -> Result<Option<Arc<ClientConfig>>, UpstreamSetupError> {
-    if endpoint.scheme == Scheme::Mqtt {
+    if endpoint.scheme != Scheme::Mqtts {
         return Ok(None);
     }
     let tls = &endpoint.tls;
