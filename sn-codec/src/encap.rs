@@ -40,26 +40,44 @@ impl<'a> Encapsulated<'a> {
     /// Decodes the encapsulation header of a whole datagram. The inner message is not decoded;
     /// its presence (at least 2 octets) is checked.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        let (&len, _) = bytes.split_first().ok_or(DecodeError::Truncated { needed: 3, actual: 0 })?;
+        let (&len, _) = bytes.split_first().ok_or(DecodeError::Truncated {
+            needed: 3,
+            actual: 0,
+        })?;
         if len == 0x01 {
             return Err(DecodeError::LongEncapsulationHeader);
         }
         let header_len = usize::from(len);
         if header_len < 3 {
-            return Err(DecodeError::InvalidLength { declared: header_len });
+            return Err(DecodeError::InvalidLength {
+                declared: header_len,
+            });
         }
         let needed = header_len.saturating_add(2);
         let Some(header) = bytes.get(..header_len) else {
-            return Err(DecodeError::Truncated { needed, actual: bytes.len() });
+            return Err(DecodeError::Truncated {
+                needed,
+                actual: bytes.len(),
+            });
         };
         let inner = bytes.get(header_len..).unwrap_or_default();
         if inner.len() < 2 {
-            return Err(DecodeError::Truncated { needed, actual: bytes.len() });
+            return Err(DecodeError::Truncated {
+                needed,
+                actual: bytes.len(),
+            });
         }
         match header {
-            [_, 0xFE, ctrl, wnid @ ..] => Ok(Encapsulated { radius: ctrl & 0x03, wnid, inner }),
+            [_, 0xFE, ctrl, wnid @ ..] => Ok(Encapsulated {
+                radius: ctrl & 0x03,
+                wnid,
+                inner,
+            }),
             [_, other, ..] => Err(DecodeError::UnknownMsgType(*other)),
-            _ => Err(DecodeError::Truncated { needed, actual: bytes.len() }),
+            _ => Err(DecodeError::Truncated {
+                needed,
+                actual: bytes.len(),
+            }),
         }
     }
 
@@ -99,7 +117,10 @@ fn check_header(wnid: &[u8], total: usize, available: usize) -> Result<(), Encod
         return Err(EncodeError::FieldTooLong);
     }
     if total > available {
-        return Err(EncodeError::BufferTooSmall { needed: total, available });
+        return Err(EncodeError::BufferTooSmall {
+            needed: total,
+            available,
+        });
     }
     Ok(())
 }
@@ -113,7 +134,12 @@ fn write_header(w: &mut Writer<'_>, radius: u8, wnid: &[u8]) {
 
 /// Encodes `inner` wrapped for node `wnid` straight into `buf` (no intermediate copy); returns
 /// the total length. Nothing is written on error.
-pub fn encode_encapsulated(radius: u8, wnid: &[u8], inner: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
+pub fn encode_encapsulated(
+    radius: u8,
+    wnid: &[u8],
+    inner: &Packet<'_>,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
     let header_len = wnid.len().saturating_add(3);
     let total = header_len.saturating_add(inner.encoded_len()?);
     check_header(wnid, total, buf.len())?;

@@ -121,7 +121,10 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::BufferTooSmall { needed, available } => {
-                write!(f, "buffer too small: needs {needed} octets, has {available}")
+                write!(
+                    f,
+                    "buffer too small: needs {needed} octets, has {available}"
+                )
             }
             Self::MessageTooLong { len } => {
                 write!(f, "message of {len} octets exceeds the 65535-octet maximum")

@@ -70,7 +70,10 @@ mod tests {
         let connect = Flags::from_byte(0x0C);
         assert!(connect.will && connect.clean_session);
         assert_eq!(Flags::from_byte(0x21).qos, QoS::One);
-        assert_eq!(Flags::from_byte(0x21).topic_id_type, TopicIdType::Predefined);
+        assert_eq!(
+            Flags::from_byte(0x21).topic_id_type,
+            TopicIdType::Predefined
+        );
         assert_eq!(Flags::from_byte(0x62).qos, QoS::MinusOne);
         assert_eq!(Flags::from_byte(0x62).topic_id_type, TopicIdType::Short);
         assert!(Flags::from_byte(0x80).dup);

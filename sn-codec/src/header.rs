@@ -25,7 +25,10 @@ pub(crate) struct Header {
 pub(crate) fn decode(bytes: &[u8]) -> Result<Header, DecodeError> {
     let header = decode_prefix(bytes)?;
     if header.total < bytes.len() {
-        return Err(DecodeError::TrailingBytes { declared: header.total, actual: bytes.len() });
+        return Err(DecodeError::TrailingBytes {
+            declared: header.total,
+            actual: bytes.len(),
+        });
     }
     Ok(header)
 }
@@ -34,20 +37,39 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Header, DecodeError> {
 /// decides what trailing octets mean).
 pub(crate) fn decode_prefix(bytes: &[u8]) -> Result<Header, DecodeError> {
     let header = match bytes {
-        [] => return Err(DecodeError::Truncated { needed: 2, actual: 0 }),
+        [] => {
+            return Err(DecodeError::Truncated {
+                needed: 2,
+                actual: 0,
+            });
+        }
         [0x01, hi, lo, ..] => {
             let total = usize::from(u16::from_be_bytes([*hi, *lo]));
             if total < 4 {
                 return Err(DecodeError::InvalidLength { declared: total });
             }
-            Header { len_octets: 3, total }
+            Header {
+                len_octets: 3,
+                total,
+            }
         }
-        [0x01, ..] => return Err(DecodeError::Truncated { needed: 4, actual: bytes.len() }),
+        [0x01, ..] => {
+            return Err(DecodeError::Truncated {
+                needed: 4,
+                actual: bytes.len(),
+            });
+        }
         [0x00, ..] => return Err(DecodeError::InvalidLength { declared: 0 }),
-        [len, ..] => Header { len_octets: 1, total: usize::from(*len) },
+        [len, ..] => Header {
+            len_octets: 1,
+            total: usize::from(*len),
+        },
     };
     if header.total > bytes.len() {
-        return Err(DecodeError::Truncated { needed: header.total, actual: bytes.len() });
+        return Err(DecodeError::Truncated {
+            needed: header.total,
+            actual: bytes.len(),
+        });
     }
     Ok(header)
 }
@@ -87,18 +109,39 @@ mod tests {
         assert_eq!(total_len(254), Ok(258));
         assert_eq!(total_len(255), Ok(259));
         assert_eq!(total_len(65531), Ok(65535));
-        assert_eq!(total_len(65532), Err(EncodeError::MessageTooLong { len: 65536 }));
+        assert_eq!(
+            total_len(65532),
+            Err(EncodeError::MessageTooLong { len: 65536 })
+        );
     }
 
     #[test]
     fn long_form_with_a_short_total_is_accepted() {
-        assert_eq!(decode(&[0x01, 0x00, 0x05, 0x05, 0x00]), Ok(Header { len_octets: 3, total: 5 }));
+        assert_eq!(
+            decode(&[0x01, 0x00, 0x05, 0x05, 0x00]),
+            Ok(Header {
+                len_octets: 3,
+                total: 5
+            })
+        );
     }
 
     #[test]
     fn impossible_lengths_are_rejected() {
-        assert_eq!(decode(&[0x00, 0x05]), Err(DecodeError::InvalidLength { declared: 0 }));
-        assert_eq!(decode(&[0x01, 0x00, 0x03]), Err(DecodeError::InvalidLength { declared: 3 }));
-        assert_eq!(decode(&[0x01, 0x00]), Err(DecodeError::Truncated { needed: 4, actual: 2 }));
+        assert_eq!(
+            decode(&[0x00, 0x05]),
+            Err(DecodeError::InvalidLength { declared: 0 })
+        );
+        assert_eq!(
+            decode(&[0x01, 0x00, 0x03]),
+            Err(DecodeError::InvalidLength { declared: 3 })
+        );
+        assert_eq!(
+            decode(&[0x01, 0x00]),
+            Err(DecodeError::Truncated {
+                needed: 4,
+                actual: 2
+            })
+        );
     }
 }

@@ -151,7 +151,10 @@ pub fn decode(bytes: &[u8]) -> Result<Packet<'_>, DecodeError> {
 }
 
 fn fixed<const N: usize>(msg_type: MsgType, body: &[u8]) -> Result<[u8; N], DecodeError> {
-    <[u8; N]>::try_from(body).map_err(|_| DecodeError::InvalidBodyLength { msg_type, len: body.len() })
+    <[u8; N]>::try_from(body).map_err(|_| DecodeError::InvalidBodyLength {
+        msg_type,
+        len: body.len(),
+    })
 }
 
 impl<'a> Packet<'a> {
@@ -162,7 +165,9 @@ impl<'a> Packet<'a> {
     /// covers only its own header.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         match bytes {
-            [len, 0xFE, ..] if *len != 0x01 => return Encapsulated::decode(bytes).map(Packet::Encapsulated),
+            [len, 0xFE, ..] if *len != 0x01 => {
+                return Encapsulated::decode(bytes).map(Packet::Encapsulated);
+            }
             [0x01, _, _, 0xFE, ..] => return Err(DecodeError::LongEncapsulationHeader),
             _ => {}
         }
@@ -170,8 +175,12 @@ impl<'a> Packet<'a> {
         let (type_octet, body) = bytes
             .get(h.len_octets..)
             .and_then(<[u8]>::split_first)
-            .ok_or(DecodeError::Truncated { needed: h.total, actual: bytes.len() })?;
-        let msg_type = MsgType::from_code(*type_octet).ok_or(DecodeError::UnknownMsgType(*type_octet))?;
+            .ok_or(DecodeError::Truncated {
+                needed: h.total,
+                actual: bytes.len(),
+            })?;
+        let msg_type =
+            MsgType::from_code(*type_octet).ok_or(DecodeError::UnknownMsgType(*type_octet))?;
         Self::decode_body(msg_type, body)
     }
 
@@ -180,7 +189,10 @@ impl<'a> Packet<'a> {
         Ok(match msg_type {
             MsgType::Advertise => {
                 let [gw_id, hi, lo] = fixed(msg_type, body)?;
-                Packet::Advertise { gw_id, duration: u16::from_be_bytes([hi, lo]) }
+                Packet::Advertise {
+                    gw_id,
+                    duration: u16::from_be_bytes([hi, lo]),
+                }
             }
             MsgType::SearchGw => {
                 let [radius] = fixed(msg_type, body)?;
@@ -191,7 +203,9 @@ impl<'a> Packet<'a> {
                 None => return Err(DecodeError::InvalidBodyLength { msg_type, len: 0 }),
             },
             MsgType::Connect => Packet::Connect(Connect::decode(body)?),
-            MsgType::Connack => Packet::Connack { return_code: rc(fixed::<1>(msg_type, body)?[0]) },
+            MsgType::Connack => Packet::Connack {
+                return_code: rc(fixed::<1>(msg_type, body)?[0]),
+            },
             MsgType::WillTopicReq => {
                 fixed::<0>(msg_type, body)?;
                 Packet::WillTopicReq
@@ -205,11 +219,20 @@ impl<'a> Packet<'a> {
             MsgType::Register => Packet::Register(Register::decode(body)?),
             MsgType::Regack | MsgType::Puback => {
                 let [t1, t2, m1, m2, code] = fixed(msg_type, body)?;
-                let (topic_id, msg_id) = (u16::from_be_bytes([t1, t2]), u16::from_be_bytes([m1, m2]));
+                let (topic_id, msg_id) =
+                    (u16::from_be_bytes([t1, t2]), u16::from_be_bytes([m1, m2]));
                 if msg_type == MsgType::Regack {
-                    Packet::Regack { topic_id, msg_id, return_code: rc(code) }
+                    Packet::Regack {
+                        topic_id,
+                        msg_id,
+                        return_code: rc(code),
+                    }
                 } else {
-                    Packet::Puback { topic_id, msg_id, return_code: rc(code) }
+                    Packet::Puback {
+                        topic_id,
+                        msg_id,
+                        return_code: rc(code),
+                    }
                 }
             }
             MsgType::Publish => Packet::Publish(Publish::decode(body)?),
@@ -233,22 +256,33 @@ impl<'a> Packet<'a> {
                 }
             }
             MsgType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::decode(body)?),
-            MsgType::Pingreq => Packet::Pingreq { client_id: (!body.is_empty()).then_some(body) },
+            MsgType::Pingreq => Packet::Pingreq {
+                client_id: (!body.is_empty()).then_some(body),
+            },
             MsgType::Pingresp => {
                 fixed::<0>(msg_type, body)?;
                 Packet::Pingresp
             }
             MsgType::Disconnect => match body {
                 [] => Packet::Disconnect { duration: None },
-                [hi, lo] => Packet::Disconnect { duration: Some(u16::from_be_bytes([*hi, *lo])) },
-                _ => return Err(DecodeError::InvalidBodyLength { msg_type, len: body.len() }),
+                [hi, lo] => Packet::Disconnect {
+                    duration: Some(u16::from_be_bytes([*hi, *lo])),
+                },
+                _ => {
+                    return Err(DecodeError::InvalidBodyLength {
+                        msg_type,
+                        len: body.len(),
+                    });
+                }
             },
             MsgType::WillTopicUpd => Packet::WillTopicUpd(WillTopic::decode(body)),
-            MsgType::WillTopicResp => {
-                Packet::WillTopicResp { return_code: rc(fixed::<1>(msg_type, body)?[0]) }
-            }
+            MsgType::WillTopicResp => Packet::WillTopicResp {
+                return_code: rc(fixed::<1>(msg_type, body)?[0]),
+            },
             MsgType::WillMsgUpd => Packet::WillMsgUpd { msg: body },
-            MsgType::WillMsgResp => Packet::WillMsgResp { return_code: rc(fixed::<1>(msg_type, body)?[0]) },
+            MsgType::WillMsgResp => Packet::WillMsgResp {
+                return_code: rc(fixed::<1>(msg_type, body)?[0]),
+            },
             // Reached only through a long-form header, which Packet::decode rejects first.
             MsgType::Encapsulated => return Err(DecodeError::LongEncapsulationHeader),
         })
@@ -305,7 +339,10 @@ impl<'a> Packet<'a> {
                 p.check()?;
                 p.body_len()
             }
-            Packet::Pubcomp { .. } | Packet::Pubrec { .. } | Packet::Pubrel { .. } | Packet::Unsuback { .. } => 2,
+            Packet::Pubcomp { .. }
+            | Packet::Pubrec { .. }
+            | Packet::Pubrel { .. }
+            | Packet::Unsuback { .. } => 2,
             Packet::Subscribe(s) => {
                 s.check()?;
                 s.body_len()
@@ -346,7 +383,10 @@ impl<'a> Packet<'a> {
         }
         let total = self.encoded_len()?;
         if total > buf.len() {
-            return Err(EncodeError::BufferTooSmall { needed: total, available: buf.len() });
+            return Err(EncodeError::BufferTooSmall {
+                needed: total,
+                available: buf.len(),
+            });
         }
         let mut w = Writer::new(buf);
         header::write(&mut w, total);
@@ -375,8 +415,16 @@ impl<'a> Packet<'a> {
             Packet::WillTopic(t) | Packet::WillTopicUpd(t) => WillTopic::write(t, w),
             Packet::WillMsg { msg } | Packet::WillMsgUpd { msg } => w.bytes(msg),
             Packet::Register(r) => r.write(w),
-            Packet::Regack { topic_id, msg_id, return_code }
-            | Packet::Puback { topic_id, msg_id, return_code } => {
+            Packet::Regack {
+                topic_id,
+                msg_id,
+                return_code,
+            }
+            | Packet::Puback {
+                topic_id,
+                msg_id,
+                return_code,
+            } => {
                 w.u16(*topic_id);
                 w.u16(*msg_id);
                 w.u8(return_code.code());
@@ -387,8 +435,17 @@ impl<'a> Packet<'a> {
             | Packet::Pubrel { msg_id }
             | Packet::Unsuback { msg_id } => w.u16(*msg_id),
             Packet::Subscribe(s) => s.write(w),
-            Packet::Suback { qos, topic_id, msg_id, return_code } => {
-                w.u8(crate::Flags { qos: *qos, ..crate::Flags::EMPTY }.to_byte());
+            Packet::Suback {
+                qos,
+                topic_id,
+                msg_id,
+                return_code,
+            } => {
+                w.u8(crate::Flags {
+                    qos: *qos,
+                    ..crate::Flags::EMPTY
+                }
+                .to_byte());
                 w.u16(*topic_id);
                 w.u16(*msg_id);
                 w.u8(return_code.code());
@@ -410,7 +467,9 @@ impl fmt::Display for Packet<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.msg_type().name();
         match self {
-            Packet::Advertise { gw_id, duration } => write!(f, "{name} gw={gw_id} duration={duration}s"),
+            Packet::Advertise { gw_id, duration } => {
+                write!(f, "{name} gw={gw_id} duration={duration}s")
+            }
             Packet::SearchGw { radius } => write!(f, "{name} radius={radius}"),
             Packet::GwInfo { gw_id, gw_addr } => {
                 write!(f, "{name} gw={gw_id}")?;
@@ -429,10 +488,20 @@ impl fmt::Display for Packet<'_> {
                 f.write_str(name)?;
                 WillTopic::fmt_opt(t, f)
             }
-            Packet::WillMsg { msg } | Packet::WillMsgUpd { msg } => write!(f, "{name} len={}", msg.len()),
+            Packet::WillMsg { msg } | Packet::WillMsgUpd { msg } => {
+                write!(f, "{name} len={}", msg.len())
+            }
             Packet::Register(r) => r.fmt(f),
-            Packet::Regack { topic_id, msg_id, return_code }
-            | Packet::Puback { topic_id, msg_id, return_code } => {
+            Packet::Regack {
+                topic_id,
+                msg_id,
+                return_code,
+            }
+            | Packet::Puback {
+                topic_id,
+                msg_id,
+                return_code,
+            } => {
                 write!(f, "{name} tid={topic_id} mid={msg_id} rc={return_code}")
             }
             Packet::Publish(p) => p.fmt(f),
@@ -441,8 +510,16 @@ impl fmt::Display for Packet<'_> {
             | Packet::Pubrel { msg_id }
             | Packet::Unsuback { msg_id } => write!(f, "{name} mid={msg_id}"),
             Packet::Subscribe(s) => s.fmt(f),
-            Packet::Suback { qos, topic_id, msg_id, return_code } => {
-                write!(f, "{name} qos={qos} tid={topic_id} mid={msg_id} rc={return_code}")
+            Packet::Suback {
+                qos,
+                topic_id,
+                msg_id,
+                return_code,
+            } => {
+                write!(
+                    f,
+                    "{name} qos={qos} tid={topic_id} mid={msg_id} rc={return_code}"
+                )
             }
             Packet::Unsubscribe(u) => u.fmt(f),
             Packet::Pingreq { client_id } => {

@@ -36,7 +36,10 @@ impl<'a> Connect<'a> {
     pub(crate) fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let (Some(flags), Some(protocol_id), Some(duration)) = (r.u8(), r.u8(), r.u16()) else {
-            return Err(DecodeError::InvalidBodyLength { msg_type: MsgType::Connect, len: body.len() });
+            return Err(DecodeError::InvalidBodyLength {
+                msg_type: MsgType::Connect,
+                len: body.len(),
+            });
         };
         if protocol_id != PROTOCOL_ID {
             return Err(DecodeError::InvalidProtocolId(protocol_id));
@@ -55,7 +58,11 @@ impl<'a> Connect<'a> {
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
-        let flags = Flags { will: self.will, clean_session: self.clean_session, ..Flags::EMPTY };
+        let flags = Flags {
+            will: self.will,
+            clean_session: self.clean_session,
+            ..Flags::EMPTY
+        };
         w.u8(flags.to_byte());
         w.u8(PROTOCOL_ID);
         w.u16(self.duration);

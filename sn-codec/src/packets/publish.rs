@@ -39,7 +39,10 @@ impl<'a> Publish<'a> {
     pub(crate) fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let (Some(flags), Some(topic), Some(msg_id)) = (r.u8(), r.array2(), r.u16()) else {
-            return Err(DecodeError::InvalidBodyLength { msg_type: MsgType::Publish, len: body.len() });
+            return Err(DecodeError::InvalidBodyLength {
+                msg_type: MsgType::Publish,
+                len: body.len(),
+            });
         };
         let flags = Flags::from_byte(flags);
         let topic_id = u16::from_be_bytes(topic);
@@ -55,7 +58,14 @@ impl<'a> Publish<'a> {
                 });
             }
         };
-        Ok(Publish { dup: flags.dup, qos: flags.qos, retain: flags.retain, topic, msg_id, data: r.rest() })
+        Ok(Publish {
+            dup: flags.dup,
+            qos: flags.qos,
+            retain: flags.retain,
+            topic,
+            msg_id,
+            data: r.rest(),
+        })
     }
 
     pub(crate) fn check(&self) -> Result<(), EncodeError> {

@@ -29,9 +29,16 @@ impl<'a> Register<'a> {
     pub(crate) fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let (Some(topic_id), Some(msg_id)) = (r.u16(), r.u16()) else {
-            return Err(DecodeError::InvalidBodyLength { msg_type: MsgType::Register, len: body.len() });
+            return Err(DecodeError::InvalidBodyLength {
+                msg_type: MsgType::Register,
+                len: body.len(),
+            });
         };
-        Ok(Register { topic_id, msg_id, topic_name: r.rest() })
+        Ok(Register {
+            topic_id,
+            msg_id,
+            topic_name: r.rest(),
+        })
     }
 
     pub(crate) fn body_len(&self) -> usize {
@@ -47,7 +54,11 @@ impl<'a> Register<'a> {
 
 impl fmt::Display for Register<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "REGISTER tid={} mid={} topic=", self.topic_id, self.msg_id)?;
+        write!(
+            f,
+            "REGISTER tid={} mid={} topic=",
+            self.topic_id, self.msg_id
+        )?;
         write_text(f, self.topic_name)
     }
 }

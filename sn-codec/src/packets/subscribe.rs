@@ -49,8 +49,14 @@ pub struct Unsubscribe<'a> {
 }
 
 /// Decodes the part shared by SUBSCRIBE and UNSUBSCRIBE: Flags, MsgId, topic.
-fn decode_common<'a>(msg_type: MsgType, body: &'a [u8]) -> Result<(Flags, u16, TopicRef<'a>), DecodeError> {
-    let bad_len = DecodeError::InvalidBodyLength { msg_type, len: body.len() };
+fn decode_common<'a>(
+    msg_type: MsgType,
+    body: &'a [u8],
+) -> Result<(Flags, u16, TopicRef<'a>), DecodeError> {
+    let bad_len = DecodeError::InvalidBodyLength {
+        msg_type,
+        len: body.len(),
+    };
     let mut r = Reader::new(body);
     let (Some(flags), Some(msg_id)) = (r.u8(), r.u16()) else {
         return Err(bad_len);
@@ -72,7 +78,11 @@ fn decode_common<'a>(msg_type: MsgType, body: &'a [u8]) -> Result<(Flags, u16, T
                 [a, b] => u16::from_be_bytes([*a, *b]),
                 _ => 0,
             };
-            return Err(DecodeError::ReservedTopicIdType { msg_type, topic_id, msg_id });
+            return Err(DecodeError::ReservedTopicIdType {
+                msg_type,
+                topic_id,
+                msg_id,
+            });
         }
     };
     Ok((flags, msg_id, topic))
@@ -102,7 +112,12 @@ fn write_topic(topic: &TopicRef<'_>, w: &mut Writer<'_>) {
 impl<'a> Subscribe<'a> {
     pub(crate) fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let (flags, msg_id, topic) = decode_common(MsgType::Subscribe, body)?;
-        Ok(Subscribe { dup: flags.dup, qos: flags.qos, msg_id, topic })
+        Ok(Subscribe {
+            dup: flags.dup,
+            qos: flags.qos,
+            msg_id,
+            topic,
+        })
     }
 
     pub(crate) fn check(&self) -> Result<(), EncodeError> {
@@ -114,8 +129,12 @@ impl<'a> Subscribe<'a> {
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
-        let flags =
-            Flags { dup: self.dup, qos: self.qos, topic_id_type: self.topic.id_type(), ..Flags::EMPTY };
+        let flags = Flags {
+            dup: self.dup,
+            qos: self.qos,
+            topic_id_type: self.topic.id_type(),
+            ..Flags::EMPTY
+        };
         w.u8(flags.to_byte());
         w.u16(self.msg_id);
         write_topic(&self.topic, w);
@@ -137,7 +156,11 @@ impl<'a> Unsubscribe<'a> {
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) {
-        w.u8(Flags { topic_id_type: self.topic.id_type(), ..Flags::EMPTY }.to_byte());
+        w.u8(Flags {
+            topic_id_type: self.topic.id_type(),
+            ..Flags::EMPTY
+        }
+        .to_byte());
         w.u16(self.msg_id);
         write_topic(&self.topic, w);
     }
@@ -145,7 +168,11 @@ impl<'a> Unsubscribe<'a> {
 
 impl fmt::Display for Subscribe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SUBSCRIBE qos={} {} mid={}", self.qos, self.topic, self.msg_id)?;
+        write!(
+            f,
+            "SUBSCRIBE qos={} {} mid={}",
+            self.qos, self.topic, self.msg_id
+        )?;
         if self.dup {
             f.write_str(" dup=1")?;
         }

@@ -32,7 +32,11 @@ impl<'a> WillTopic<'a> {
     pub(crate) fn decode(body: &'a [u8]) -> Option<Self> {
         let mut r = Reader::new(body);
         let flags = Flags::from_byte(r.u8()?);
-        Some(WillTopic { qos: flags.qos, retain: flags.retain, topic: r.rest() })
+        Some(WillTopic {
+            qos: flags.qos,
+            retain: flags.retain,
+            topic: r.rest(),
+        })
     }
 
     pub(crate) fn body_len(this: &Option<Self>) -> usize {
@@ -41,7 +45,12 @@ impl<'a> WillTopic<'a> {
 
     pub(crate) fn write(this: &Option<Self>, w: &mut Writer<'_>) {
         if let Some(t) = this {
-            w.u8(Flags { qos: t.qos, retain: t.retain, ..Flags::EMPTY }.to_byte());
+            w.u8(Flags {
+                qos: t.qos,
+                retain: t.retain,
+                ..Flags::EMPTY
+            }
+            .to_byte());
             w.bytes(t.topic);
         }
     }
