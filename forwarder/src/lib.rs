@@ -16,6 +16,6 @@
 // pub mod config;
 pub mod core;
 // pub mod io;
-// pub mod radio;
+pub mod radio;
 
 pub use sn_codec;
