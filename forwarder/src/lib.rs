@@ -15,7 +15,7 @@
 // pub mod cli;
 // pub mod config;
 pub mod core;
-// pub mod io;
+pub mod io;
 pub mod radio;
 
 pub use sn_codec;
