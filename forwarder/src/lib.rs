@@ -12,8 +12,8 @@
 //! input from either side never stops it.
 #![forbid(unsafe_code)]
 
-// pub mod cli;
-// pub mod config;
+pub mod cli;
+pub mod config;
 pub mod core;
 pub mod io;
 pub mod radio;

@@ -1,3 +1,110 @@
-//! `mqtt-sn-forwarder` (the command line follows with the io shell).
+//! `mqtt-sn-forwarder`: relays a radio network to an MQTT-SN gateway.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use forwarder::cli::{Cli, Command, LogFormat};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.action() {
+        Command::CheckConfig => check_config(&cli),
+        Command::Run => run(&cli),
+    }
+}
+
+/// `check-config`: print the effective configuration (exit 0) or the error (exit 2).
+fn check_config(cli: &Cli) -> ExitCode {
+    match cli.settings() {
+        Ok(settings) => {
+            println!("configuration OK: {}", source(cli));
+            print!("{settings}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn source(cli: &Cli) -> String {
+    cli.config_file().map_or_else(
+        || "built-in config/forwarder.toml".to_owned(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// `run`: start the forwarder; stop gracefully on SIGINT or SIGTERM.
+fn run(cli: &Cli) -> ExitCode {
+    let settings = match cli.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_logging(cli) {
+        eprintln!("error: --log {:?}: {e}", cli.log);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        tracing::info!(config = %source(cli), version = env!("CARGO_PKG_VERSION"), "starting");
+        match forwarder::io::start(settings, shutdown).await {
+            Ok(running) => {
+                tracing::info!(addr = %running.gateway_socket, "gateway-side socket bound");
+                running.wait().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError> {
+    let filter = EnvFilter::try_new(&cli.log)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.compact().init(),
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let ctrl_c = tokio::signal::ctrl_c();
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
