@@ -7,6 +7,8 @@
 //! open, so the line discipline never mangles binary frames and the pty survives the forwarder
 //! closing and reopening it. Every wait is bounded.
 
+pub mod script;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
