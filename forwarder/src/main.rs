@@ -62,7 +62,10 @@ fn run(cli: &Cli) -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        if let Err(e) = stop_on_signal(shutdown.clone()) {
+            eprintln!("error: cannot install the signal handlers: {e}");
+            return ExitCode::from(1);
+        }
         tracing::info!(config = %source(cli), version = env!("CARGO_PKG_VERSION"), "starting");
         match forwarder::io::start(settings, shutdown).await {
             Ok(running) => {
@@ -90,21 +93,19 @@ fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError>
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed before this
+/// returns, so a signal that arrives right after start-up is not lost (nor fatal).
+fn stop_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let ctrl_c = tokio::signal::ctrl_c();
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    Ok(())
 }

@@ -22,6 +22,9 @@ use crate::radio::{RadioItem, RadioOut};
 /// Drop warnings of one kind are logged at most this often (the rest at debug level).
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// Longest period of the counter summary (a year).
+const MAX_REPORT_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// What the receive and port tasks feed the driver.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -99,9 +102,13 @@ impl Driver {
         cancel: CancellationToken,
     ) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut report = tokio::time::interval(self.stats_interval.unwrap_or(Duration::MAX / 4));
-        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        report.tick().await;
+        let mut report = self.stats_interval.filter(|d| !d.is_zero()).map(|period| {
+            // Clamped so that `now + period` cannot overflow the clock.
+            let period = period.min(MAX_REPORT_PERIOD);
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
         self.drain(&mut buf).await;
         loop {
             let deadline = self
@@ -122,7 +129,7 @@ impl Driver {
                     let now = self.now();
                     self.core.handle_timeout(now);
                 }
-                _ = report.tick() => info!(stats = %self.handle.stats(), "counters"),
+                _ = tick(&mut report) => info!(stats = %self.handle.stats(), "counters"),
             }
             self.drain(&mut buf).await;
         }
@@ -298,5 +305,15 @@ impl Driver {
             }
             _ => debug!("{e}"),
         }
+    }
+}
+
+/// The next tick of `report`, or never.
+async fn tick(report: &mut Option<tokio::time::Interval>) {
+    match report {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
