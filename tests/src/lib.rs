@@ -6,6 +6,7 @@
 //! `mqtt-sn-12` client is described in `src/README-interop.md`.
 #![forbid(unsafe_code)]
 
+pub mod forwarder;
 pub mod gateway;
 pub mod interop;
 pub mod mosquitto;
