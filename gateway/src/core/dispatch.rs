@@ -1,6 +1,6 @@
 //! Decoding and routing: datagram → (peer, packet) → the session or the session-less handlers.
 
-use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnCode, TopicRef};
+use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnCode};
 
 use super::addr::{PeerAddr, Wnid};
 use super::event::{DropReason, GatewayEvent};
@@ -210,16 +210,4 @@ impl Gateway {
         let peer = s.peer.clone();
         self.send(&peer, packet)
     }
-}
-
-/// The topic a PUBLISH names, resolved for a session-less sender or a client.
-pub(super) fn short_name(s: [u8; 2]) -> Option<String> {
-    let name = super::topics::topic_name(&s).ok()?;
-    Some(name.to_owned())
-}
-
-/// Text of a TopicRef for logs.
-#[allow(dead_code)]
-pub(super) fn describe(t: &TopicRef<'_>) -> String {
-    t.to_string()
 }

@@ -22,19 +22,23 @@ impl Gateway {
         if !allowed {
             return self.drop_from(Some(from), DropReason::QosMinus1Rejected);
         }
+        // The upstream topic is built once, prefix included.
+        let prefix = &self.cfg.upstream.topic_prefix;
         let (topic, data): (String, &[u8]) = match p.topic {
             TopicRef::Predefined(id) => match self.cfg.predefined.topic(None, id) {
-                Some(t) => (t.to_owned(), p.data),
+                Some(t) => (topics::to_upstream(prefix, t), p.data),
                 None => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
             },
-            TopicRef::Short(n) => match super::dispatch::short_name(n) {
-                Some(t) => (t, p.data),
-                None => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
+            TopicRef::Short(n) => match topics::topic_name(&n) {
+                Ok(t) => (topics::to_upstream(prefix, t), p.data),
+                Err(_) => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
             },
             TopicRef::Normal(len) if q.long_topic_form => {
                 let split = p.data.split_at_checked(usize::from(len));
                 match split.and_then(|(name, rest)| {
-                    topics::topic_name(name).ok().map(|n| (n.to_owned(), rest))
+                    topics::topic_name(name)
+                        .ok()
+                        .map(|n| (topics::to_upstream(prefix, n), rest))
                 }) {
                     Some((t, rest)) => (t, rest),
                     None => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
@@ -48,7 +52,7 @@ impl Gateway {
         self.cmds.push_back(UpstreamCmd::Publish {
             link: LinkId::GATEWAY,
             token,
-            topic: topics::to_upstream(&self.cfg.upstream.topic_prefix, &topic),
+            topic,
             payload: Bytes::copy_from_slice(data),
             qos: 0,
             retain: p.retain,

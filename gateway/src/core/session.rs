@@ -83,6 +83,7 @@ pub(crate) enum SubKind {
 pub(crate) struct Uplink {
     pub(crate) msg_id: u16,
     pub(crate) topic_id: u16,
+    /// Upstream topic (prefix applied).
     pub(crate) topic: String,
     pub(crate) payload: Bytes,
     pub(crate) qos: u8,

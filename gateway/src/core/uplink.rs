@@ -43,11 +43,13 @@ impl Gateway {
     }
 
     /// The MQTT-SN topic name a client's PUBLISH refers to.
+    /// The upstream topic (prefix applied, one allocation) a client's PUBLISH refers to.
     fn resolve_uplink_topic(&mut self, sid: SessionId, topic: TopicRef<'_>) -> Option<String> {
+        let prefix = &self.cfg.upstream.topic_prefix;
         let s = self.sessions.get_mut(&sid)?;
         match topic {
             TopicRef::Normal(id) => {
-                let name = s.registry.name(id)?.to_owned();
+                let name = topics::to_upstream(prefix, s.registry.name(id)?);
                 s.registry.confirm(id);
                 Some(name)
             }
@@ -55,8 +57,10 @@ impl Gateway {
                 .cfg
                 .predefined
                 .topic(Some(&s.client_id), id)
-                .map(str::to_owned),
-            TopicRef::Short(n) => super::dispatch::short_name(n),
+                .map(|t| topics::to_upstream(prefix, t)),
+            TopicRef::Short(n) => topics::topic_name(&n)
+                .ok()
+                .map(|t| topics::to_upstream(prefix, t)),
             TopicRef::Name(_) => None,
         }
     }
@@ -79,7 +83,8 @@ impl Gateway {
             .get(&sid)
             .map(|s| s.client_id.as_str())
             .unwrap_or_default();
-        if !self.may_publish(client_id, &topic) {
+        let name = topics::from_upstream(&self.cfg.upstream.topic_prefix, &topic).unwrap_or(&topic);
+        if !self.may_publish(client_id, name) {
             if p.qos != QoS::MinusOne {
                 let reply = Packet::Puback {
                     topic_id: p.topic.id_field(),
@@ -94,12 +99,12 @@ impl Gateway {
         self.stats
             .count_publish(p.qos, super::stats::Direction::Upstream);
         match p.qos {
-            QoS::MinusOne | QoS::Zero => self.publish_qos0(sid, &topic, p.data, p.retain),
+            QoS::MinusOne | QoS::Zero => self.publish_qos0(sid, topic, p.data, p.retain),
             QoS::One | QoS::Two => self.publish_reliable(now, sid, topic, p),
         }
     }
 
-    fn publish_qos0(&mut self, sid: SessionId, topic: &str, data: &[u8], retain: bool) {
+    fn publish_qos0(&mut self, sid: SessionId, topic: String, data: &[u8], retain: bool) {
         let Some(s) = self.sessions.get(&sid) else {
             return;
         };
@@ -108,7 +113,7 @@ impl Gateway {
         self.cmds.push_back(UpstreamCmd::Publish {
             link,
             token,
-            topic: topics::to_upstream(&self.cfg.upstream.topic_prefix, topic),
+            topic,
             payload: Bytes::copy_from_slice(data),
             qos: 0,
             retain,
@@ -202,7 +207,7 @@ impl Gateway {
         self.cmds.push_back(UpstreamCmd::Publish {
             link,
             token,
-            topic: topics::to_upstream(&self.cfg.upstream.topic_prefix, &u.topic),
+            topic: u.topic.clone(),
             payload: u.payload.clone(),
             qos: u.qos,
             retain: u.retain,
