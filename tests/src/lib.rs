@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod forwarder;
+pub mod bench;
 pub mod gateway;
 pub mod interop;
 pub mod mosquitto;

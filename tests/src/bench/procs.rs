@@ -1,0 +1,93 @@
+//! The processes of a benchmark run: the release gateway as a child process, and CPU time and
+//! peak memory of any process read from `/proc`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::process::{Child, Command};
+
+/// CPU time and memory of one process, from `/proc/<pid>/stat` and `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcUsage {
+    /// User + system CPU time in seconds.
+    pub cpu_s: f64,
+    /// Peak resident set size in KiB (VmHWM).
+    pub peak_rss_kib: u64,
+    /// Current resident set size in KiB (VmRSS).
+    pub rss_kib: u64,
+}
+
+/// Reads the usage of `pid` (`None` for this process).
+pub fn usage(pid: Option<u32>) -> Result<ProcUsage> {
+    let dir = pid.map_or_else(|| "/proc/self".to_owned(), |p| format!("/proc/{p}"));
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).with_context(|| format!("read {dir}/stat"))?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let after = stat.rsplit_once(')').map(|(_, a)| a).context("malformed stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat; index 11 and 12 after the ')'.
+    let cpu_s = (ticks(11) + ticks(12)) / clock_ticks_per_second();
+    let status = std::fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcUsage { cpu_s, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") })
+}
+
+/// USER_HZ; 100 on every Linux this runs on (getconf CLK_TCK), asked once.
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The release gateway binary built beside this one (`cargo build --release` builds both).
+pub fn gateway_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name("mqtt-sn-gateway");
+    if !path.exists() {
+        bail!("{} not found: build it with `cargo build --release -p gateway`", path.display());
+    }
+    Ok(path)
+}
+
+/// A gateway child process, killed on drop.
+#[derive(Debug)]
+pub struct GatewayProcess {
+    child: Child,
+    /// Its process id.
+    pub pid: u32,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway on `127.0.0.1:udp_port` against `broker_url` with `extra` arguments.
+    pub async fn start(udp_port: u16, broker_url: &str, extra: &[String]) -> Result<Self> {
+        let mut cmd = Command::new(gateway_binary()?);
+        cmd.args(["--listen", &format!("127.0.0.1:{udp_port}"), "--upstream", broker_url, "--log", "warn"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd.spawn().context("start mqtt-sn-gateway")?;
+        let pid = child.id().context("gateway pid")?;
+        Ok(GatewayProcess { child, pid })
+    }
+
+    /// Stops the gateway (SIGKILL) and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}

@@ -1,0 +1,121 @@
+//! `sn-bench`: runs the gateway benchmark scenarios and prints one result line per run (see
+//! BENCHMARKS.md). Build in release mode first; `scripts/bench.sh` does both.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use sn_codec::QoS;
+use sn_tests::bench::scenarios::{self, Outcome};
+
+/// Benchmarks of the MQTT-SN gateway against a local mosquitto.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// Repeat each scenario this many times and also print the run with the median rate.
+    #[arg(long, default_value_t = 1, global = true)]
+    runs: usize,
+    /// Seconds of load per run, where a scenario has a duration.
+    #[arg(long, default_value_t = 5, global = true)]
+    secs: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Open-loop publish throughput at QoS -1 or 0 (predefined topic, 32-octet payload).
+    Throughput {
+        /// -1 or 0.
+        #[arg(long, allow_hyphen_values = true)]
+        qos: i8,
+        /// Simulated motes (one UDP socket each).
+        #[arg(long)]
+        motes: usize,
+        /// Target total rate, messages per second.
+        #[arg(long)]
+        rate: u64,
+    },
+    /// QoS 0 rate sweep: the highest rate with no loss.
+    Sweep {
+        /// Simulated motes.
+        #[arg(long)]
+        motes: usize,
+        /// Rates to try, in order.
+        #[arg(long, value_delimiter = ',')]
+        rates: Vec<u64>,
+    },
+    /// Closed-loop QoS 1 or 2, one message in flight per mote.
+    Reliable {
+        /// 1 or 2.
+        #[arg(long)]
+        qos: u8,
+        /// Simulated motes.
+        #[arg(long)]
+        motes: usize,
+    },
+    /// Motes CONNECT at once.
+    ConnectStorm {
+        /// Simulated motes.
+        #[arg(long)]
+        motes: usize,
+    },
+    /// Gateway memory: idle, connected, sleeping with buffered messages.
+    Memory {
+        /// Simulated motes.
+        #[arg(long)]
+        motes: usize,
+        /// Messages buffered per sleeping mote.
+        #[arg(long, default_value_t = 10)]
+        buffered: usize,
+    },
+    /// One broker publish delivered to many subscribed motes.
+    FanOut {
+        /// Simulated motes.
+        #[arg(long)]
+        motes: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let _ = sn_tests::bench::motes::epoch();
+        let mut results = Vec::new();
+        for _ in 0..cli.runs {
+            let outcomes = run(&cli).await?;
+            for o in &outcomes {
+                println!("{o}");
+            }
+            results.extend(outcomes);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if cli.runs > 1 && !matches!(cli.scenario, Scenario::Sweep { .. }) {
+            results.sort_by(|a, b| {
+                let r = |o: &Outcome| o.delivered as f64 / o.elapsed.as_secs_f64().max(1e-9);
+                r(a).total_cmp(&r(b))
+            });
+            if let Some(median) = results.get(results.len() / 2) {
+                println!("median: {median}");
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn run(cli: &Cli) -> Result<Vec<Outcome>> {
+    Ok(match &cli.scenario {
+        Scenario::Throughput { qos, motes, rate } => {
+            let qos = if *qos < 0 { QoS::MinusOne } else { QoS::Zero };
+            vec![scenarios::throughput(qos, *motes, *rate, cli.secs).await?]
+        }
+        Scenario::Sweep { motes, rates } => scenarios::sweep(*motes, rates, cli.secs).await?,
+        Scenario::Reliable { qos, motes } => {
+            let qos = if *qos == 2 { QoS::Two } else { QoS::One };
+            vec![scenarios::reliable(qos, *motes, cli.secs).await?]
+        }
+        Scenario::ConnectStorm { motes } => vec![scenarios::connect_storm(*motes).await?],
+        Scenario::Memory { motes, buffered } => vec![scenarios::memory(*motes, *buffered).await?],
+        Scenario::FanOut { motes } => vec![scenarios::fan_out(*motes).await?],
+    })
+}
