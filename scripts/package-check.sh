@@ -97,14 +97,14 @@ has() { # MODE-PREFIX PATH
 has '-rwxr-xr-x' "usr/bin/$pkg"
 has '-rw-r--r--' "usr/lib/systemd/system/$pkg.service"
 has '-rw-r-----' "etc/$pkg/gateway.toml"
-has '-rw-r-----' "etc/$pkg/clients.toml"
+has '-rw-r--r--' "usr/share/$pkg/clients.toml"
 has '-rw-r--r--' "usr/share/doc/$pkg/README.md"
 has '-rw-r--r--' "usr/share/doc/$pkg/copyright"
 
 # --- control scripts and conffiles
 ctl="$work/control"
 dpkg-deb -e "$deb" "$ctl"
-for f in "/etc/$pkg/gateway.toml" "/etc/$pkg/clients.toml"; do
+for f in "/etc/$pkg/gateway.toml"; do
   grep -qx "$f" "$ctl/conffiles" || fail "$f is not a conffile"
 done
 grep -q 'adduser --system' "$ctl/postinst" || fail "postinst does not create the user"

@@ -45,6 +45,16 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
+    /// Client registry file (paired motes), instead of `clients.registry` of the
+    /// configuration; pairing rewrites it, so its directory must be writable.
+    #[arg(
+        long,
+        global = true,
+        env = "MQTT_SN_GATEWAY_REGISTRY",
+        value_name = "FILE"
+    )]
+    pub registry: Option<PathBuf>,
+
     /// UDP address to listen on, e.g. `0.0.0.0:1883` or `[::1]:10000`. Repeatable; replaces every
     /// `[[listeners.udp]]` of the file (their multicast settings included).
     #[arg(long, global = true, value_name = "ADDR:PORT")]
@@ -226,6 +236,7 @@ impl Cli {
             advertise,
             advertise_interface,
             advertise_interval,
+            registry: self.registry.clone(),
         })
     }
 }
@@ -516,5 +527,12 @@ mod tests {
             let (flag, reason) = flag_error(args);
             assert_eq!(flag, flag_name, "{args:?}: {reason}");
         }
+    }
+
+    #[test]
+    fn registry_replaces_the_registry_path() {
+        let path = "/var/lib/mqtt-sn-gateway/clients.toml";
+        let s = cli(&["--registry", path]).settings().unwrap();
+        assert_eq!(s.io.registry_file, Some(PathBuf::from(path)));
     }
 }

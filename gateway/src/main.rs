@@ -1,5 +1,6 @@
 //! `mqtt-sn-gateway`: the MQTT-SN gateway daemon.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -20,8 +21,10 @@ fn main() -> ExitCode {
 fn check_config(cli: &Cli) -> ExitCode {
     match cli.settings() {
         Ok(settings) => {
-            println!("configuration OK: {}", source(cli));
-            print!("{settings}");
+            // A closed pipe (`check-config | head`) is not an error of the configuration.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "configuration OK: {}", source(cli));
+            let _ = write!(out, "{settings}");
             ExitCode::SUCCESS
         }
         Err(e) => {

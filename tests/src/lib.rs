@@ -6,8 +6,8 @@
 //! `mqtt-sn-12` client is described in `src/README-interop.md`.
 #![forbid(unsafe_code)]
 
-pub mod forwarder;
 pub mod bench;
+pub mod forwarder;
 pub mod gateway;
 pub mod interop;
 pub mod mosquitto;

@@ -47,6 +47,8 @@ pub(crate) struct Overrides {
     pub(crate) advertise_interface: Option<MulticastInterface>,
     /// `--advertise-interval`: T_ADV; turns discovery on.
     pub(crate) advertise_interval: Option<Duration>,
+    /// `--registry`: the client registry file, instead of `clients.registry`.
+    pub(crate) registry: Option<PathBuf>,
 }
 
 /// A multicast interface named on the command line.
@@ -288,7 +290,7 @@ pub(crate) fn validate(
         ..IoConfig::default()
     };
     apply_discovery_flags(ov, &mut core, &mut io)?;
-    io.registry_file = Some(clients(&cx, &file, &mut core)?);
+    io.registry_file = Some(clients(&cx, &file, &mut core, ov.registry.as_deref())?);
     let (session, endpoint) = upstream::validate(&cx, &file.upstream, &core, ov)?;
     core.upstream = session;
     io.upstream = endpoint;
@@ -364,12 +366,14 @@ fn clients(
     cx: &Ctx<'_>,
     file: &FileConfig,
     core: &mut GatewayConfig,
+    flag: Option<&Path>,
 ) -> Result<PathBuf, ConfigError> {
     core.clients.admission = match file.clients.policy {
         None | Some(FileAdmission::Open) => Admission::Open,
         Some(FileAdmission::RegisteredOnly) => Admission::RegisteredOnly,
     };
     let path = match &file.clients.registry {
+        _ if flag.is_some() => flag.map(Path::to_path_buf).unwrap_or_default(),
         Some(v) if v.get_ref().is_empty() => {
             return Err(cx.at(v, "clients.registry", "the path is empty"));
         }

@@ -36,7 +36,8 @@ impl Seen {
             *w |= 1 << bit;
         }
         let us = now_ns().saturating_sub(sent_ns) / 1000;
-        self.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+        self.latencies_us
+            .push(u32::try_from(us).unwrap_or(u32::MAX));
     }
 
     /// Distinct messages delivered.
@@ -58,33 +59,46 @@ impl Collector {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (host, filter, seen2) = (host.to_owned(), filter.to_owned(), seen.clone());
-        std::thread::Builder::new().name("collector".into()).spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async move {
-                let mut opts = MqttOptions::new(format!("bench-collector-{}", std::process::id()), host, port);
-                opts.set_max_packet_size(1 << 20, 1 << 20);
-                opts.set_keep_alive(Duration::from_secs(60));
-                let (client, mut eventloop) = AsyncClient::new(opts, 64);
-                let _ = client.subscribe(filter, QoS::AtMostOnce).await;
-                loop {
-                    match eventloop.poll().await {
-                        Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                            let _ = ready_tx.send(());
-                        }
-                        Ok(Event::Incoming(Incoming::Publish(p))) => {
-                            if let Some((seq, sent)) = parse_payload(&p.payload)
-                                && let Ok(mut s) = seen2.lock()
-                            {
-                                s.record(seq, sent);
+        std::thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let mut opts = MqttOptions::new(
+                        format!("bench-collector-{}", std::process::id()),
+                        host,
+                        port,
+                    );
+                    opts.set_max_packet_size(1 << 20, 1 << 20);
+                    opts.set_keep_alive(Duration::from_secs(60));
+                    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+                    let _ = client.subscribe(filter, QoS::AtMostOnce).await;
+                    loop {
+                        match eventloop.poll().await {
+                            Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                                let _ = ready_tx.send(());
                             }
+                            Ok(Event::Incoming(Incoming::Publish(p))) => {
+                                if let Some((seq, sent)) = parse_payload(&p.payload)
+                                    && let Ok(mut s) = seen2.lock()
+                                {
+                                    s.record(seq, sent);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                         }
-                        Ok(_) => {}
-                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
-                }
-            });
-        })?;
-        ready_rx.recv_timeout(Duration::from_secs(10)).context("the collector did not subscribe")?;
+                });
+            })?;
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("the collector did not subscribe")?;
         Ok(Collector { seen })
     }
 

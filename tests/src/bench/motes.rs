@@ -51,7 +51,9 @@ pub struct Mote {
 impl Mote {
     /// A mote on a fresh loopback socket.
     pub async fn new(gateway: SocketAddr) -> Result<Self> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.context("bind a mote socket")?;
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .context("bind a mote socket")?;
         Ok(Mote { socket, gateway })
     }
 
@@ -76,7 +78,11 @@ impl Mote {
             let (n, _) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf))
                 .await
                 .context("no answer from the gateway in time")??;
-            if let Some(t) = buf.get(..n).and_then(|b| Packet::decode(b).ok()).and_then(&f) {
+            if let Some(t) = buf
+                .get(..n)
+                .and_then(|b| Packet::decode(b).ok())
+                .and_then(&f)
+            {
                 return Ok(t);
             }
         }
@@ -85,7 +91,12 @@ impl Mote {
     /// CONNECT and wait for CONNACK accepted; returns the round-trip time.
     pub async fn connect(&self, client_id: &str, keep_alive: u16) -> Result<Duration> {
         let start = Instant::now();
-        let c = Connect { will: false, clean_session: true, duration: keep_alive, client_id: client_id.as_bytes() };
+        let c = Connect {
+            will: false,
+            clean_session: true,
+            duration: keep_alive,
+            client_id: client_id.as_bytes(),
+        };
         self.send(&Packet::Connect(c)).await?;
         let rc = self
             .recv(Duration::from_secs(30), |p| match p {
@@ -101,26 +112,63 @@ impl Mote {
 
     /// SUBSCRIBE to a name and wait for the SUBACK.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<()> {
-        let s = Subscribe { dup: false, qos, msg_id: 1, topic: TopicRef::Name(filter.as_bytes()) };
+        let s = Subscribe {
+            dup: false,
+            qos,
+            msg_id: 1,
+            topic: TopicRef::Name(filter.as_bytes()),
+        };
         self.send(&Packet::Subscribe(s)).await?;
-        self.recv(Duration::from_secs(30), |p| matches!(p, Packet::Suback { return_code: ReturnCode::Accepted, .. }).then_some(()))
-            .await
+        self.recv(Duration::from_secs(30), |p| {
+            matches!(
+                p,
+                Packet::Suback {
+                    return_code: ReturnCode::Accepted,
+                    ..
+                }
+            )
+            .then_some(())
+        })
+        .await
     }
 
     /// One QoS 1 or 2 publish, waiting for the end of its handshake; returns the round trip.
-    pub async fn publish_reliable(&self, qos: QoS, topic_id: u16, msg_id: u16, seq: u64) -> Result<Duration> {
+    pub async fn publish_reliable(
+        &self,
+        qos: QoS,
+        topic_id: u16,
+        msg_id: u16,
+        seq: u64,
+    ) -> Result<Duration> {
         let start = Instant::now();
         let data = payload(seq);
-        let p = Publish { dup: false, qos, retain: false, topic: TopicRef::Predefined(topic_id), msg_id, data: &data };
+        let p = Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: TopicRef::Predefined(topic_id),
+            msg_id,
+            data: &data,
+        };
         self.send(&Packet::Publish(p)).await?;
         let limit = Duration::from_secs(10);
         if qos == QoS::Two {
-            self.recv(limit, |p| matches!(p, Packet::Pubrec { msg_id: m } if m == msg_id).then_some(())).await?;
+            self.recv(limit, |p| {
+                matches!(p, Packet::Pubrec { msg_id: m } if m == msg_id).then_some(())
+            })
+            .await?;
             self.send(&Packet::Pubrel { msg_id }).await?;
-            self.recv(limit, |p| matches!(p, Packet::Pubcomp { msg_id: m } if m == msg_id).then_some(())).await?;
+            self.recv(limit, |p| {
+                matches!(p, Packet::Pubcomp { msg_id: m } if m == msg_id).then_some(())
+            })
+            .await?;
         } else {
             self.recv(limit, |p| match p {
-                Packet::Puback { msg_id: m, return_code: ReturnCode::Accepted, .. } if m == msg_id => Some(()),
+                Packet::Puback {
+                    msg_id: m,
+                    return_code: ReturnCode::Accepted,
+                    ..
+                } if m == msg_id => Some(()),
                 _ => None,
             })
             .await?;
@@ -154,7 +202,13 @@ pub async fn connect_all(motes: &[Arc<Mote>], prefix: &str) -> Result<Vec<Durati
 
 /// Sends `total` PUBLISHes (predefined id `topic_id`, 32-octet payloads numbered from 0)
 /// round-robin over `motes` at `rate` per second; returns the number sent.
-pub async fn publish_open_loop(motes: &[Arc<Mote>], qos: QoS, topic_id: u16, rate: u64, total: u64) -> Result<u64> {
+pub async fn publish_open_loop(
+    motes: &[Arc<Mote>],
+    qos: QoS,
+    topic_id: u16,
+    rate: u64,
+    total: u64,
+) -> Result<u64> {
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < total {
@@ -164,7 +218,14 @@ pub async fn publish_open_loop(motes: &[Arc<Mote>], qos: QoS, topic_id: u16, rat
         while sent < due {
             let m = &motes[usize::try_from(sent).unwrap_or(0) % motes.len()];
             let data = payload(sent);
-            let p = Publish { dup: false, qos, retain: false, topic: TopicRef::Predefined(topic_id), msg_id: 0, data: &data };
+            let p = Publish {
+                dup: false,
+                qos,
+                retain: false,
+                topic: TopicRef::Predefined(topic_id),
+                msg_id: 0,
+                data: &data,
+            };
             m.send(&Packet::Publish(p)).await?;
             sent += 1;
         }

@@ -22,11 +22,20 @@ pub struct ProcUsage {
 /// Reads the usage of `pid` (`None` for this process).
 pub fn usage(pid: Option<u32>) -> Result<ProcUsage> {
     let dir = pid.map_or_else(|| "/proc/self".to_owned(), |p| format!("/proc/{p}"));
-    let stat = std::fs::read_to_string(format!("{dir}/stat")).with_context(|| format!("read {dir}/stat"))?;
+    let stat = std::fs::read_to_string(format!("{dir}/stat"))
+        .with_context(|| format!("read {dir}/stat"))?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
-    let after = stat.rsplit_once(')').map(|(_, a)| a).context("malformed stat")?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, a)| a)
+        .context("malformed stat")?;
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat; index 11 and 12 after the ')'.
     let cpu_s = (ticks(11) + ticks(12)) / clock_ticks_per_second();
     let status = std::fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
@@ -38,7 +47,11 @@ pub fn usage(pid: Option<u32>) -> Result<ProcUsage> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    Ok(ProcUsage { cpu_s, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") })
+    Ok(ProcUsage {
+        cpu_s,
+        peak_rss_kib: kib("VmHWM:"),
+        rss_kib: kib("VmRSS:"),
+    })
 }
 
 /// USER_HZ; 100 on every Linux this runs on (getconf CLK_TCK), asked once.
@@ -57,7 +70,10 @@ pub fn gateway_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name("mqtt-sn-gateway");
     if !path.exists() {
-        bail!("{} not found: build it with `cargo build --release -p gateway`", path.display());
+        bail!(
+            "{} not found: build it with `cargo build --release -p gateway`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -74,12 +90,19 @@ impl GatewayProcess {
     /// Starts the gateway on `127.0.0.1:udp_port` against `broker_url` with `extra` arguments.
     pub async fn start(udp_port: u16, broker_url: &str, extra: &[String]) -> Result<Self> {
         let mut cmd = Command::new(gateway_binary()?);
-        cmd.args(["--listen", &format!("127.0.0.1:{udp_port}"), "--upstream", broker_url, "--log", "warn"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{udp_port}"),
+            "--upstream",
+            broker_url,
+            "--log",
+            "warn",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
         let child = cmd.spawn().context("start mqtt-sn-gateway")?;
         let pid = child.id().context("gateway pid")?;
         Ok(GatewayProcess { child, pid })

@@ -56,7 +56,11 @@ impl fmt::Display for Outcome {
         if let Some((p50, p99, max)) = self.latency_us {
             write!(f, " p50={p50}us p99={p99}us max={max}us")?;
         }
-        let per_msg = if self.delivered > 0 { self.gateway.cpu_s * 1e6 / self.delivered as f64 } else { 0.0 };
+        let per_msg = if self.delivered > 0 {
+            self.gateway.cpu_s * 1e6 / self.delivered as f64
+        } else {
+            0.0
+        };
         write!(
             f,
             " gw_cpu={:.0}% gw_us_per_msg={per_msg:.2} gw_peak_rss={:.1}MiB broker_cpu={:.0}% loadgen_cpu={:.0}%",
@@ -82,7 +86,10 @@ struct Rig {
 impl Rig {
     async fn start() -> Result<Rig> {
         let broker = Mosquitto::start_with(crate::MosquittoOptions {
-            extra_config: vec!["max_queued_messages 100000".into(), "max_inflight_messages 100".into()],
+            extra_config: vec![
+                "max_queued_messages 100000".into(),
+                "max_inflight_messages 100".into(),
+            ],
             ..Default::default()
         })
         .await?;
@@ -92,7 +99,12 @@ impl Rig {
             .map(|s| (*s).to_owned())
             .collect();
         let gateway = GatewayProcess::start(port, &broker.url(), &extra).await?;
-        let mut status = mqtt::Subscriber::connect(&broker.url(), "bench-ready", &[("gateway/+/status", rumqttc::QoS::AtLeastOnce)]).await?;
+        let mut status = mqtt::Subscriber::connect(
+            &broker.url(),
+            "bench-ready",
+            &[("gateway/+/status", rumqttc::QoS::AtLeastOnce)],
+        )
+        .await?;
         let online = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(m) = status.next_message(Duration::from_secs(10)).await {
                 if m.payload == b"online" {
@@ -106,7 +118,11 @@ impl Rig {
             bail!("the gateway did not come up");
         }
         let _ = status.disconnect().await;
-        Ok(Rig { broker, gateway, gw_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)) })
+        Ok(Rig {
+            broker,
+            gateway,
+            gw_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        })
     }
 
     fn usage(&self) -> Result<(ProcUsage, ProcUsage, ProcUsage)> {
@@ -127,11 +143,19 @@ impl Rig {
 }
 
 fn diff(a: ProcUsage, b: ProcUsage) -> ProcUsage {
-    ProcUsage { cpu_s: b.cpu_s - a.cpu_s, peak_rss_kib: b.peak_rss_kib, rss_kib: b.rss_kib }
+    ProcUsage {
+        cpu_s: b.cpu_s - a.cpu_s,
+        peak_rss_kib: b.peak_rss_kib,
+        rss_kib: b.rss_kib,
+    }
 }
 
 /// Fills the CPU fields of `o` from usage before and after.
-fn account(o: &mut Outcome, before: (ProcUsage, ProcUsage, ProcUsage), after: (ProcUsage, ProcUsage, ProcUsage)) {
+fn account(
+    o: &mut Outcome,
+    before: (ProcUsage, ProcUsage, ProcUsage),
+    after: (ProcUsage, ProcUsage, ProcUsage),
+) {
     o.gateway = diff(before.0, after.0);
     o.broker = diff(before.1, after.1);
     o.loadgen = diff(before.2, after.2);
@@ -226,7 +250,10 @@ pub async fn connect_storm(n: usize) -> Result<Outcome> {
     let rtts = motes::connect_all(&motes, "storm-").await?;
     let elapsed = start.elapsed();
     let after = rig.usage()?;
-    let mut us: Vec<u32> = rtts.iter().map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)).collect();
+    let mut us: Vec<u32> = rtts
+        .iter()
+        .map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX))
+        .collect();
     let mut o = Outcome {
         name: format!("connect-storm motes={n}"),
         sent: n as u64,
@@ -256,19 +283,35 @@ pub async fn memory(n: usize, buffered: usize) -> Result<Outcome> {
         let m = m.clone();
         tasks.spawn(async move {
             m.subscribe(&format!("mem/{i}"), QoS::Zero).await?;
-            m.send(&Packet::Disconnect { duration: Some(3600) }).await?;
-            m.recv(Duration::from_secs(30), |p| matches!(p, Packet::Disconnect { .. }).then_some(())).await
+            m.send(&Packet::Disconnect {
+                duration: Some(3600),
+            })
+            .await?;
+            m.recv(Duration::from_secs(30), |p| {
+                matches!(p, Packet::Disconnect { .. }).then_some(())
+            })
+            .await
         });
     }
     while let Some(r) = tasks.join_next().await {
         r??;
     }
-    let publisher = mqtt::connect(&rig.broker.url(), "mem-publisher", &mqtt::ClientOptions::default()).await?;
+    let publisher = mqtt::connect(
+        &rig.broker.url(),
+        "mem-publisher",
+        &mqtt::ClientOptions::default(),
+    )
+    .await?;
     for round in 0..buffered {
         for i in 0..n {
             publisher
                 .client
-                .try_publish(format!("mem/{i}"), rumqttc::QoS::AtMostOnce, false, format!("m{round}"))
+                .try_publish(
+                    format!("mem/{i}"),
+                    rumqttc::QoS::AtMostOnce,
+                    false,
+                    format!("m{round}"),
+                )
                 .or_else(|_| Ok::<(), anyhow::Error>(()))?;
         }
     }
@@ -282,9 +325,18 @@ pub async fn memory(n: usize, buffered: usize) -> Result<Outcome> {
         delivered: n as u64,
         elapsed: start.elapsed(),
         extra: vec![
-            ("idle_rss_mib".into(), format!("{:.1}", idle as f64 / 1024.0)),
-            ("connected_rss_mib".into(), format!("{:.1}", connected as f64 / 1024.0)),
-            ("sleeping_rss_mib".into(), format!("{:.1}", sleeping.rss_kib as f64 / 1024.0)),
+            (
+                "idle_rss_mib".into(),
+                format!("{:.1}", idle as f64 / 1024.0),
+            ),
+            (
+                "connected_rss_mib".into(),
+                format!("{:.1}", connected as f64 / 1024.0),
+            ),
+            (
+                "sleeping_rss_mib".into(),
+                format!("{:.1}", sleeping.rss_kib as f64 / 1024.0),
+            ),
         ],
         ..Default::default()
     };
@@ -319,7 +371,14 @@ pub async fn fan_out(n: usize) -> Result<Outcome> {
         });
     }
     let start = Instant::now();
-    mqtt::publish(&rig.broker.url(), "bench/fan", &motes::payload(0), rumqttc::QoS::AtMostOnce, false).await?;
+    mqtt::publish(
+        &rig.broker.url(),
+        "bench/fan",
+        &motes::payload(0),
+        rumqttc::QoS::AtMostOnce,
+        false,
+    )
+    .await?;
     let mut lat = Vec::with_capacity(n);
     while let Some(r) = tasks.join_next().await {
         let (_, sent_ns) = r??;
