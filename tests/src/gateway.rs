@@ -40,6 +40,7 @@ pub fn test_settings(broker_url: &str) -> Result<(GatewayConfig, IoConfig)> {
             ..UpstreamEndpoint::default()
         },
         registry_file: None,
+        http: None,
     };
     Ok((core, io))
 }
