@@ -22,6 +22,8 @@ const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 pub struct ClientList {
     /// Whether the gateway's own upstream link is up.
     pub upstream_up: bool,
+    /// Seconds the pairing window stays open (`None`: closed).
+    pub pairing_secs: Option<u64>,
     /// Every client the gateway knows, ordered by ClientId.
     pub clients: Vec<ClientEntry>,
 }
@@ -333,8 +335,9 @@ mod tests {
 
     #[test]
     fn the_clients_table_is_aligned() {
-        let list = ClientList {
+        let mut list = ClientList {
             upstream_up: true,
+            pairing_secs: None,
             clients: vec![
                 ClientEntry {
                     client_id: "mote-1".into(),
@@ -371,6 +374,13 @@ mod tests {
             "a-much-longer-mote  asleep  10.0.0.9:1/0a0b  250 s ago   1  100       7"
         );
         assert_eq!(l[3], "2 client(s); upstream broker connected");
+        list.pairing_secs = Some(42);
+        list.upstream_up = false;
+        assert!(
+            format_clients(&list).ends_with(
+                "2 client(s); upstream broker unreachable; pairing open for 42 s more\n"
+            )
+        );
     }
 
     #[tokio::test]

@@ -40,6 +40,8 @@ pub struct Snapshot {
     /// When the snapshot was taken, on the clock of [`ClientInfo::last_seen`] (time since the
     /// gateway started).
     pub now: Instant,
+    /// How long the pairing window stays open (`None`: closed).
+    pub pairing: Option<Duration>,
 }
 
 /// A request to the running driver.
@@ -247,6 +249,9 @@ fn snapshot(core: &Gateway, io: &IoCounters, now: Instant) -> Snapshot {
         upstream_up: core.upstream_up(),
         clients: core.clients(),
         now,
+        pairing: core
+            .pairing_until(now)
+            .map(|until| until.saturating_duration_since(now)),
     }
 }
 

@@ -38,6 +38,9 @@ fn refuse(peer: SocketAddr) -> Option<Response> {
 pub(crate) fn client_list(s: &Snapshot) -> ClientList {
     ClientList {
         upstream_up: s.upstream_up,
+        pairing_secs: s
+            .pairing
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
         clients: s
             .clients
             .iter()

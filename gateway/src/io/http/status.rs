@@ -61,6 +61,14 @@ pub(crate) fn render(s: &Snapshot, gateway_id: u8) -> String {
         h,
         "<p>Upstream broker: <span id=\"upstream\" class=\"{class}\">{text}</span></p>"
     );
+    if let Some(left) = s.pairing {
+        let _ = writeln!(
+            h,
+            "<p id=\"pairing\">Pairing window open: unknown motes that connect in the next {} s \
+             are added to the registry.</p>",
+            left.as_secs() + u64::from(left.subsec_nanos() > 0)
+        );
+    }
     let count = |state: &str| s.gauges.clients.get(state).copied().unwrap_or(0);
     let _ = writeln!(
         h,
@@ -173,5 +181,8 @@ mod tests {
         let page = render(&s, 7);
         assert!(page.contains("class=\"up\">connected</span>"));
         assert!(page.contains("No clients yet."));
+        assert!(!page.contains("Pairing window open"));
+        s.pairing = Some(std::time::Duration::from_millis(89_500));
+        assert!(render(&s, 7).contains("connect in the next 90 s"));
     }
 }
