@@ -196,7 +196,7 @@ pub fn format_clients(list: &ClientList) -> String {
         line(&cells);
     }
     out.push_str(&format!(
-        "{} client(s); upstream broker {}\n",
+        "{} client(s); upstream broker {}",
         list.clients.len(),
         if list.upstream_up {
             "connected"
@@ -204,6 +204,10 @@ pub fn format_clients(list: &ClientList) -> String {
             "unreachable"
         }
     ));
+    if let Some(s) = list.pairing_secs {
+        out.push_str(&format!("; pairing open for {s} s more"));
+    }
+    out.push('\n');
     out
 }
 

@@ -108,7 +108,12 @@ pub(super) async fn pairing(
             tracing::info!(%peer, seconds, "pairing window opened through the admin API");
             json(&Pairing {
                 seconds,
-                registry: st.registry.as_ref().map(|p| p.display().to_string()),
+                registry: st.registry.as_ref().map(|p| {
+                    std::path::absolute(p)
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                        .to_string()
+                }),
             })
         }
         None => text(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping\n"),
