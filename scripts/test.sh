@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with the Rust toolchain: installs what the
-# tests need (mosquitto, openssl, python3-venv; the Python MQTT-SN client in a venv), then
+# tests need (mosquitto, openssl, python3-venv, chromium; the Python MQTT-SN client in a venv), then
 # `cargo test --workspace`. Needs root or sudo for apt-get the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-packages=(mosquitto openssl python3 python3-venv socat)
+packages=(mosquitto openssl python3 python3-venv socat chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,6 +29,8 @@ if ! "$venv/bin/python" -c "import mqttsn12.client.MqttSnClient" 2>/dev/null; th
 fi
 export SN_PYTHON="$PWD/$venv/bin/python"
 export SN_REQUIRE_PY_INTEROP=1
+# The status page is tested in headless Chromium; a missing browser fails instead of skipping.
+export SN_REQUIRE_CHROMIUM=1
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 
 cargo test --workspace "$@"

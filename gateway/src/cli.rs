@@ -90,6 +90,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DURATION")]
     pub advertise_interval: Option<String>,
 
+    /// Local HTTP endpoint (Prometheus metrics, /healthz, status page, admin API for `pair` and
+    /// `clients`), e.g. `127.0.0.1:8087`, or `off`; replaces http.listen. The subcommands `pair`
+    /// and `clients` talk to this address.
+    #[arg(long, global = true, value_name = "ADDR:PORT|off")]
+    pub http: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
     /// "info,gateway=debug".
     #[arg(
@@ -111,13 +117,24 @@ pub struct Cli {
 }
 
 /// Subcommands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the gateway (the default when no subcommand is given).
     Run,
     /// Validate the configuration (file plus overrides), print a summary of the effective
     /// settings and exit 0; on error print the message and exit 2.
     CheckConfig,
+    /// Open the pairing window of the running gateway: unknown motes that CONNECT within it are
+    /// let in and appended to the registry file. Talks to the gateway's HTTP endpoint (the
+    /// `[http] listen` address of the same configuration, or `--http`), on the same host.
+    Pair {
+        /// How long the window stays open, e.g. `90s`, `2m` (at most 24h).
+        #[arg(long = "for", value_name = "DURATION", default_value = "2m")]
+        duration: String,
+    },
+    /// List the motes the running gateway knows: state (active, asleep, lost, …), address,
+    /// last seen, message counts. Talks to the gateway's HTTP endpoint like `pair`.
+    Clients,
 }
 
 /// Log output formats.
@@ -132,7 +149,7 @@ pub enum LogFormat {
 impl Cli {
     /// The subcommand, [`Command::Run`] when none was given.
     pub fn action(&self) -> Command {
-        self.command.unwrap_or(Command::Run)
+        self.command.clone().unwrap_or(Command::Run)
     }
 
     /// The file [`Cli::settings`] reads; `None` when it falls back to the compiled-in
@@ -148,6 +165,23 @@ impl Cli {
     /// [`ConfigError::Flag`] for a bad override value; otherwise as [`config::load`].
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         self.settings_with_default(Path::new(DEFAULT_CONFIG))
+    }
+
+    /// Where `pair` and `clients` reach the running gateway: its `[http] listen` address from
+    /// the same configuration and flags (an unspecified address becomes loopback); `None` when
+    /// the endpoint is off.
+    ///
+    /// # Errors
+    ///
+    /// The configuration errors of [`Cli::settings`].
+    pub fn admin_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        Ok(self.settings()?.io.http.map(crate::admin::connect_addr))
+    }
+
+    /// The name of the configuration in messages: the file, or the built-in copy.
+    pub fn config_name(&self) -> String {
+        self.config_file()
+            .map_or_else(|| BUILT_IN.to_owned(), |p| p.display().to_string())
     }
 
     /// [`Cli::config_file`] with `default` as the default path.
@@ -228,7 +262,14 @@ impl Cli {
             .map(config::parse_duration)
             .transpose()
             .map_err(flag("--advertise-interval"))?;
+        let http = self
+            .http
+            .as_deref()
+            .map(config::http_listen)
+            .transpose()
+            .map_err(flag("--http"))?;
         Ok(Overrides {
+            http,
             listen,
             upstream,
             gateway_id,
@@ -239,6 +280,21 @@ impl Cli {
             registry: self.registry.clone(),
         })
     }
+}
+
+/// The `--for` of `pair`: a duration with a unit, 1 s..=24 h, whole seconds.
+///
+/// # Errors
+///
+/// [`ConfigError::Flag`] naming `--for`.
+pub fn pairing_duration(s: &str) -> Result<std::time::Duration, ConfigError> {
+    let d = config::parse_duration(s).map_err(flag("--for"))?;
+    if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > 24 * 3600 {
+        return Err(flag("--for")(format!(
+            "{s:?}: expected whole seconds from 1s to 24h, e.g. 90s or 2m"
+        )));
+    }
+    Ok(d)
 }
 
 /// Turns a reason into a [`ConfigError::Flag`] for `flag`.
@@ -299,6 +355,9 @@ mod tests {
             "--log-format",
             "check-config",
             "run",
+            "pair",
+            "clients",
+            "--http",
         ] {
             assert!(help.contains(s), "--help lacks {s}:\n{help}");
         }
@@ -437,6 +496,42 @@ mod tests {
         assert!(reason.contains("twice"), "{reason}");
         let (_, reason) = flag_error(&["--predefined", "1=a", "--predefined", "2=a"]);
         assert!(reason.contains("already predefined"), "{reason}");
+    }
+
+    #[test]
+    fn http_moves_or_turns_off_the_endpoint_and_pair_takes_a_duration() {
+        let s = cli(&["--http", "0.0.0.0:9000"]).settings().unwrap();
+        assert_eq!(s.io.http, Some("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(cli(&["--http", "off"]).settings().unwrap().io.http, None);
+        let (flag, reason) = flag_error(&["--http", "8087"]);
+        assert_eq!(flag, "--http");
+        assert!(reason.contains("\"off\""), "{reason}");
+        let c = Cli::try_parse_from(["mqtt-sn-gateway", "pair", "--for", "90s"]).unwrap();
+        assert_eq!(
+            c.action(),
+            Command::Pair {
+                duration: "90s".into()
+            }
+        );
+        let c = Cli::try_parse_from(["mqtt-sn-gateway", "pair"]).unwrap();
+        assert_eq!(
+            c.action(),
+            Command::Pair {
+                duration: "2m".into()
+            }
+        );
+        let c = Cli::try_parse_from(["mqtt-sn-gateway", "clients", "--http", "off"]).unwrap();
+        assert_eq!(c.action(), Command::Clients);
+        assert_eq!(c.admin_addr().unwrap(), None);
+        let c = cli(&["--http", "0.0.0.0:9000", "clients"]);
+        assert_eq!(
+            c.admin_addr().unwrap(),
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
+        assert_eq!(pairing_duration("2m").unwrap().as_secs(), 120);
+        for bad in ["0s", "1500ms", "25h", "soon", "120"] {
+            assert!(pairing_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,6 +14,97 @@ fn main() -> ExitCode {
     match cli.action() {
         Command::CheckConfig => check_config(&cli),
         Command::Run => run(&cli),
+        Command::Pair { duration } => pair(&cli, &duration),
+        Command::Clients => clients(&cli),
+    }
+}
+
+/// The HTTP address of the running gateway for `pair` and `clients`, or the exit code.
+fn admin_addr(cli: &Cli) -> Result<std::net::SocketAddr, ExitCode> {
+    match cli.admin_addr() {
+        Ok(Some(addr)) => Ok(addr),
+        Ok(None) => {
+            eprintln!(
+                "error: the gateway's HTTP endpoint is off in {} ([http] listen = \"off\" or \
+                 --http off); `pair` and `clients` talk to the running gateway through it. Turn \
+                 it on, or pass the address it listens on with --http ADDR:PORT",
+                cli.config_name()
+            );
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Runs `f` on a small current-thread runtime.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, ExitCode> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Ok(rt.block_on(f)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// `pair --for DURATION`: open the pairing window of the running gateway.
+fn pair(cli: &Cli, duration: &str) -> ExitCode {
+    let duration = match gateway::cli::pairing_duration(duration) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = match admin_addr(cli) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match block_on(gateway::admin::open_pairing(addr, duration)) {
+        Ok(Ok(p)) => {
+            match p.registry {
+                Some(path) => println!(
+                    "pairing open for {} s; motes that connect now are added to {path}",
+                    p.seconds
+                ),
+                None => println!(
+                    "pairing open for {} s; motes that connect now are let in (no registry \
+                     file is configured, so they are not saved)",
+                    p.seconds
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Err(code) => code,
+    }
+}
+
+/// `clients`: print the motes the running gateway knows.
+fn clients(cli: &Cli) -> ExitCode {
+    let addr = match admin_addr(cli) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match block_on(gateway::admin::clients(addr)) {
+        Ok(Ok(list)) => {
+            print!("{}", gateway::admin::format_clients(&list));
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Err(code) => code,
     }
 }
 

@@ -207,6 +207,8 @@ fn the_full_fixture_sets_every_value() {
     assert_ne!(u.backoff_max, e.backoff_max);
     assert_ne!(u.max_packet_size, e.max_packet_size);
     assert_ne!(u.inflight, e.inflight);
+    assert_ne!(s.io.http, empty.io.http);
+    assert_eq!(s.io.http, Some("0.0.0.0:9187".parse().unwrap()));
     assert_eq!(s.io.listeners.len(), 3);
     assert!(s.io.listeners[0].multicast.is_some() && s.io.listeners[1].multicast.is_some());
     // Relative TLS paths are taken from the file's directory.

@@ -17,6 +17,8 @@ use crate::mqtt::BrokerUrl;
 pub struct TestGateway {
     /// The UDP address motes send to.
     pub addr: SocketAddr,
+    /// The bound address of the HTTP endpoint (when `io.http` was set).
+    pub http: Option<SocketAddr>,
     handle: GatewayHandle,
     cancel: CancellationToken,
     running: Option<Running>,
@@ -40,6 +42,7 @@ pub fn test_settings(broker_url: &str) -> Result<(GatewayConfig, IoConfig)> {
             ..UpstreamEndpoint::default()
         },
         registry_file: None,
+        http: None,
     };
     Ok((core, io))
 }
@@ -63,10 +66,17 @@ impl TestGateway {
             .context("the gateway has no listener")?;
         Ok(TestGateway {
             addr,
+            http: running.http,
             handle: running.handle.clone(),
             cancel,
             running: Some(running),
         })
+    }
+
+    /// The bound address of the HTTP endpoint; an error when it is off.
+    pub fn http_addr(&self) -> Result<SocketAddr> {
+        self.http
+            .context("the test gateway has no HTTP endpoint (set io.http)")
     }
 
     /// Waits (bounded) until the gateway's own upstream link is up.

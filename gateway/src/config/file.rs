@@ -47,6 +47,17 @@ pub(crate) struct FileConfig {
     /// `[clients]`: admission policy and the registry of paired clients.
     #[serde(default)]
     pub(crate) clients: FileClients,
+    /// `[http]`: the local HTTP endpoint (metrics, health, status page, admin API).
+    #[serde(default)]
+    pub(crate) http: FileHttp,
+}
+
+/// `[http]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileHttp {
+    /// `ADDRESS:PORT` of the endpoint, or `"off"` (default `"127.0.0.1:8087"`).
+    pub(crate) listen: Option<Spanned<String>>,
 }
 
 /// `[gateway]`.

@@ -31,7 +31,7 @@ use std::path::Path;
 pub(crate) use duration::parse as parse_duration;
 pub use error::{ConfigError, Position};
 pub(crate) use validate::{MulticastInterface, Overrides};
-pub(crate) use values::{predefined_flag, socket_addr, upstream_url};
+pub(crate) use values::{http_listen, predefined_flag, socket_addr, upstream_url};
 
 use crate::core::config::GatewayConfig;
 use crate::io::config::IoConfig;

@@ -165,6 +165,13 @@ impl fmt::Display for Settings {
             allow(&c.qos_minus1.allow)
         )?;
         writeln!(f, "forwarders: allow {}", allow(&c.forwarders.allow))?;
+        match io.http {
+            None => writeln!(f, "http:       off")?,
+            Some(a) => writeln!(
+                f,
+                "http:       {a} (metrics, /healthz, status page; admin API to loopback only)"
+            )?,
+        }
         let p = &c.predefined;
         write!(f, "predefined: {} global", p.global.len())?;
         if !p.per_client.is_empty() {

@@ -301,3 +301,34 @@ fn the_summary_shows_the_effective_values_without_passwords() {
         assert!(text.contains(want), "summary lacks {want:?}:\n{text}");
     }
 }
+
+#[test]
+fn the_http_endpoint_defaults_to_loopback_and_can_be_moved_or_turned_off() {
+    assert_eq!(ok("").io.http, Some("127.0.0.1:8087".parse().unwrap()));
+    assert_eq!(
+        ok("[http]\nlisten = \"[::]:9000\"\n").io.http,
+        Some("[::]:9000".parse().unwrap())
+    );
+    assert_eq!(ok("[http]\nlisten = \"off\"\n").io.http, None);
+    let e = err("[http]\nlisten = \"8087\"\n");
+    assert!(
+        e.starts_with("t.toml:2:10: invalid value for http.listen"),
+        "{e}"
+    );
+    let e = err("[http]\nport = 1\n");
+    assert!(e.contains("unknown field"), "{e}");
+    let flag = |v: Option<&str>| Overrides {
+        http: v.map(|s| http_listen(s).unwrap()),
+        ..Overrides::default()
+    };
+    let file = "[http]\nlisten = \"0.0.0.0:1\"\n";
+    let s = parse_with(file, Path::new("t.toml"), &flag(Some("off"))).unwrap();
+    assert_eq!(s.io.http, None);
+    let s = parse_with(file, Path::new("t.toml"), &flag(Some("127.0.0.1:2"))).unwrap();
+    assert_eq!(s.io.http, Some("127.0.0.1:2".parse().unwrap()));
+    assert!(
+        ok("[http]\nlisten = \"off\"\n")
+            .to_string()
+            .contains("http:       off")
+    );
+}

@@ -49,6 +49,8 @@ pub(crate) struct Overrides {
     pub(crate) advertise_interval: Option<Duration>,
     /// `--registry`: the client registry file, instead of `clients.registry`.
     pub(crate) registry: Option<PathBuf>,
+    /// `--http`: replaces `http.listen` (`Some(None)`: `--http off`).
+    pub(crate) http: Option<Option<SocketAddr>>,
 }
 
 /// A multicast interface named on the command line.
@@ -296,6 +298,12 @@ pub(crate) fn validate(
     io.upstream = endpoint;
     core.predefined =
         predefined::validate(&cx, &file.predefined, client_id_max_len, &ov.predefined)?;
+    io.http = match (&ov.http, &file.http.listen) {
+        (Some(flag), _) => *flag,
+        (None, Some(v)) => super::values::http_listen(v.get_ref())
+            .map_err(|reason| cx.at(v, "http.listen", reason))?,
+        (None, None) => io.http,
+    };
     Ok(Settings { core, io })
 }
 

@@ -29,6 +29,16 @@ pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// The HTTP endpoint: `ADDRESS:PORT`, or `off` (no endpoint).
+pub(crate) fn http_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| {
+        format!("{s:?} is neither an ADDRESS:PORT (e.g. \"127.0.0.1:8087\") nor \"off\"")
+    })
+}
+
 /// `mqtt://host[:port]` or `mqtts://host[:port]`, optionally with one trailing `/`.
 pub(crate) fn upstream_url(s: &str) -> Result<UpstreamUrl, String> {
     let Some((scheme, rest)) = s.split_once("://") else {

@@ -13,7 +13,15 @@ pub struct IoConfig {
     pub upstream: UpstreamEndpoint,
     /// The client registry file pairing appends to and SIGHUP reloads (None: no file).
     pub registry_file: Option<PathBuf>,
+    /// The local HTTP endpoint (metrics, health, status page, admin API); `None`: off.
+    pub http: Option<SocketAddr>,
 }
+
+/// Default address of the HTTP endpoint: loopback only.
+pub const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8087,
+));
 
 impl Default for IoConfig {
     fn default() -> Self {
@@ -24,6 +32,7 @@ impl Default for IoConfig {
             }],
             upstream: UpstreamEndpoint::default(),
             registry_file: None,
+            http: Some(DEFAULT_HTTP),
         }
     }
 }

@@ -37,6 +37,11 @@ pub struct Snapshot {
     pub upstream_up: bool,
     /// Every client the gateway knows.
     pub clients: Vec<ClientInfo>,
+    /// When the snapshot was taken, on the clock of [`ClientInfo::last_seen`] (time since the
+    /// gateway started).
+    pub now: Instant,
+    /// How long the pairing window stays open (`None`: closed).
+    pub pairing: Option<Duration>,
 }
 
 /// A request to the running driver.
@@ -196,7 +201,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
             _ = watchdog.tick(), if watchdog_period.is_some() => super::notify::watchdog(),
             Some(c) = control.recv() => match c {
                 Control::Snapshot(reply) => {
-                    let _ = reply.send(snapshot(&core, &counters));
+                    let _ = reply.send(snapshot(&core, &counters, now()));
                 }
                 Control::OpenPairing(duration, reply) => {
                     let now = now();
@@ -234,7 +239,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     .await;
 }
 
-fn snapshot(core: &Gateway, io: &IoCounters) -> Snapshot {
+fn snapshot(core: &Gateway, io: &IoCounters, now: Instant) -> Snapshot {
     Snapshot {
         datagrams_in: io.datagrams_in,
         datagrams_out: io.datagrams_out,
@@ -243,6 +248,10 @@ fn snapshot(core: &Gateway, io: &IoCounters) -> Snapshot {
         gauges: core.gauges(),
         upstream_up: core.upstream_up(),
         clients: core.clients(),
+        now,
+        pairing: core
+            .pairing_until(now)
+            .map(|until| until.saturating_duration_since(now)),
     }
 }
 

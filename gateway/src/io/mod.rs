@@ -9,6 +9,7 @@ pub mod config;
 pub mod driver;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded_broker;
+pub mod http;
 pub mod notify;
 pub mod udp;
 pub mod upstream;
@@ -48,6 +49,12 @@ pub enum StartError {
     /// **Fault:** the operator. **Recovery:** fix the `[upstream.tls]` settings.
     #[error("upstream: {0}")]
     Upstream(#[from] UpstreamSetupError),
+    /// The HTTP endpoint could not be bound.
+    ///
+    /// **Fault:** the operator (address in use, not an address of this host). **Recovery:**
+    /// choose another `[http] listen` address, or `"off"`.
+    #[error(transparent)]
+    Http(#[from] http::HttpBindError),
 }
 
 /// A gateway running in the background.
@@ -57,6 +64,8 @@ pub struct Running {
     pub addrs: Vec<SocketAddr>,
     /// Counters and client list.
     pub handle: GatewayHandle,
+    /// The bound address of the HTTP endpoint (`None`: off).
+    pub http: Option<SocketAddr>,
     task: JoinHandle<()>,
 }
 
@@ -90,6 +99,17 @@ pub async fn start(
     let mut connector = RumqttcConnector::new(io.upstream.clone(), tx)?;
     let (handle, control) = GatewayHandle::new();
     let registry_file = io.registry_file.clone();
+    let http = match io.http {
+        Some(addr) => {
+            let state = http::AppState {
+                handle: handle.clone(),
+                registry: registry_file.clone(),
+                gateway_id: core.gateway_id,
+            };
+            Some(http::start(addr, state, shutdown.child_token()).await?)
+        }
+        None => None,
+    };
     let task = tokio::spawn(async move {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -110,6 +130,7 @@ pub async fn start(
     Ok(Running {
         addrs,
         handle,
+        http,
         task,
     })
 }

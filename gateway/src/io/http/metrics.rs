@@ -1,0 +1,335 @@
+//! `GET /metrics`: the Prometheus text exposition format (version 0.0.4), written by hand from a
+//! [`Snapshot`]. Every label comes from a bounded set (message types, QoS levels, directions,
+//! drop reasons, session states); there is never a per-client label.
+
+use std::fmt::Write as _;
+
+use sn_codec::{MsgType, QoS};
+
+use crate::core::stats::Direction;
+use crate::io::Snapshot;
+
+/// `Content-Type` of the exposition format.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Prefix of every metric name.
+const PREFIX: &str = "mqttsn_gateway_";
+
+/// Session states, always all reported (a state with no session is 0, not absent).
+const STATES: [&str; 6] = [
+    "connecting",
+    "active",
+    "asleep",
+    "awake",
+    "disconnected",
+    "lost",
+];
+
+/// QoS levels in label order.
+const QOS: [QoS; 4] = [QoS::MinusOne, QoS::Zero, QoS::One, QoS::Two];
+
+/// Directions in label order.
+const DIRECTIONS: [Direction; 2] = [Direction::Upstream, Direction::Downstream];
+
+/// The `qos` label value: `-1`, `0`, `1`, `2`.
+fn qos_label(q: QoS) -> &'static str {
+    match q {
+        QoS::MinusOne => "-1",
+        QoS::Zero => "0",
+        QoS::One => "1",
+        QoS::Two => "2",
+    }
+}
+
+/// Escapes a label value (backslash, double quote, line feed).
+pub(crate) fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes metric families one after the other.
+struct Writer {
+    out: String,
+}
+
+impl Writer {
+    /// The `# HELP` and `# TYPE` lines of a family.
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {PREFIX}{name} {help}");
+        let _ = writeln!(self.out, "# TYPE {PREFIX}{name} {kind}");
+    }
+
+    /// One sample; `labels` are `(name, value)` pairs.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let _ = write!(self.out, "{PREFIX}{name}");
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A family with a single unlabelled sample.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
+    /// A counter family labelled by message type: every type, zeros included.
+    fn by_type(
+        &mut self,
+        name: &str,
+        help: &str,
+        counts: &std::collections::BTreeMap<MsgType, u64>,
+    ) {
+        self.family(name, "counter", help);
+        for t in MsgType::ALL {
+            let n = counts.get(t).copied().unwrap_or(0);
+            self.sample(name, &[("type", t.name())], n);
+        }
+    }
+}
+
+/// The whole exposition for `s`.
+pub(crate) fn render(s: &Snapshot) -> String {
+    let mut w = Writer { out: String::new() };
+    let (c, g) = (&s.core, &s.gauges);
+
+    w.family("clients", "gauge", "Client sessions by state.");
+    for state in STATES {
+        let n = g.clients.get(state).copied().unwrap_or(0);
+        w.sample("clients", &[("state", state)], n);
+    }
+    // A state the list above does not know is still reported (bounded: the core's state names).
+    for (state, n) in g.clients.iter().filter(|(k, _)| !STATES.contains(k)) {
+        w.sample("clients", &[("state", state)], *n);
+    }
+    w.by_type(
+        "packets_received_total",
+        "MQTT-SN messages received from clients and forwarders, by message type.",
+        &c.packets_in,
+    );
+    w.by_type(
+        "packets_sent_total",
+        "MQTT-SN messages sent to clients and forwarders, by message type.",
+        &c.packets_out,
+    );
+    w.family(
+        "publishes_total",
+        "counter",
+        "Application messages by QoS and direction (upstream: client to broker).",
+    );
+    for q in QOS {
+        for d in DIRECTIONS {
+            let n = c.publishes.get(&(q, d)).copied().unwrap_or(0);
+            w.sample(
+                "publishes_total",
+                &[("qos", qos_label(q)), ("direction", d.label())],
+                n,
+            );
+        }
+    }
+    w.family(
+        "dropped_total",
+        "counter",
+        "Messages dropped, by reason (only reasons seen so far).",
+    );
+    for (reason, n) in &c.dropped {
+        w.sample("dropped_total", &[("reason", reason)], *n);
+    }
+    w.family(
+        "retransmissions_total",
+        "counter",
+        "Retransmissions to clients, by message type (only types seen so far).",
+    );
+    for (t, n) in &c.retransmissions {
+        w.sample("retransmissions_total", &[("type", t.name())], *n);
+    }
+    w.single(
+        "sleep_buffered_messages",
+        "gauge",
+        "Messages waiting in the buffers of sleeping clients.",
+        g.sleep_buffered,
+    );
+    w.single(
+        "downlink_queued_messages",
+        "gauge",
+        "Messages queued towards awake clients (including the one in flight).",
+        g.downlink_queued,
+    );
+    w.single(
+        "upstream_up",
+        "gauge",
+        "1 when the gateway's own connection to the broker is up, else 0.",
+        u64::from(s.upstream_up),
+    );
+    w.family(
+        "upstream_links",
+        "gauge",
+        "Per-client MQTT connections to the broker, by state.",
+    );
+    w.sample("upstream_links", &[("state", "up")], g.links_up);
+    w.sample("upstream_links", &[("state", "down")], g.links_down);
+    w.single(
+        "upstream_connects_total",
+        "counter",
+        "Connections to the broker established (all links, reconnects included).",
+        c.upstream_connects,
+    );
+    w.single(
+        "upstream_disconnects_total",
+        "counter",
+        "Connections to the broker lost (all links).",
+        c.upstream_disconnects,
+    );
+    w.single(
+        "datagrams_received_total",
+        "counter",
+        "UDP datagrams received on all sockets.",
+        s.datagrams_in,
+    );
+    w.single(
+        "datagrams_sent_total",
+        "counter",
+        "UDP datagrams sent.",
+        s.datagrams_out,
+    );
+    w.single(
+        "send_errors_total",
+        "counter",
+        "UDP datagrams that could not be sent.",
+        s.send_errors,
+    );
+    w.out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        let mut s = Snapshot {
+            datagrams_in: 12,
+            datagrams_out: 9,
+            send_errors: 1,
+            upstream_up: true,
+            ..Snapshot::default()
+        };
+        s.core.packets_in.insert(MsgType::Connect, 2);
+        s.core.packets_in.insert(MsgType::Publish, 7);
+        s.core.packets_out.insert(MsgType::Connack, 2);
+        s.core.publishes.insert((QoS::One, Direction::Upstream), 5);
+        s.core
+            .publishes
+            .insert((QoS::MinusOne, Direction::Upstream), 2);
+        s.core.dropped.insert("malformed", 3);
+        s.core.retransmissions.insert(MsgType::Publish, 4);
+        s.core.upstream_connects = 3;
+        s.core.upstream_disconnects = 1;
+        s.gauges.clients.insert("active", 2);
+        s.gauges.clients.insert("asleep", 1);
+        s.gauges.sleep_buffered = 6;
+        s.gauges.downlink_queued = 1;
+        s.gauges.links_up = 3;
+        s
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().collect()
+    }
+
+    #[test]
+    fn the_exposition_has_the_expected_samples() {
+        let text = render(&snapshot());
+        let l = lines(&text);
+        for want in [
+            "# HELP mqttsn_gateway_clients Client sessions by state.",
+            "# TYPE mqttsn_gateway_clients gauge",
+            "mqttsn_gateway_clients{state=\"connecting\"} 0",
+            "mqttsn_gateway_clients{state=\"active\"} 2",
+            "mqttsn_gateway_clients{state=\"asleep\"} 1",
+            "mqttsn_gateway_clients{state=\"lost\"} 0",
+            "# TYPE mqttsn_gateway_packets_received_total counter",
+            "mqttsn_gateway_packets_received_total{type=\"CONNECT\"} 2",
+            "mqttsn_gateway_packets_received_total{type=\"PUBLISH\"} 7",
+            "mqttsn_gateway_packets_received_total{type=\"PINGREQ\"} 0",
+            "mqttsn_gateway_packets_sent_total{type=\"CONNACK\"} 2",
+            "mqttsn_gateway_publishes_total{qos=\"-1\",direction=\"upstream\"} 2",
+            "mqttsn_gateway_publishes_total{qos=\"1\",direction=\"upstream\"} 5",
+            "mqttsn_gateway_publishes_total{qos=\"2\",direction=\"downstream\"} 0",
+            "# TYPE mqttsn_gateway_dropped_total counter",
+            "mqttsn_gateway_dropped_total{reason=\"malformed\"} 3",
+            "mqttsn_gateway_retransmissions_total{type=\"PUBLISH\"} 4",
+            "# TYPE mqttsn_gateway_sleep_buffered_messages gauge",
+            "mqttsn_gateway_sleep_buffered_messages 6",
+            "mqttsn_gateway_downlink_queued_messages 1",
+            "# TYPE mqttsn_gateway_upstream_up gauge",
+            "mqttsn_gateway_upstream_up 1",
+            "mqttsn_gateway_upstream_links{state=\"up\"} 3",
+            "mqttsn_gateway_upstream_links{state=\"down\"} 0",
+            "# TYPE mqttsn_gateway_upstream_connects_total counter",
+            "mqttsn_gateway_upstream_connects_total 3",
+            "mqttsn_gateway_upstream_disconnects_total 1",
+            "mqttsn_gateway_datagrams_received_total 12",
+            "mqttsn_gateway_datagrams_sent_total 9",
+            "mqttsn_gateway_send_errors_total 1",
+        ] {
+            assert!(l.contains(&want), "missing line {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_sample_belongs_to_a_declared_family_and_counters_end_in_total() {
+        let text = render(&snapshot());
+        let mut declared: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(name.starts_with(PREFIX), "{line}");
+                if kind == "counter" {
+                    assert!(name.ends_with("_total"), "{line}");
+                }
+                declared.push((name.to_owned(), kind.to_owned()));
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(
+                    declared.last().map(|d| d.0.as_str()),
+                    Some(name),
+                    "sample outside its family: {line}"
+                );
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<u64>().is_ok(), "{line}");
+            }
+        }
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn an_empty_snapshot_reports_zeros_not_nothing() {
+        let text = render(&Snapshot::default());
+        assert!(text.contains("\nmqttsn_gateway_upstream_up 0\n"), "{text}");
+        assert!(text.contains("mqttsn_gateway_clients{state=\"active\"} 0\n"));
+        assert!(!text.contains("dropped_total{"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

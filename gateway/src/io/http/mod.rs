@@ -1,0 +1,161 @@
+//! The local HTTP endpoint (`[http] listen`): Prometheus metrics, health, a status page and
+//! the admin API used by `mqtt-sn-gateway pair` and `mqtt-sn-gateway clients`.
+//!
+//! | Route | Answer |
+//! |---|---|
+//! | `GET /metrics` | Prometheus text format 0.0.4 ([`metrics`]) |
+//! | `GET /healthz` | `200 ok` while the broker is reachable, else `503` with the reason |
+//! | `GET /` | HTML status page ([`status`]) |
+//! | `GET /api/clients` | JSON [`crate::admin::ClientList`] (loopback peers only) |
+//! | `POST /api/pairing?seconds=N` | opens the pairing window; JSON [`crate::admin::Pairing`] (loopback peers only) |
+//!
+//! Every answer is built from one [`crate::io::Snapshot`] asked from the drive loop.
+
+pub(crate) mod admin;
+pub(crate) mod metrics;
+pub(crate) mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+
+use super::GatewayHandle;
+
+/// The HTTP endpoint could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for HTTP on {addr}: {source}")]
+pub struct HttpBindError {
+    /// The configured address.
+    pub addr: SocketAddr,
+    /// What the OS said.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    /// The running gateway.
+    pub(crate) handle: GatewayHandle,
+    /// The registry file paired clients are appended to.
+    pub(crate) registry: Option<PathBuf>,
+    /// GwId, for the page title.
+    pub(crate) gateway_id: u8,
+}
+
+/// A plain-text answer.
+pub(crate) fn text(status: StatusCode, body: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.to_owned(),
+    )
+        .into_response()
+}
+
+/// A JSON answer.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+    }
+}
+
+fn stopping() -> Response {
+    text(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping\n")
+}
+
+async fn metrics_route(State(st): State<AppState>) -> Response {
+    match st.handle.snapshot().await {
+        Some(s) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+            metrics::render(&s),
+        )
+            .into_response(),
+        None => stopping(),
+    }
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.handle.snapshot().await {
+        Some(s) if s.upstream_up => text(StatusCode::OK, "ok\n"),
+        Some(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unready: the upstream broker is unreachable\n",
+        ),
+        None => stopping(),
+    }
+}
+
+async fn status_page(State(st): State<AppState>) -> Response {
+    match st.handle.snapshot().await {
+        Some(s) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            status::render(&s, st.gateway_id),
+        )
+            .into_response(),
+        None => stopping(),
+    }
+}
+
+async fn not_found() -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        "not found; try /, /metrics, /healthz or /api/clients\n",
+    )
+}
+
+/// The routes.
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics_route))
+        .route("/healthz", get(healthz))
+        .route("/api/clients", get(admin::clients))
+        .route("/api/pairing", post(admin::pairing))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Binds `addr` and serves the endpoint until `shutdown` fires; returns the bound address
+/// (so port 0 works).
+pub(crate) async fn start(
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, HttpBindError> {
+    let bind_err = |source| HttpBindError { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "HTTP endpoint stopped");
+        }
+    });
+    tracing::info!(addr = %local, "HTTP endpoint: /metrics, /healthz, status page, admin API");
+    Ok(local)
+}
