@@ -308,9 +308,9 @@ impl Gateway {
                 let Some(s) = self.sessions.get(&sid) else {
                     return;
                 };
-                let client_id = s.client_id.clone();
+                let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
                 self.end_session(sid, true);
-                self.event(GatewayEvent::ClientDisconnected { client_id });
+                self.event(GatewayEvent::ClientDisconnected { client_id, peer });
             }
         }
     }
@@ -370,9 +370,13 @@ impl Gateway {
         let Some(s) = self.sessions.get(&sid) else {
             return;
         };
-        let client_id = s.client_id.clone();
+        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
         self.end_session(sid, false);
-        self.event(GatewayEvent::ClientLost { client_id, reason });
+        self.event(GatewayEvent::ClientLost {
+            client_id,
+            peer,
+            reason,
+        });
     }
 
     /// A deadline of the session passed (it may have moved since it was filed).

@@ -366,11 +366,12 @@ impl Gateway {
         }
         i.retries += 1;
         i.sent_at = now;
-        let client_id = s.client_id.clone();
+        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
         let msg_type = self.send_inflight(sid, true);
         if let Some(msg_type) = msg_type {
             self.event(GatewayEvent::Retransmitted {
                 client_id,
+                peer,
                 msg_type,
             });
         }

@@ -149,6 +149,8 @@ pub enum GatewayEvent {
     ClientAsleep {
         /// Its ClientId.
         client_id: String,
+        /// Its address.
+        peer: PeerAddr,
         /// Sleep duration in seconds.
         duration: u16,
     },
@@ -156,6 +158,8 @@ pub enum GatewayEvent {
     ClientAwake {
         /// Its ClientId.
         client_id: String,
+        /// Its address.
+        peer: PeerAddr,
         /// Messages waiting for it.
         buffered: usize,
     },
@@ -163,11 +167,15 @@ pub enum GatewayEvent {
     ClientDisconnected {
         /// Its ClientId.
         client_id: String,
+        /// Its address.
+        peer: PeerAddr,
     },
     /// A client was declared Lost; its upstream link was dropped so the broker publishes its Will.
     ClientLost {
         /// Its ClientId.
         client_id: String,
+        /// Its address.
+        peer: PeerAddr,
         /// Why.
         reason: LostReason,
     },
@@ -191,6 +199,8 @@ pub enum GatewayEvent {
     Retransmitted {
         /// The client.
         client_id: String,
+        /// Its address.
+        peer: PeerAddr,
         /// What was sent again.
         msg_type: MsgType,
     },

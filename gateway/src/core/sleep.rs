@@ -23,10 +23,11 @@ impl Gateway {
         s.sleep = Some(d);
         s.state = State::Asleep;
         s.state_deadline = Some(now.saturating_add(self.cfg.tolerance.supervise(d)));
-        let client_id = s.client_id.clone();
+        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
         self.send_to_session(sid, &Packet::Disconnect { duration: None });
         self.event(GatewayEvent::ClientAsleep {
             client_id,
+            peer,
             duration,
         });
         self.reschedule(sid);
@@ -72,12 +73,14 @@ impl Gateway {
             State::Asleep => {
                 s.state = State::Awake;
                 s.state_deadline = None;
-                let (client_id, buffered) = (
+                let (client_id, peer, buffered) = (
                     s.client_id.clone(),
+                    s.peer.clone(),
                     s.queue.len() + usize::from(s.inflight.is_some()),
                 );
                 self.event(GatewayEvent::ClientAwake {
                     client_id,
+                    peer,
                     buffered,
                 });
                 self.resend_inflight(now, sid);

@@ -335,14 +335,28 @@ fn log_event(e: &GatewayEvent) {
         }
         GatewayEvent::ClientAsleep {
             client_id,
+            peer,
             duration,
-        } => info!(client_id, duration, "client asleep"),
+        } => {
+            info!(client_id, addr = %peer, duration, "client asleep")
+        }
         GatewayEvent::ClientAwake {
             client_id,
+            peer,
             buffered,
-        } => info!(client_id, buffered, "client awake"),
-        GatewayEvent::ClientDisconnected { client_id } => info!(client_id, "client disconnected"),
-        GatewayEvent::ClientLost { client_id, reason } => warn!(client_id, ?reason, "client lost"),
+        } => {
+            info!(client_id, addr = %peer, buffered, "client awake")
+        }
+        GatewayEvent::ClientDisconnected { client_id, peer } => {
+            info!(client_id, addr = %peer, "client disconnected")
+        }
+        GatewayEvent::ClientLost {
+            client_id,
+            peer,
+            reason,
+        } => {
+            warn!(client_id, addr = %peer, ?reason, "client lost")
+        }
         GatewayEvent::ClientMoved {
             client_id,
             from,
@@ -354,8 +368,11 @@ fn log_event(e: &GatewayEvent) {
         }
         GatewayEvent::Retransmitted {
             client_id,
+            peer,
             msg_type,
-        } => debug!(client_id, %msg_type, "retransmitted"),
+        } => {
+            debug!(client_id, addr = %peer, %msg_type, "retransmitted")
+        }
         GatewayEvent::UpstreamHealth { up } => info!(up, "upstream health"),
     }
 }
