@@ -186,3 +186,39 @@ async fn the_python_mqtt_sn_client_subscribes_through_the_gateway() {
         "{joined}"
     );
 }
+
+#[tokio::test]
+async fn a_mote_with_its_own_client_certificate_reaches_a_broker_that_requires_one() {
+    let material = TlsMaterial::generate_temp().unwrap();
+    let broker = Mosquitto::start_with(MosquittoOptions {
+        tls: Some(material.clone()),
+        require_certificate: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (mut core, mut io) = sn_tests::gateway::test_settings(&broker.tls_url().unwrap()).unwrap();
+    io.upstream.tls = TlsConfig {
+        ca_file: Some(material.ca_cert.clone()),
+        ..Default::default()
+    };
+    core.upstream.per_client_identity.insert(
+        "mote-cert".into(),
+        gateway::core::config::ClientIdentity {
+            cert: material.client_cert.clone(),
+            key: material.client_key.clone(),
+        },
+    );
+    let gw = TestGateway::start_with(core, io).await.unwrap();
+    let with = SnClient::new(gw.addr).await.unwrap();
+    assert_eq!(
+        with.connect("mote-cert", true, 60).await.unwrap(),
+        ReturnCode::Accepted
+    );
+    // Without a certificate the broker ends the TLS handshake: the gateway cannot serve it.
+    let without = SnClient::new(gw.addr).await.unwrap();
+    assert_eq!(
+        without.connect("mote-nocert", true, 60).await.unwrap(),
+        ReturnCode::Congestion
+    );
+}

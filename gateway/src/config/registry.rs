@@ -9,6 +9,8 @@
 //! # wnid = "0013a200415b6c2d"         # …with this wireless node id (hex)
 //! username = "mote-1"                 # upstream MQTT credentials of this mote
 //! password = "secret"
+//! tls_client_cert = "certs/mote-1.pem"   # its own TLS client certificate (mqtts)
+//! tls_client_key = "certs/mote-1.key"    # (paths relative to this file)
 //! publish = ["sensors/mote-1/#"]      # allowed topics (absent = anything)
 //! subscribe = ["cmd/mote-1/#"]
 //! predefined = [{ id = 10, topic = "mote-1/config" }]
@@ -27,7 +29,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Position};
 use super::values;
-use crate::core::config::{ClientEntry, Credentials, GatewayConfig, Pin};
+use crate::core::config::{ClientEntry, ClientIdentity, Credentials, GatewayConfig, Pin};
 use crate::core::topics;
 
 /// The text a new registry file starts with.
@@ -38,6 +40,7 @@ const HEADER: &str = "\
 #   address = \"IP\" or \"IP:PORT\"         only accept the mote from this UDP source
 #   forwarder = \"IP\", wnid = \"hex\"       only accept it behind this forwarder and node id
 #   username, password                   its own upstream MQTT credentials
+#   tls_client_cert, tls_client_key      its own TLS client certificate and key (PEM files)
 #   publish = [\"filter\", ...]            topics it may publish to (absent: any)
 #   subscribe = [\"filter\", ...]          topics it may subscribe within (absent: any)
 #   predefined = [{ id = N, topic = \"t\" }] its own predefined topic ids
@@ -61,6 +64,8 @@ struct FileClient {
     wnid: Option<Spanned<String>>,
     username: Option<String>,
     password: Option<String>,
+    tls_client_cert: Option<Spanned<String>>,
+    tls_client_key: Option<Spanned<String>>,
     publish: Option<Vec<Spanned<String>>>,
     subscribe: Option<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -83,6 +88,8 @@ pub struct Registry {
     pub credentials: BTreeMap<String, Credentials>,
     /// Predefined topic ids by ClientId.
     pub predefined: BTreeMap<String, BTreeMap<u16, String>>,
+    /// TLS client certificates by ClientId.
+    pub identities: BTreeMap<String, ClientIdentity>,
 }
 
 impl Registry {
@@ -102,6 +109,7 @@ impl Registry {
                 .or_default()
                 .extend(map.clone());
         }
+        core.upstream.per_client_identity = self.identities.clone();
     }
 }
 
@@ -199,6 +207,31 @@ pub fn parse_registry(
                 ));
             }
             (None, None) => {}
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let file = |v: &Spanned<String>, k: &str| -> Result<PathBuf, ConfigError> {
+            let p = base.join(v.get_ref());
+            std::fs::File::open(&p).map(|_| p.clone()).map_err(|e| {
+                invalid(
+                    v.span(),
+                    key(k),
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })
+        };
+        match (&c.tls_client_cert, &c.tls_client_key) {
+            (Some(cert), Some(k)) => {
+                let identity = ClientIdentity {
+                    cert: file(cert, "tls_client_cert")?,
+                    key: file(k, "tls_client_key")?,
+                };
+                reg.identities.insert(id.clone(), identity);
+            }
+            (None, None) => {}
+            (Some(v), None) | (None, Some(v)) => {
+                let reason = "tls_client_cert and tls_client_key go together".to_owned();
+                return Err(invalid(v.span(), key("tls_client_cert"), reason));
+            }
         }
         let mut ids = BTreeMap::new();
         for (j, p) in c.predefined.iter().enumerate() {

@@ -126,6 +126,18 @@ pub struct UpstreamSessionConfig {
     pub per_client_credentials: BTreeMap<String, Credentials>,
     /// ClientId of the gateway's own link (QoS −1 traffic).
     pub gateway_client_id: String,
+    /// TLS client certificates by MQTT-SN ClientId (per-device identities, e.g. for cloud
+    /// brokers that authenticate each device by its certificate).
+    pub per_client_identity: BTreeMap<String, ClientIdentity>,
+}
+
+/// A TLS client certificate and its key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientIdentity {
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key.
+    pub key: std::path::PathBuf,
 }
 
 impl Default for UpstreamSessionConfig {
@@ -137,6 +149,7 @@ impl Default for UpstreamSessionConfig {
             credentials: None,
             per_client_credentials: BTreeMap::new(),
             gateway_client_id: "mqtt-sn-gateway-1".into(),
+            per_client_identity: BTreeMap::new(),
         }
     }
 }

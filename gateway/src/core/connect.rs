@@ -255,28 +255,8 @@ impl Gateway {
         s.link_up = false;
         s.state = State::Connecting(ConnectPhase::Upstream);
         s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
-        let up = &self.cfg.upstream;
-        let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
-            topic: topics::to_upstream(&up.topic_prefix, topic),
-            payload: s.will.msg.clone(),
-            qos: *qos,
-            retain: *retain,
-        });
-        let credentials = up
-            .per_client_credentials
-            .get(&s.client_id)
-            .or(up.credentials.as_ref())
-            .cloned();
         // A resumed session must not lose its broker-side state.
-        let clean_session = s.clean_session && resumed.is_none();
-        let cmd = UpstreamCmd::Open {
-            link,
-            client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
-            clean_session,
-            keep_alive: up.keep_alive,
-            will,
-            credentials,
-        };
+        let cmd = open_cmd(&self.cfg, s, link, s.clean_session && resumed.is_none());
         self.by_link.insert(link, sid);
         self.cmds.push_back(cmd);
     }
@@ -427,4 +407,34 @@ fn keep_alive(cfg: &super::config::GatewayConfig, duration: u16) -> Option<Durat
 /// How long a half-open connect may take: T_RETRY × N_RETRY.
 fn connect_window(cfg: &super::config::GatewayConfig) -> Duration {
     cfg.t_retry.saturating_mul(u32::from(cfg.n_retry).max(1))
+}
+
+/// The `Open` of a client's upstream link: its ClientId (prefixed), Will, credentials and TLS
+/// identity (per-client ones first).
+pub(super) fn open_cmd(
+    cfg: &super::config::GatewayConfig,
+    s: &Session,
+    link: super::upstream::LinkId,
+    clean_session: bool,
+) -> UpstreamCmd {
+    let up = &cfg.upstream;
+    let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
+        topic: topics::to_upstream(&up.topic_prefix, topic),
+        payload: s.will.msg.clone(),
+        qos: *qos,
+        retain: *retain,
+    });
+    UpstreamCmd::Open {
+        link,
+        client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
+        clean_session,
+        keep_alive: up.keep_alive,
+        will,
+        credentials: up
+            .per_client_credentials
+            .get(&s.client_id)
+            .or(up.credentials.as_ref())
+            .cloned(),
+        identity: up.per_client_identity.get(&s.client_id).cloned(),
+    }
 }

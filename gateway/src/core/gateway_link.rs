@@ -68,6 +68,7 @@ impl Gateway {
                 retain: true,
             }),
             credentials: up.credentials.clone(),
+            identity: None,
         };
         self.cmds.push_back(cmd);
     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::config::Credentials;
+use super::config::{ClientIdentity, Credentials};
 
 /// One upstream MQTT connection. `LinkId::GATEWAY` is the gateway's own link (QoS −1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,6 +82,8 @@ pub enum UpstreamCmd {
         will: Option<Will>,
         /// Username and password.
         credentials: Option<Credentials>,
+        /// TLS client certificate of this link, instead of the endpoint's (mqtts only).
+        identity: Option<ClientIdentity>,
     },
     /// Subscribe on a link.
     Subscribe {

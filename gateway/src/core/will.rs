@@ -6,7 +6,7 @@ use sn_codec::{Instant, Packet, ReturnCode, WillTopic};
 
 use super::session::WillSpec;
 use super::topics;
-use super::upstream::{UpstreamCmd, Will};
+use super::upstream::UpstreamCmd;
 use super::{Gateway, SessionId};
 
 impl Gateway {
@@ -94,26 +94,7 @@ impl Gateway {
         s.link_up = false;
         s.restore_on_up = true;
         s.clean_session = false;
-        let up = &self.cfg.upstream;
-        let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
-            topic: topics::to_upstream(&up.topic_prefix, topic),
-            payload: s.will.msg.clone(),
-            qos: *qos,
-            retain: *retain,
-        });
-        let credentials = up
-            .per_client_credentials
-            .get(&s.client_id)
-            .or(up.credentials.as_ref())
-            .cloned();
-        let cmd = UpstreamCmd::Open {
-            link,
-            client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
-            clean_session: false,
-            keep_alive: up.keep_alive,
-            will,
-            credentials,
-        };
+        let cmd = super::connect::open_cmd(&self.cfg, s, link, false);
         self.by_link.insert(link, sid);
         self.cmds.push_back(cmd);
         // Publishes not yet completed go again on the new link.

@@ -152,6 +152,7 @@ pub(super) fn validate(
     }
 
     let session = UpstreamSessionConfig {
+        per_client_identity: Default::default(),
         client_id_prefix: cx
             .string(&u.client_id_prefix, "upstream.client_id_prefix", no_nul)?
             .unwrap_or_default(),

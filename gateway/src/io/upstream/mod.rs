@@ -49,8 +49,8 @@ use tokio::time::Instant;
 
 use self::backoff::{Backoff, XorShift64};
 use self::link::{LinkCtl, LinkShared, LinkTask, OutCmd, lock};
-use crate::core::config::Credentials;
-use crate::core::upstream::{LinkId, UpstreamCmd, UpstreamEvent, Will};
+use crate::core::config::{ClientIdentity, Credentials};
+use crate::core::upstream::{LinkId, Refusal, UpstreamCmd, UpstreamEvent, Will};
 use crate::io::config::UpstreamEndpoint;
 
 /// Capacity of each link's rumqttc request channel; commands beyond it wait in the outbox.
@@ -149,6 +149,8 @@ struct LinkHandle {
 pub struct RumqttcConnector {
     endpoint: UpstreamEndpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS configurations of per-client certificates, built on first use.
+    identity_tls: BTreeMap<ClientIdentity, Arc<rustls::ClientConfig>>,
     events: UnboundedSender<UpstreamEvent>,
     links: BTreeMap<LinkId, LinkHandle>,
     /// Tasks of closed links, until they have ended (awaited by `shutdown`).
@@ -177,6 +179,7 @@ impl RumqttcConnector {
         Ok(RumqttcConnector {
             endpoint,
             tls,
+            identity_tls: BTreeMap::new(),
             events,
             links: BTreeMap::new(),
             closing: Vec::new(),
@@ -209,15 +212,35 @@ impl RumqttcConnector {
         }
     }
 
-    fn open(
-        &mut self,
-        link: LinkId,
-        client_id: String,
-        clean_session: bool,
-        keep_alive: Duration,
-        will: Option<Will>,
-        credentials: Option<Credentials>,
-    ) {
+    /// Starts a link for an `Open` command.
+    fn open(&mut self, open: UpstreamCmd) {
+        let UpstreamCmd::Open {
+            link,
+            client_id,
+            clean_session,
+            keep_alive,
+            will,
+            credentials,
+            identity,
+        } = open
+        else {
+            return;
+        };
+        // A per-client TLS certificate: its own rustls configuration, built once and cached.
+        let tls = match (&identity, &self.tls) {
+            (Some(id), Some(_)) => match self.identity_tls(id) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    tracing::error!(%link, %client_id, cert = %id.cert.display(), error = %e, "unusable client certificate");
+                    let _ = self.events.send(UpstreamEvent::Refused {
+                        link,
+                        refusal: Refusal::BadCredentials,
+                    });
+                    return;
+                }
+            },
+            _ => self.tls.clone(),
+        };
         if self.links.contains_key(&link) {
             tracing::warn!(%link, "Open for a link that is already open; closing the old one");
             self.close(link, true, Instant::now() + self.endpoint.connect_timeout);
@@ -231,7 +254,14 @@ impl RumqttcConnector {
         }
         let wait_for = self.previous.remove(&client_id);
 
-        let options = self.mqtt_options(&client_id, clean_session, keep_alive, will, credentials);
+        let options = self.mqtt_options(
+            &client_id,
+            clean_session,
+            keep_alive,
+            will,
+            credentials,
+            tls,
+        );
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CHANNEL_CAPACITY);
         let mut network = NetworkOptions::new();
         network.set_connection_timeout(whole_seconds(self.endpoint.connect_timeout));
@@ -274,6 +304,20 @@ impl RumqttcConnector {
         );
     }
 
+    /// The TLS configuration for a per-client certificate (cached).
+    fn identity_tls(
+        &mut self,
+        id: &ClientIdentity,
+    ) -> Result<Arc<rustls::ClientConfig>, UpstreamSetupError> {
+        if let Some(tls) = self.identity_tls.get(id) {
+            return Ok(tls.clone());
+        }
+        let tls =
+            tls::client_config_for(&self.endpoint, id)?.ok_or(UpstreamSetupError::MissingCaFile)?;
+        self.identity_tls.insert(id.clone(), tls.clone());
+        Ok(tls)
+    }
+
     fn mqtt_options(
         &self,
         client_id: &str,
@@ -281,6 +325,7 @@ impl RumqttcConnector {
         keep_alive: Duration,
         will: Option<Will>,
         credentials: Option<Credentials>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> MqttOptions {
         let endpoint = &self.endpoint;
         let mut options = MqttOptions::new(client_id, endpoint.host.clone(), endpoint.port);
@@ -311,10 +356,8 @@ impl RumqttcConnector {
         options.set_max_packet_size(endpoint.max_packet_size, endpoint.max_packet_size);
         options.set_inflight(endpoint.inflight.max(1));
         options.set_request_channel_capacity(REQUEST_CHANNEL_CAPACITY);
-        if let Some(tls) = &self.tls {
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                tls.clone(),
-            )));
+        if let Some(tls) = tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
         }
         options
     }
@@ -348,21 +391,7 @@ impl RumqttcConnector {
 impl UpstreamConnector for RumqttcConnector {
     fn execute(&mut self, cmd: UpstreamCmd) {
         match cmd {
-            UpstreamCmd::Open {
-                link,
-                client_id,
-                clean_session,
-                keep_alive,
-                will,
-                credentials,
-            } => self.open(
-                link,
-                client_id,
-                clean_session,
-                keep_alive,
-                will,
-                credentials,
-            ),
+            open @ UpstreamCmd::Open { .. } => self.open(open),
             UpstreamCmd::Subscribe {
                 link,
                 token,

@@ -17,7 +17,20 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::UpstreamSetupError;
+use crate::core::config::ClientIdentity;
 use crate::io::config::{Scheme, TlsConfig, UpstreamEndpoint};
+
+/// The rustls client configuration for one link: `endpoint`'s, with `identity` as the client
+/// certificate instead of the endpoint's when given; `None` for plain `mqtt`.
+pub(crate) fn client_config_for(
+    endpoint: &UpstreamEndpoint,
+    identity: &ClientIdentity,
+) -> Result<Option<Arc<ClientConfig>>, UpstreamSetupError> {
+    let mut endpoint = endpoint.clone();
+    endpoint.tls.client_cert = Some(identity.cert.clone());
+    endpoint.tls.client_key = Some(identity.key.clone());
+    client_config(&endpoint)
+}
 
 /// The rustls client configuration for `endpoint`, or `None` for plain `mqtt`.
 pub(crate) fn client_config(
