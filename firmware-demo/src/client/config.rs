@@ -177,6 +177,11 @@ pub enum ConfigError {
     WillTooLong,
     /// `max_packet` cannot even carry a CONNECT with this ClientId.
     PacketTooSmall,
+    /// A topic name (or a prefix the application builds names from) is empty, too long or
+    /// contains wildcards.
+    InvalidTopic,
+    /// The QoS cannot be used this way (QoS −1 needs a predefined topic id or a short name).
+    InvalidQos,
 }
 
 impl core::fmt::Display for ConfigError {
@@ -187,6 +192,8 @@ impl core::fmt::Display for ConfigError {
             Self::InvalidWill => "the Will topic must be non-empty and its QoS 0, 1 or 2",
             Self::WillTooLong => "the Will topic or message exceeds the client's capacity",
             Self::PacketTooSmall => "max_packet cannot carry a CONNECT with this client id",
+            Self::InvalidTopic => "a topic name is empty, too long or contains wildcards",
+            Self::InvalidQos => "QoS -1 needs a predefined topic id or a short topic name",
         })
     }
 }

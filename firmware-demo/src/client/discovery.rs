@@ -131,6 +131,11 @@ impl<A: Copy + PartialEq> Discovery<A> {
         core::mem::take(&mut self.send_due)
     }
 
+    /// Whether a SEARCHGW is waiting to be transmitted.
+    pub(crate) fn send_pending(&self) -> bool {
+        self.send_due
+    }
+
     fn entry(&mut self, addr: A, gw_id: u8) -> Option<&mut KnownGateway<A>> {
         let pos = self
             .known

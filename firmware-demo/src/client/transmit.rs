@@ -85,6 +85,13 @@ where
         }
     }
 
+    /// Whether [`Client::poll_transmit`] has something to send.
+    pub fn has_transmit(&self) -> bool {
+        let gw = self.gateway.is_some();
+        (gw && (!self.replies.is_empty() || self.outbox.send_pending() || !self.minus1.is_empty()))
+            || self.discovery.send_pending()
+    }
+
     /// `None`: nothing left. `Some(None)`: something was dropped, try again.
     fn next_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Option<Transmit<A>>> {
         if let Some(r) = self.replies.pop_front() {

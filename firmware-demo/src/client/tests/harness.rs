@@ -87,6 +87,7 @@ impl World {
         while let Some(t) = self.c.poll_transmit(self.now, &mut buf) {
             self.sent.push((t.to, buf[..t.len].to_vec()));
         }
+        assert!(!self.c.has_transmit(), "poll_transmit stopped early");
         while let Some(e) = self.c.poll_event() {
             self.events.push(e);
         }
