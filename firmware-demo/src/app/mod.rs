@@ -134,8 +134,9 @@ pub enum SensorEvent<const PAYLOAD: usize> {
 /// Where a sleeping sensor is in its cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cycle {
-    /// Connected, publishing until `end`.
-    Window { end: Instant },
+    /// Connected, publishing until `end` (and, when sleeping until the next reading, at least
+    /// until one reading was taken).
+    Window { end: Instant, taken: bool },
     /// Waiting for the outbox to drain before DISCONNECT(Duration).
     Draining,
     /// Asleep (or going to sleep) until `wake_at`.
@@ -279,6 +280,22 @@ where
         self.finished
     }
 
+    /// Stops for good: no more readings; the session is closed with DISCONNECT (what is still
+    /// queued is not sent). [`SensorEvent::Finished`] follows once the gateway confirmed (or at
+    /// once without a session).
+    pub fn stop(&mut self, now: Instant) {
+        self.finishing = true;
+        if self.client.state() == State::Disconnected {
+            if !self.finished {
+                self.finished = true;
+                self.emit(SensorEvent::Finished);
+            }
+        } else {
+            let _ = self.client.disconnect(now);
+        }
+        self.collect(now);
+    }
+
     /// A datagram from the radio.
     pub fn handle_datagram(&mut self, now: Instant, from: A, bytes: &[u8]) {
         self.client.handle_datagram(now, from, bytes);
@@ -324,10 +341,16 @@ where
         } else {
             match self.cycle {
                 None => Some(self.next_reading),
-                Some(Cycle::Window { end }) if self.client.state().is_connected() => {
-                    Some(self.next_reading.min(end))
+                // The end of the window counts once it can end (see step_cycle); while the
+                // session is being re-established the Connected event restarts the window.
+                Some(Cycle::Window { end, taken }) if self.client.state().is_connected() => {
+                    let can_end = taken || self.cfg.sleep.is_some_and(|s| s.asleep.is_some());
+                    Some(if can_end {
+                        self.next_reading.min(end)
+                    } else {
+                        self.next_reading
+                    })
                 }
-                Some(Cycle::Window { end }) => Some(end),
                 Some(Cycle::Sleeping { wake_at }) if self.client.state() == State::Asleep => {
                     Some(wake_at)
                 }
@@ -348,44 +371,49 @@ where
         }
     }
 
-    /// Moves client events into the sensor's queue, reacting to each.
+    /// Moves client events into the sensor's queue, each followed by what the sensor made of
+    /// it.
     fn collect(&mut self, now: Instant) {
         while let Some(e) = self.client.poll_event() {
-            self.react(now, &e);
+            let follow_up = self.react(now, &e);
             self.emit(SensorEvent::Client(e));
+            if let Some(f) = follow_up {
+                self.emit(f);
+            }
         }
     }
 
-    fn react(&mut self, now: Instant, e: &ClientEvent<PAYLOAD>) {
+    fn react(&mut self, now: Instant, e: &ClientEvent<PAYLOAD>) -> Option<SensorEvent<PAYLOAD>> {
         match e {
             ClientEvent::Connected { .. } => {
                 if let Some(sleep) = self.cfg.sleep.filter(|_| self.cycle.is_some()) {
-                    self.cycle = Some(Cycle::Window {
-                        end: now.saturating_add(sleep.awake),
-                    });
+                    let end = now.saturating_add(sleep.awake);
+                    self.cycle = Some(Cycle::Window { end, taken: false });
                 }
+                None
             }
             // Buffered commands are in; resume the session for this window's readings.
             ClientEvent::BackToSleep if !self.finishing => {
                 let _ = self.client.connect(now);
                 self.cycle = Some(Cycle::Resuming);
+                None
             }
             ClientEvent::Message(m) if Some(m.topic) == self.cmd_topic.map(MessageTopic::Topic) => {
                 match parse_command(&m.payload, self.led) {
                     Some(c) => {
                         self.apply(now, c);
-                        self.emit(SensorEvent::Command(c));
+                        Some(SensorEvent::Command(c))
                     }
-                    None => self.emit(SensorEvent::CommandRejected),
+                    None => Some(SensorEvent::CommandRejected),
                 }
             }
             ClientEvent::Disconnected {
                 reason: crate::client::DisconnectReason::Requested,
-            } if self.finishing => {
+            } if self.finishing && !self.finished => {
                 self.finished = true;
-                self.emit(SensorEvent::Finished);
+                Some(SensorEvent::Finished)
             }
-            _ => {}
+            _ => None,
         }
     }
 
@@ -437,6 +465,9 @@ where
         if self.cfg.max_readings.is_some_and(|max| self.seq >= max) {
             self.finishing = true;
         }
+        if let Some(Cycle::Window { taken, .. }) = &mut self.cycle {
+            *taken = true;
+        }
         let sample = self.sensor.sample(&mut self.rng);
         let text = ReadingText {
             client_id: self.client.config().client_id.as_str(),
@@ -464,7 +495,9 @@ where
     fn step_cycle(&mut self, now: Instant) {
         let Some(sleep) = self.cfg.sleep else { return };
         match self.cycle {
-            Some(Cycle::Window { end }) if now >= end && !self.finishing => {
+            Some(Cycle::Window { end, taken })
+                if now >= end && !self.finishing && (taken || sleep.asleep.is_some()) =>
+            {
                 self.cycle = Some(Cycle::Draining)
             }
             Some(Cycle::Sleeping { wake_at })
