@@ -88,6 +88,9 @@ pub struct Common {
     /// Stop each mote after this many readings.
     #[arg(long, value_name = "N")]
     pub readings: Option<u32>,
+    /// On stop, how long each mote waits for the gateway to confirm its DISCONNECT.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub linger: f64,
     /// Seed of the first mote (mote i uses seed + i): jitter and fake readings.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -247,7 +250,7 @@ impl Common {
             broker: None,
             chatty: false,
             progress: false,
-            linger: Duration::from_secs(2),
+            linger: secs(self.linger, "--linger")?,
         })
     }
 }

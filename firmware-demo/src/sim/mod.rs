@@ -135,8 +135,11 @@ pub async fn run(cfg: SimConfig, cancel: CancellationToken) -> Result<Report> {
     // Fail early on a configuration every mote would reject.
     if cfg.motes > 0 {
         let (c, s) = cfg.mote(0)?;
-        SimSensor::new(c, s, crate::sn_codec::Instant::ZERO, 0)
-            .map_err(|e| anyhow::anyhow!("mote configuration: {e}"))?;
+        // Built and dropped without logging: only the mote tasks speak.
+        let probe = tracing::dispatcher::with_default(&tracing::Dispatch::none(), || {
+            SimSensor::new(c, s, crate::sn_codec::Instant::ZERO, 0).map(drop)
+        });
+        probe.map_err(|e| anyhow::anyhow!("mote configuration: {e}"))?;
     }
     let epoch = TokioInstant::now();
     let watch = match &cfg.broker {
@@ -208,7 +211,7 @@ pub async fn run(cfg: SimConfig, cancel: CancellationToken) -> Result<Report> {
     if let Some(d) = cfg.duration {
         let c = cancel.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(d).await;
+            tokio::time::sleep_until(epoch + d).await;
             c.cancel();
         });
     }
