@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use firmware_demo::app::{SensorConfig, SleepCycle, TopicMode, parse_reading};
 use firmware_demo::client::Timers;
-use firmware_demo::sim::{Report, SimConfig, UdpNetwork};
+use firmware_demo::sim::{Network, Report, SimConfig, UdpNetwork};
 use firmware_demo::sn_codec::QoS;
 use gateway::core::config::DiscoveryConfig;
 use gateway::io::config::MulticastConfig;
@@ -26,13 +26,13 @@ fn sim(gateway: SocketAddr, prefix: &str, motes: usize, qos: QoS, readings: u32)
     sensor.max_readings = Some(readings);
     sensor.first_reading_within = Duration::from_millis(100);
     SimConfig {
-        network: UdpNetwork {
+        network: Network::Udp(UdpNetwork {
             gateway: Some(gateway),
             gateway_id: 1,
             search: None,
             bind: Ipv4Addr::LOCALHOST.into(),
             radius: 1,
-        },
+        }),
         motes,
         client_prefix: format!("{prefix}-"),
         sensor,
@@ -190,8 +190,11 @@ async fn motes_find_the_gateway_by_multicast_discovery_on_loopback() {
     .await
     .unwrap();
     let mut cfg = sim(gw.addr, "disc", 4, QoS::One, 3);
-    cfg.network.gateway = None;
-    cfg.network.search = Some((group, Ipv4Addr::LOCALHOST));
+    let Network::Udp(net) = &mut cfg.network else {
+        unreachable!()
+    };
+    net.gateway = None;
+    net.search = Some((group, Ipv4Addr::LOCALHOST));
     cfg.timers.t_searchgw = Duration::from_millis(300);
     cfg.timers.search_backoff_initial = Duration::from_millis(500);
     let report = run(cfg).await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::SimConfig;
-use super::UdpNetwork;
+use super::serial::Framing;
+use super::{Network, SerialNetwork, SimConfig, UdpNetwork};
 use crate::app::{SensorConfig, SleepCycle, TopicMode};
 use crate::client::Timers;
 use crate::sn_codec::QoS;
@@ -39,7 +39,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// The gateway's UDP address (no discovery).
-    #[arg(long, value_name = "ADDR:PORT", required_unless_present = "search")]
+    #[arg(long, value_name = "ADDR:PORT", required_unless_present_any = ["search", "serial"])]
     pub gateway: Option<SocketAddr>,
     /// GwId assumed for --gateway.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -51,6 +51,20 @@ pub struct Common {
     /// Interface address for --search (multicast is sent and joined there).
     #[arg(long, default_value = "127.0.0.1", value_name = "IPV4")]
     pub interface: Ipv4Addr,
+    /// Reach the gateway through a forwarder listening on this serial line (a pseudo-terminal
+    /// such as one end of `socat -d -d pty,raw,echo=0 pty,raw,echo=0`) instead of UDP.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["gateway", "search"])]
+    pub serial: Option<String>,
+    /// Framing of the serial line (as configured at the forwarder for that port).
+    #[arg(long, value_enum, default_value_t = Framing::Slip)]
+    pub framing: Framing,
+    /// Baud rate of the serial line.
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// With --serial: find the gateway with SEARCHGW through the forwarder instead of
+    /// assuming it (GwId --gateway-id).
+    #[arg(long, requires = "serial")]
+    pub serial_discovery: bool,
     /// SEARCHGW radius (and multicast TTL).
     #[arg(long, default_value_t = 1, value_name = "HOPS")]
     pub radius: u8,
@@ -209,6 +223,29 @@ impl Common {
         }
     }
 
+    fn network(&self) -> Network {
+        match &self.serial {
+            Some(path) => Network::Serial(SerialNetwork {
+                path: path.clone(),
+                baud: self.baud,
+                framing: self.framing,
+                discovery: self.serial_discovery,
+                gateway_id: self.gateway_id,
+            }),
+            None => Network::Udp(UdpNetwork {
+                gateway: self.gateway,
+                gateway_id: self.gateway_id,
+                search: if self.gateway.is_some() {
+                    None
+                } else {
+                    self.search.map(|g| (g, self.interface))
+                },
+                bind: self.bind,
+                radius: self.radius,
+            }),
+        }
+    }
+
     fn base(&self, motes: usize, interval: Duration, default_qos: QoS) -> Result<SimConfig> {
         let qos = self.qos(default_qos);
         let mut sensor = SensorConfig::new(&self.topic_prefix, interval)
@@ -225,17 +262,7 @@ impl Common {
             ..Timers::default()
         };
         Ok(SimConfig {
-            network: UdpNetwork {
-                gateway: self.gateway,
-                gateway_id: self.gateway_id,
-                search: if self.gateway.is_some() {
-                    None
-                } else {
-                    self.search.map(|g| (g, self.interface))
-                },
-                bind: self.bind,
-                radius: self.radius,
-            },
+            network: self.network(),
             motes,
             client_prefix: self.client_prefix.clone(),
             sensor,

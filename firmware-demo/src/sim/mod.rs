@@ -17,6 +17,7 @@ pub mod cli;
 mod mote;
 mod net;
 mod report;
+pub mod serial;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -38,6 +39,31 @@ use crate::sn_codec::QoS;
 
 /// How the motes reach the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// Directly over UDP.
+    Udp(UdpNetwork),
+    /// Through a forwarder's serial port.
+    Serial(SerialNetwork),
+}
+
+/// The serial path: the line the forwarder listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialNetwork {
+    /// Serial device or pseudo-terminal path.
+    pub path: String,
+    /// Baud rate (irrelevant on a pseudo-terminal).
+    pub baud: u32,
+    /// The forwarder's framing for this line.
+    pub framing: serial::Framing,
+    /// Find the gateway with SEARCHGW through the forwarder (otherwise assume it, GwId
+    /// `gateway_id`).
+    pub discovery: bool,
+    /// GwId assumed without discovery.
+    pub gateway_id: u8,
+}
+
+/// Direct UDP to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpNetwork {
     /// The gateway's address, known in advance (no discovery).
     pub gateway: Option<SocketAddr>,
@@ -56,7 +82,7 @@ pub struct UdpNetwork {
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Network.
-    pub network: UdpNetwork,
+    pub network: Network,
     /// Number of motes.
     pub motes: usize,
     /// ClientIds are this prefix plus the mote number (1-based, zero-padded to a common width).
@@ -99,8 +125,15 @@ impl SimConfig {
     fn mote(&self, i: usize) -> Result<(ClientConfig<SocketAddr, SIM_PAYLOAD>, SensorConfig)> {
         let id = self.client_id(i);
         let mut c = ClientConfig::new(&id).map_err(|e| anyhow::anyhow!("client id {id:?}: {e}"))?;
-        c.gateway = self.network.gateway.map(|a| (a, self.network.gateway_id));
-        c.search_radius = self.network.radius;
+        match &self.network {
+            Network::Udp(n) => {
+                c.gateway = n.gateway.map(|a| (a, n.gateway_id));
+                c.search_radius = n.radius;
+            }
+            Network::Serial(n) => {
+                c.gateway = (!n.discovery).then_some((serial::SERIAL_PEER, n.gateway_id));
+            }
+        }
         c.keep_alive = self.keep_alive;
         c.timers = self.timers;
         if self.will {
@@ -120,11 +153,46 @@ impl SimConfig {
     }
 }
 
+/// Opens the serial line, starts its hub, and returns one link per mote.
+fn serial_links(
+    n: &SerialNetwork,
+    motes: usize,
+    cancel: CancellationToken,
+) -> Result<Vec<mote::Link>> {
+    use tokio_serial::SerialPortBuilderExt;
+    let port = tokio_serial::new(&n.path, n.baud)
+        .open_native_async()
+        .with_context(|| format!("open the serial line {}", n.path))?;
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel(1024);
+    let mut inbound = Vec::with_capacity(motes);
+    let mut links = Vec::with_capacity(motes);
+    for index in 0..motes {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        inbound.push(tx);
+        links.push(mote::Link::Serial {
+            index,
+            out: out_tx.clone(),
+            inbound: rx,
+        });
+    }
+    tokio::spawn(serial::Hub::new(n.framing, inbound).run(port, out_rx, cancel));
+    Ok(links)
+}
+
 /// Runs the motes until `cancel` fires, `duration` passes, or every mote finished; then stops
 /// them gracefully and reports.
 pub async fn run(cfg: SimConfig, cancel: CancellationToken) -> Result<Report> {
-    if cfg.network.gateway.is_none() && cfg.network.search.is_none() {
-        bail!("give the gateway address (--gateway) or a discovery group (--search)");
+    match &cfg.network {
+        Network::Udp(n) if n.gateway.is_none() && n.search.is_none() => {
+            bail!("give the gateway address (--gateway) or a discovery group (--search)");
+        }
+        Network::Serial(n) if !n.framing.is_shared() && cfg.motes > 1 => {
+            bail!(
+                "framing {:?} carries one mote per serial line; use slip-addressed or xbee",
+                n.framing
+            );
+        }
+        _ => {}
     }
     if cfg.sensor.payload_size > SIM_PAYLOAD {
         bail!(
@@ -146,16 +214,21 @@ pub async fn run(cfg: SimConfig, cancel: CancellationToken) -> Result<Report> {
         Some((url, filter)) => Some(broker::BrokerWatch::start(url, filter, epoch).await?),
         None => None,
     };
+    let udp = match &cfg.network {
+        Network::Udp(n) => Some(n.clone()),
+        Network::Serial(_) => None,
+    };
+    let search = udp.as_ref().and_then(|n| n.search);
     let progress = Arc::new(mote::Progress::default());
     let shared = mote::Shared {
         epoch,
         cancel: cancel.clone(),
         progress: progress.clone(),
-        broadcast_to: cfg.network.search.map(|(g, _)| SocketAddr::V4(g)),
+        broadcast_to: search.map(|(g, _)| SocketAddr::V4(g)),
         chatty: cfg.chatty,
         linger: cfg.linger,
     };
-    let group_tx = match cfg.network.search {
+    let group_tx = match search {
         Some((group, iface)) => {
             let sock = net::group_listener(group, iface)
                 .with_context(|| format!("listen on the discovery group {group}"))?;
@@ -165,21 +238,27 @@ pub async fn run(cfg: SimConfig, cancel: CancellationToken) -> Result<Report> {
         }
         None => None,
     };
-    let iface = cfg.network.search.map(|(_, i)| i);
+    let iface = search.map(|(_, i)| i);
+    let mut serial_links = match &cfg.network {
+        Network::Serial(n) => serial_links(n, cfg.motes, cancel.clone())?,
+        Network::Udp(_) => Vec::new(),
+    }
+    .into_iter();
     let mut tasks = Vec::with_capacity(cfg.motes);
     for i in 0..cfg.motes {
-        let sock = net::mote_socket(
-            cfg.network.bind,
-            iface,
-            u32::from(cfg.network.radius.max(1)),
-        )
-        .with_context(|| {
-            format!(
-                "socket for mote {} (one UDP socket per mote: is `ulimit -n` above {}?)",
-                i + 1,
-                cfg.motes + 64
-            )
-        })?;
+        let link = match &udp {
+            Some(n) => {
+                let sock = net::mote_socket(n.bind, iface, u32::from(n.radius.max(1)));
+                mote::Link::Udp(sock.with_context(|| {
+                    format!(
+                        "socket for mote {} (one UDP socket per mote: is `ulimit -n` above {}?)",
+                        i + 1,
+                        cfg.motes + 64
+                    )
+                })?)
+            }
+            None => serial_links.next().context("serial link")?,
+        };
         let (c, s) = cfg.mote(i)?;
         let group = group_tx.as_ref().map(broadcast::Sender::subscribe);
         let shared = shared.clone();
@@ -198,7 +277,7 @@ pub async fn run(cfg: SimConfig, cancel: CancellationToken) -> Result<Report> {
                     () = tokio::time::sleep(offset) => {}
                 }
                 match SimSensor::new(c, s, shared.now(), seed) {
-                    Ok(sensor) => mote::run(sensor, sock, group, shared).await,
+                    Ok(sensor) => mote::run(sensor, link, group, shared).await,
                     Err(e) => {
                         tracing::error!("cannot start: {e}");
                         MoteSummary { client_id: id, ..MoteSummary::default() }

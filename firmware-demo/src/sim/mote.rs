@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::net::Heard;
 use super::report::MoteSummary;
+use super::serial::{Outbound, SERIAL_PEER};
 use crate::app::{Command, Sensor, SensorEvent};
 use crate::client::{ClientEvent, Destination, PublishToken, State};
 use crate::sn_codec::{Instant, QoS};
@@ -176,21 +177,73 @@ impl Tracker {
     }
 }
 
+/// How a mote reaches the network.
+pub(crate) enum Link {
+    /// Its own UDP socket.
+    Udp(UdpSocket),
+    /// A serial line shared through the hub ([`super::serial`]).
+    Serial {
+        /// This mote's number on the line.
+        index: usize,
+        /// To the hub.
+        out: mpsc::Sender<Outbound>,
+        /// From the hub.
+        inbound: mpsc::Receiver<Vec<u8>>,
+    },
+}
+
+impl Link {
+    /// The next datagram and its sender (`None` on a transient error or a closed line).
+    async fn recv(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, Vec<u8>)> {
+        match self {
+            Link::Udp(sock) => match sock.recv_from(buf).await {
+                Ok((n, from)) => Some((from, buf.get(..n).unwrap_or_default().to_vec())),
+                // ICMP port unreachable from a gateway that is down surfaces here: ignore.
+                Err(e) => {
+                    tracing::debug!("receive error: {e}");
+                    None
+                }
+            },
+            Link::Serial { inbound, .. } => match inbound.recv().await {
+                Some(m) => Some((SERIAL_PEER, m)),
+                None => std::future::pending().await,
+            },
+        }
+    }
+
+    async fn send(&self, to: Destination<SocketAddr>, bytes: &[u8], shared: &Shared) {
+        match self {
+            Link::Udp(sock) => {
+                let to = match to {
+                    Destination::Gateway(a) => a,
+                    Destination::Broadcast { .. } => match shared.broadcast_to {
+                        Some(g) => g,
+                        None => return,
+                    },
+                };
+                if let Err(e) = sock.send_to(bytes, to).await {
+                    tracing::debug!("send to {to} failed: {e}");
+                }
+            }
+            Link::Serial { index, out, .. } => {
+                let broadcast = matches!(to, Destination::Broadcast { .. });
+                let msg = Outbound {
+                    mote: *index,
+                    broadcast,
+                    message: bytes.to_vec(),
+                };
+                let _ = out.send(msg).await;
+            }
+        }
+    }
+}
+
 /// Sends everything the sensor has to send.
-async fn flush(sensor: &mut SimSensor, sock: &UdpSocket, shared: &Shared, buf: &mut [u8]) {
+async fn flush(sensor: &mut SimSensor, link: &Link, shared: &Shared, buf: &mut [u8]) {
     let now = shared.now();
     while let Some(t) = sensor.poll_transmit(now, buf) {
-        let to = match t.to {
-            Destination::Gateway(a) => a,
-            Destination::Broadcast { .. } => match shared.broadcast_to {
-                Some(g) => g,
-                None => continue,
-            },
-        };
-        if let Some(bytes) = buf.get(..t.len)
-            && let Err(e) = sock.send_to(bytes, to).await
-        {
-            tracing::debug!("send to {to} failed: {e}");
+        if let Some(bytes) = buf.get(..t.len) {
+            link.send(t.to, bytes, shared).await;
         }
     }
 }
@@ -216,7 +269,7 @@ async fn heard(rx: &mut Option<broadcast::Receiver<Heard>>) -> Option<Heard> {
 /// most `shared.linger` later).
 pub(crate) async fn run(
     mut sensor: SimSensor,
-    sock: UdpSocket,
+    mut link: Link,
     mut group: Option<broadcast::Receiver<Heard>>,
     shared: Shared,
 ) -> MoteSummary {
@@ -232,7 +285,7 @@ pub(crate) async fn run(
     let mut rbuf = vec![0u8; 2048];
     let mut stop_by: Option<TokioInstant> = None;
     loop {
-        flush(&mut sensor, &sock, &shared, &mut buf).await;
+        flush(&mut sensor, &link, &shared, &mut buf).await;
         let now = shared.now();
         while let Some(e) = sensor.poll_event() {
             t.on_event(now, &e, &shared);
@@ -248,11 +301,11 @@ pub(crate) async fn run(
                 sensor.stop(shared.now());
             }
             () = tokio::time::sleep_until(stop_by.unwrap_or_else(TokioInstant::now)), if stop_by.is_some() => break,
-            r = sock.recv_from(&mut rbuf) => match r {
-                Ok((n, from)) => sensor.handle_datagram(shared.now(), from, rbuf.get(..n).unwrap_or_default()),
-                // ICMP port unreachable from a gateway that is down surfaces here: ignore.
-                Err(e) => tracing::debug!("receive error: {e}"),
-            },
+            r = link.recv(&mut rbuf) => {
+                if let Some((from, bytes)) = r {
+                    sensor.handle_datagram(shared.now(), from, &bytes);
+                }
+            }
             h = heard(&mut group) => {
                 if let Some(h) = h {
                     sensor.handle_datagram(shared.now(), h.0, &h.1);
