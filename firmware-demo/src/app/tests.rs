@@ -365,3 +365,26 @@ fn bad_sensor_configurations_are_refused() {
         Some(ConfigError::InvalidTopic)
     );
 }
+
+#[test]
+fn stop_closes_the_session_and_takes_no_more_readings() {
+    let mut w = World::new(|_| {});
+    w.connect_and_set_up();
+    w.ack_reading();
+    w.s.stop(w.now);
+    w.drain();
+    w.expect(&Packet::Disconnect { duration: None });
+    w.deliver(&Packet::Disconnect { duration: None });
+    assert!(w.s.is_finished());
+    assert_eq!(w.events.last(), Some(&SensorEvent::Finished));
+    assert_eq!(w.s.poll_timeout(), None);
+    // Without a session (QoS -1) there is nothing to close.
+    let mut q = World::new(|c| {
+        c.qos = QoS::MinusOne;
+        c.topic_mode = TopicMode::Predefined(3);
+    });
+    q.s.stop(q.now);
+    q.drain();
+    assert!(q.s.is_finished());
+    assert!(q.sent.is_empty());
+}

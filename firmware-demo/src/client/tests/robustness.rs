@@ -125,3 +125,11 @@ fn random_datagrams_at_random_times_never_panic_and_deadlines_never_lie_in_the_p
         }
     }
 }
+
+#[test]
+fn the_default_client_and_sensor_fit_in_a_few_kilobytes_of_ram() {
+    // Everything is inline (no allocator): this is the whole RAM budget of the protocol state
+    // with 8 topics, 4 queued publishes and 64-octet payloads (smaller still on 32-bit MCUs).
+    assert!(core::mem::size_of::<crate::client::Client<u16, 8, 4, 64>>() <= 3 * 1024);
+    assert!(core::mem::size_of::<crate::app::Sensor<u16, 8, 4, 64>>() <= 5 * 1024);
+}
