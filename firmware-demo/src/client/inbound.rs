@@ -109,13 +109,13 @@ where
                 return_code,
             } => self.on_regack(now, topic_id, msg_id, return_code),
             Packet::Register(r) => {
-                let code = match self.topics.learn(r.topic_name, r.topic_id) {
-                    Some(_) if r.topic_id != 0 && r.topic_id != 0xFFFF => ReturnCode::Accepted,
-                    Some(h) => {
-                        self.topics.release(h);
-                        ReturnCode::InvalidTopicId
-                    }
-                    None => ReturnCode::Congestion,
+                let code = if r.topic_id == 0 || r.topic_id == 0xFFFF {
+                    ReturnCode::InvalidTopicId
+                } else if self.topics.learn(r.topic_name, r.topic_id).is_some() {
+                    ReturnCode::Accepted
+                } else {
+                    // Table full of the application's topics, or an unusable name.
+                    ReturnCode::Congestion
                 };
                 self.extend_wake(now);
                 self.reply(Reply::Regack {
@@ -343,16 +343,12 @@ where
     }
 
     fn on_puback(&mut self, now: Instant, topic_id: u16, msg_id: u16, code: ReturnCode) {
+        // A PUBACK answers QoS 1; for QoS 2 it can only carry a rejection.
         let ours = msg_id != 0
             && self.inflight_is(|r, id| {
                 id == msg_id
-                    && matches!(
-                        r,
-                        Request::Publish {
-                            released: false,
-                            ..
-                        }
-                    )
+                    && matches!(r, Request::Publish { publish, released: false }
+                        if publish.qos == QoS::One || !code.is_accepted())
             });
         if !ours {
             // A QoS 0 publish rejected for its topic id: register the name again.

@@ -182,7 +182,8 @@ impl<const N: usize> TopicTable<N> {
         }
     }
 
-    /// Records that normal id `id` means the name in slot `h`; no other slot keeps that id.
+    /// Records that normal id `id` means the name in slot `h`; no other slot keeps that id (an
+    /// application topic that loses its id is registered again).
     pub(crate) fn set_id(&mut self, h: TopicHandle, id: u16) {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(s) = slot
@@ -190,6 +191,9 @@ impl<const N: usize> TopicTable<N> {
                 && i != h.index()
             {
                 s.id = None;
+                if s.reg == Reg::Done {
+                    s.reg = Reg::Wanted;
+                }
             }
         }
         if let Some(s) = self.get_mut(h) {

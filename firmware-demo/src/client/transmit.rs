@@ -269,6 +269,9 @@ where
             Request::Sleep(d) => Some(Packet::Disconnect { duration: Some(*d) }),
             Request::Disconnect => Some(Packet::Disconnect { duration: None }),
         };
+        // A registered topic whose id was withdrawn meanwhile (PUBACK 0x02 to a QoS 0 publish):
+        // the publish goes back to the queue and waits for the new REGISTER.
+        let unresolved = packet.is_none() && matches!(&i.req, Request::Publish { .. });
         let written = packet.and_then(|p| {
             let len = encode(&p, buf)?;
             if dup {
@@ -296,6 +299,18 @@ where
                     self.advance(now);
                 }
                 Sent::Written(len)
+            }
+            None if unresolved => {
+                if let Some(i) = self.outbox.finish() {
+                    self.requeue(i);
+                }
+                Sent::Failed
+            }
+            None if unresolved => {
+                if let Some(i) = self.outbox.finish() {
+                    self.requeue(i);
+                }
+                Sent::Failed
             }
             None => {
                 bump(&mut self.stats.encode_errors);

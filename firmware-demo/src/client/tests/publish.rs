@@ -350,3 +350,76 @@ fn messages_from_the_gateway_are_acknowledged_and_qos2_duplicates_delivered_once
     );
     w.expect_silence();
 }
+
+#[test]
+fn a_qos0_rejection_or_a_reused_id_makes_the_client_register_again_before_the_next_publish() {
+    let mut w = World::new(fixed_config());
+    let t = w.with(|c, now| c.register(now, "s/t")).unwrap();
+    w.with(|c, now| c.connect(now)).unwrap();
+    w.deliver(&Packet::Connack {
+        return_code: ReturnCode::Accepted,
+    });
+    w.deliver(&Packet::Regack {
+        topic_id: 5,
+        msg_id: 1,
+        return_code: ReturnCode::Accepted,
+    });
+    w.take_sent();
+    w.with(|c, now| c.publish(now, PubTopic::Registered(t), b"a", QoS::Zero, false))
+        .unwrap();
+    w.expect_sent(&[publish(false, QoS::Zero, TopicRef::Normal(5), 0, b"a")]);
+    // The gateway lost the id: PUBACK 0x02 to the QoS 0 publish.
+    w.deliver(&Packet::Puback {
+        topic_id: 5,
+        msg_id: 0,
+        return_code: ReturnCode::InvalidTopicId,
+    });
+    w.expect_sent(&[Packet::Register(Register {
+        topic_id: 0,
+        msg_id: 2,
+        topic_name: b"s/t",
+    })]);
+    w.deliver(&Packet::Regack {
+        topic_id: 6,
+        msg_id: 2,
+        return_code: ReturnCode::Accepted,
+    });
+    // The gateway gives id 6 to another name: ours must be registered again.
+    w.deliver(&Packet::Register(Register {
+        topic_id: 6,
+        msg_id: 9,
+        topic_name: b"x/y",
+    }));
+    w.expect_sent(&[
+        Packet::Regack {
+            topic_id: 6,
+            msg_id: 9,
+            return_code: ReturnCode::Accepted,
+        },
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 3,
+            topic_name: b"s/t",
+        }),
+    ]);
+    let tok = w
+        .with(|c, now| c.publish(now, PubTopic::Registered(t), b"b", QoS::One, false))
+        .unwrap();
+    w.expect_silence();
+    w.deliver(&Packet::Regack {
+        topic_id: 7,
+        msg_id: 3,
+        return_code: ReturnCode::Accepted,
+    });
+    w.expect_sent(&[publish(false, QoS::One, TopicRef::Normal(7), 4, b"b")]);
+    w.deliver(&Packet::Puback {
+        topic_id: 7,
+        msg_id: 4,
+        return_code: ReturnCode::Accepted,
+    });
+    assert!(w.take_events().contains(&ClientEvent::Published {
+        token: tok,
+        qos: QoS::One,
+        retries: 0
+    }));
+}
