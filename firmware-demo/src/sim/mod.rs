@@ -277,7 +277,7 @@ pub async fn run(cfg: SimConfig, cancel: CancellationToken) -> Result<Report> {
                     () = tokio::time::sleep(offset) => {}
                 }
                 match SimSensor::new(c, s, shared.now(), seed) {
-                    Ok(sensor) => mote::run(sensor, link, group, shared).await,
+                    Ok(sensor) => mote::run(Box::new(sensor), link, group, shared).await,
                     Err(e) => {
                         tracing::error!("cannot start: {e}");
                         MoteSummary { client_id: id, ..MoteSummary::default() }

@@ -268,7 +268,7 @@ async fn heard(rx: &mut Option<broadcast::Receiver<Heard>>) -> Option<Heard> {
 /// Drives one mote until it finishes, or until the run is cancelled and its session closed (at
 /// most `shared.linger` later).
 pub(crate) async fn run(
-    mut sensor: SimSensor,
+    mut sensor: Box<SimSensor>,
     mut link: Link,
     mut group: Option<broadcast::Receiver<Heard>>,
     shared: Shared,
