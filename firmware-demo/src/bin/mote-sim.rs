@@ -63,15 +63,7 @@ fn main() -> ExitCode {
             }
         });
         if chatty {
-            let c = &config;
-            let first = c.client_id(0);
-            tracing::info!(
-                "{} motes; readings on {}/<id>/reading; try: mosquitto_pub -t {}/{}/cmd -m led=on (or interval=2)",
-                c.motes,
-                c.sensor.topic_prefix,
-                c.sensor.topic_prefix,
-                first
-            );
+            announce(&config);
         }
         firmware_demo::sim::run(config, cancel).await
     });
@@ -88,5 +80,26 @@ fn main() -> ExitCode {
             eprintln!("mote-sim: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The demo's first log line: where readings go and how to send a command.
+fn announce(c: &firmware_demo::sim::SimConfig) {
+    use firmware_demo::app::TopicMode;
+    let prefix = &c.sensor.topic_prefix;
+    let to = match c.sensor.topic_mode {
+        TopicMode::Registered => format!("{prefix}/<id>/reading"),
+        TopicMode::Predefined(id) => format!("predefined topic id {id}"),
+        TopicMode::Short(s) => format!("short topic {:?}", String::from_utf8_lossy(&s)),
+    };
+    let qos = c.sensor.qos;
+    if c.sensor.commands && qos != firmware_demo::sn_codec::QoS::MinusOne {
+        tracing::info!(
+            "{} motes, QoS {qos}, readings on {to}; try: mosquitto_pub -t {prefix}/{}/cmd -m led=on (or interval=2)",
+            c.motes,
+            c.client_id(0)
+        );
+    } else {
+        tracing::info!("{} motes, QoS {qos}, readings on {to}", c.motes);
     }
 }
