@@ -74,8 +74,8 @@ pub struct Common {
     /// ClientId prefix; the mote number follows (mote-1, mote-2, …).
     #[arg(long, default_value = "mote-", value_name = "TEXT")]
     pub client_prefix: String,
-    /// First topic level: readings go to <prefix>/<client-id>/reading, commands come from
-    /// <prefix>/<client-id>/cmd.
+    /// First topic level (PREFIX): readings go to PREFIX/CLIENT_ID/reading, commands come from
+    /// PREFIX/CLIENT_ID/cmd.
     #[arg(long, default_value = "motes", value_name = "TEXT")]
     pub topic_prefix: String,
     /// QoS of the readings: -1, 0, 1 or 2 (-1 needs --topic-mode predefined or short).
@@ -116,7 +116,7 @@ pub struct Common {
 /// Topic modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TopicModeArg {
-    /// REGISTER <prefix>/<client-id>/reading.
+    /// REGISTER PREFIX/CLIENT_ID/reading.
     Registered,
     /// A predefined topic id (--predefined-id).
     Predefined,
