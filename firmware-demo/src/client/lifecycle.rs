@@ -55,20 +55,21 @@ where
 
     /// When [`Client::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let keep_alive = (self.state == State::Active
-            && self.outbox.is_idle()
-            && self.cfg.keep_alive > 0)
-            .then(|| {
-                self.last_tx
-                    .saturating_add(Duration::from_secs(u64::from(self.cfg.keep_alive)))
-            });
+        let keep_alive =
+            (self.state.is_connected() && self.outbox.is_idle() && self.cfg.keep_alive > 0)
+                .then(|| self.keep_alive_due());
         let adv = match self.gateway {
             Some((addr, _)) if self.state != State::Asleep => self.discovery.adv_deadline_of(addr),
             _ => None,
         };
+        // A hold only matters while nothing is in flight (it delays the next request).
+        let hold = self
+            .outbox
+            .hold_deadline()
+            .filter(|_| self.outbox.is_idle());
         [
             self.outbox.deadline(),
-            self.outbox.hold_deadline(),
+            hold,
             self.discovery.deadline(),
             adv,
             keep_alive,
@@ -242,17 +243,20 @@ where
         if self.gateway.is_none() && !self.minus1.is_empty() && self.state == State::Disconnected {
             self.start_search(now);
         }
-        if !self.outbox.is_idle() || self.outbox.held(now) {
+        if !self.outbox.is_idle() {
             return;
         }
+        let held = self.outbox.held(now);
         match self.state {
-            State::Connecting => self.outbox.start(
+            State::Connecting if !held => self.outbox.start(
                 Request::Connect {
                     resume: self.resume,
                 },
                 0,
             ),
-            State::Registering | State::Active => self.advance_connected(now),
+            State::Registering | State::Active if !held => self.advance_connected(now),
+            // During T_WAIT only keep-alive goes out: the session must not time out.
+            State::Registering | State::Active => self.keep_alive(now),
             _ => {}
         }
     }
@@ -304,8 +308,18 @@ where
         if let Some(d) = self.pending_sleep.take() {
             return self.outbox.start(Request::Sleep(d), 0);
         }
-        let keep_alive = Duration::from_secs(u64::from(self.cfg.keep_alive));
-        if self.cfg.keep_alive > 0 && now >= self.last_tx.saturating_add(keep_alive) {
+        self.keep_alive(now);
+    }
+
+    /// When the next keep-alive PINGREQ is due.
+    fn keep_alive_due(&self) -> Instant {
+        self.last_tx
+            .saturating_add(Duration::from_secs(u64::from(self.cfg.keep_alive)))
+    }
+
+    /// Starts a keep-alive PINGREQ if one is due.
+    fn keep_alive(&mut self, now: Instant) {
+        if self.cfg.keep_alive > 0 && now >= self.keep_alive_due() {
             self.outbox.start(Request::Ping, 0);
         }
     }

@@ -236,7 +236,11 @@ where
         self.want_session = false;
         self.pending_sleep = None;
         match self.state {
-            State::Registering | State::Active => self.pending_disconnect = true,
+            State::Registering | State::Active => {
+                // Leaving does not wait for a T_WAIT hold.
+                self.outbox.release_hold();
+                self.pending_disconnect = true;
+            }
             State::Asleep | State::Awake => {
                 let _ = self.outbox.finish();
                 self.outbox.start(outbox::Request::Disconnect, 0);

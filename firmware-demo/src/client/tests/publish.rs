@@ -423,3 +423,34 @@ fn a_qos0_rejection_or_a_reused_id_makes_the_client_register_again_before_the_ne
         retries: 0
     }));
 }
+
+#[test]
+fn during_t_wait_keep_alive_still_pings_and_disconnect_does_not_wait() {
+    let mut cfg = fixed_config();
+    cfg.keep_alive = 10;
+    let mut w = World::connected(cfg);
+    w.with(|c, now| c.publish(now, PubTopic::Predefined(1), b"c", QoS::One, false))
+        .unwrap();
+    w.take_sent();
+    w.deliver(&Packet::Puback {
+        topic_id: 1,
+        msg_id: 1,
+        return_code: ReturnCode::Congestion,
+    });
+    // T_WAIT is 30 s, keep-alive 10 s: PINGREQs keep the session alive while the publish waits.
+    for _ in 0..2 {
+        w.run_for(secs(10));
+        w.expect_sent(&[Packet::Pingreq { client_id: None }]);
+        w.deliver(&Packet::Pingresp);
+    }
+    w.run_for(secs(10));
+    w.expect_sent(&[publish(false, QoS::One, TopicRef::Predefined(1), 2, b"c")]);
+    // Congestion again, then leave: DISCONNECT goes out at once.
+    w.deliver(&Packet::Puback {
+        topic_id: 1,
+        msg_id: 2,
+        return_code: ReturnCode::Congestion,
+    });
+    w.with(|c, now| c.disconnect(now)).unwrap();
+    w.expect_sent(&[Packet::Disconnect { duration: None }]);
+}
