@@ -94,10 +94,24 @@ impl Rig {
         })
         .await?;
         let port = crate::free_udp_port()?;
-        let extra: Vec<String> = ["--predefined", "1=bench/t", "--predefined", "2=bench/fan"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        // Room for the large scenarios: 20 000 clients, deep sleep buffers; no HTTP endpoint.
+        let config = broker.dir().join("bench-gateway.toml");
+        std::fs::write(
+            &config,
+            "[gateway]\nmax_clients = 20000\ndownlink_queue = 64\n[http]\nlisten = \"off\"\n\
+             [clients]\nregistry = \"bench-clients.toml\"\n",
+        )?;
+        let extra: Vec<String> = [
+            "--config",
+            &config.to_string_lossy(),
+            "--predefined",
+            "1=bench/t",
+            "--predefined",
+            "2=bench/fan",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
         let gateway = GatewayProcess::start(port, &broker.url(), &extra).await?;
         let mut status = mqtt::Subscriber::connect(
             &broker.url(),
