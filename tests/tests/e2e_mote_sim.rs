@@ -1,6 +1,6 @@
 //! Simulated motes (`firmware_demo::sim`, the library behind `mote-sim`) → the real gateway on
-//! loopback UDP → a real mosquitto, with a subscriber that checks every reading. The forwarder
-//! path (serial) is not covered here yet. Every wait is bounded.
+//! loopback UDP → a real mosquitto, with a subscriber that checks every reading; and the same
+//! through the forwarder over a serial pseudo-terminal pair. Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeSet;
@@ -266,4 +266,101 @@ async fn a_sleeping_mote_obeys_a_command_published_while_it_sleeps() {
     assert!(mote.connects >= 2, "resumed the session after waking");
     assert!(mote.clean_exit);
     assert_eq!(report.failed, 0);
+}
+
+/// A linked pseudo-terminal pair from socat: two device paths, bytes written to one come out
+/// of the other. Killed on drop.
+struct PtyPair {
+    _child: tokio::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl PtyPair {
+    async fn open() -> PtyPair {
+        let dir =
+            std::env::temp_dir().join(format!("pty-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let child = tokio::process::Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("socat (Debian package socat) is installed");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !(a.exists() && b.exists()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "socat made no pty pair"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        PtyPair { _child: child, dir }
+    }
+}
+
+impl Drop for PtyPair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+#[tokio::test]
+async fn motes_reach_the_broker_through_the_forwarder_over_a_serial_line() {
+    use firmware_demo::sim::SerialNetwork;
+    use firmware_demo::sim::serial::Framing as SimFraming;
+    use forwarder::radio::Framing;
+
+    for (sim_framing, fwd_framing, prefix) in [
+        (
+            SimFraming::SlipAddressed,
+            Framing::Slip { addressed: true },
+            "slipfwd",
+        ),
+        (
+            SimFraming::XbeeApi2,
+            Framing::Xbee { escaped: true },
+            "xbeefwd",
+        ),
+    ] {
+        let broker = Mosquitto::start().await.unwrap();
+        let gw = TestGateway::start(&broker.url()).await.unwrap();
+        gw.wait_upstream(true, WAIT).await.unwrap();
+        let mut sub = Subscriber::connect(
+            &broker.url(),
+            &format!("watch-{prefix}"),
+            &[(&format!("{prefix}/#"), MqttQoS::AtLeastOnce)],
+        )
+        .await
+        .unwrap();
+        let pty = PtyPair::open().await;
+        let port = sn_tests::forwarder::script::serial_port(pty.dir.join("a"), fwd_framing, None);
+        let fwd = sn_tests::forwarder::script::start_forwarder(
+            sn_tests::forwarder::script::settings(gw.addr, vec![port]),
+        )
+        .await;
+
+        let mut cfg = sim(gw.addr, prefix, 3, QoS::One, 4);
+        cfg.network = Network::Serial(SerialNetwork {
+            path: pty.dir.join("b").display().to_string(),
+            baud: 115_200,
+            framing: sim_framing,
+            discovery: false,
+            gateway_id: 1,
+        });
+        let report = run(cfg).await;
+        assert_eq!(report.completed, 12, "{prefix}: {}", report.text());
+        assert_eq!(report.failed, 0, "{prefix}");
+        let got = sub.expect_messages(12, WAIT).await.unwrap();
+        assert_eq!(readings(&got), expected(prefix, 3, 4), "{prefix}");
+        // Three distinct nodes on the one serial line.
+        assert_eq!(fwd.stats().nodes, 3, "{prefix}");
+        fwd.stop().await;
+    }
 }
