@@ -1,4 +1,5 @@
 //! `mqtt-sn-forwarder`: relays a radio network to an MQTT-SN gateway.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

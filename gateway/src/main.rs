@@ -1,4 +1,5 @@
 //! `mqtt-sn-gateway`: the MQTT-SN gateway daemon.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `mote-sim`: simulated MQTT-SN motes on the host. See `mote-sim --help` and
 //! `firmware_demo::sim` for what it does; this file only parses the command line, sets up
 //! logging and the runtime, handles Ctrl-C and prints the report.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! `sn-bench`: runs the gateway benchmark scenarios and prints one result line per run (see
 //! BENCHMARKS.md). Build in release mode first; `scripts/bench.sh` does both.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 
