@@ -9,7 +9,7 @@ sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-packages=(mosquitto openssl python3 python3-venv socat chromium)
+packages=(mosquitto openssl python3 python3-venv socat chromium iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
