@@ -3,13 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use sn_codec::{Connect, Instant, Packet};
 
 use crate::core::Gateway;
 use crate::core::addr::{ListenerId, PeerAddr, Wnid};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{Destination, GatewayEvent};
-use crate::core::upstream::{LinkId, UpstreamCmd, UpstreamEvent};
+use crate::core::upstream::{DeliveryId, LinkId, UpstreamCmd, UpstreamEvent};
 
 pub(super) struct Harness {
     pub(super) gw: Gateway,
@@ -243,4 +244,32 @@ impl Harness {
     pub(super) fn has_event(&self, f: impl Fn(&GatewayEvent) -> bool) -> bool {
         self.events.iter().any(f)
     }
+}
+
+/// A broker message for `link` with packet id `pkid`.
+pub(super) fn message(
+    link: LinkId,
+    pkid: u16,
+    topic: &str,
+    payload: &'static [u8],
+    qos: u8,
+) -> UpstreamEvent {
+    UpstreamEvent::Message {
+        link,
+        delivery: DeliveryId { pkid, qos },
+        topic: topic.into(),
+        payload: Bytes::from_static(payload),
+        qos,
+        retain: false,
+    }
+}
+
+/// The packet ids of the `Ack` commands among `cmds`, in order.
+pub(super) fn acks(cmds: &[UpstreamCmd]) -> Vec<u16> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            UpstreamCmd::Ack { delivery, .. } => Some(delivery.pkid),
+            _ => None,
+        })
+        .collect()
 }

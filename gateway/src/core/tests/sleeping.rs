@@ -2,33 +2,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef};
 
-use super::harness::{Harness, connect, peer};
+use super::harness::{Harness, acks, connect, message, peer};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{GatewayEvent, LostReason};
-use crate::core::upstream::{DeliveryId, LinkId, UpstreamCmd, UpstreamEvent};
-
-fn message(link: LinkId, pkid: u16, topic: &str, payload: &'static [u8], qos: u8) -> UpstreamEvent {
-    UpstreamEvent::Message {
-        link,
-        delivery: DeliveryId { pkid, qos },
-        topic: topic.into(),
-        payload: Bytes::from_static(payload),
-        qos,
-        retain: false,
-    }
-}
-
-fn acks(cmds: &[UpstreamCmd]) -> Vec<u16> {
-    cmds.iter()
-        .filter_map(|c| match c {
-            UpstreamCmd::Ack { delivery, .. } => Some(delivery.pkid),
-            _ => None,
-        })
-        .collect()
-}
+use crate::core::upstream::{LinkId, UpstreamCmd, UpstreamEvent};
 
 /// mote-1 with `t` registered (id 1) and subscribed at QoS 2, then asleep for 300 s.
 fn asleep(h: &mut Harness) -> LinkId {

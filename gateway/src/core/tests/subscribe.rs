@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef, Unsubscribe};
 
-use super::harness::{Harness, peer};
+use super::harness::{Harness, acks, message, peer};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{GatewayEvent, LostReason};
-use crate::core::upstream::{DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent};
+use crate::core::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
 
 fn subscribe(topic: TopicRef<'_>, qos: QoS, msg_id: u16) -> Packet<'_> {
     Packet::Subscribe(Subscribe {
@@ -29,26 +28,6 @@ fn subscribed(cmds: &[UpstreamCmd]) -> Vec<(Token, String, u8)> {
             _ => None,
         })
         .collect()
-}
-
-fn acks(cmds: &[UpstreamCmd]) -> Vec<u16> {
-    cmds.iter()
-        .filter_map(|c| match c {
-            UpstreamCmd::Ack { delivery, .. } => Some(delivery.pkid),
-            _ => None,
-        })
-        .collect()
-}
-
-fn message(link: LinkId, pkid: u16, topic: &str, payload: &'static [u8], qos: u8) -> UpstreamEvent {
-    UpstreamEvent::Message {
-        link,
-        delivery: DeliveryId { pkid, qos },
-        topic: topic.into(),
-        payload: Bytes::from_static(payload),
-        qos,
-        retain: false,
-    }
 }
 
 fn gw_publish(
