@@ -65,6 +65,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub upstream: Option<String>,
 
+    /// `transparent` (one MQTT connection per mote, the default) or `aggregating` (one shared
+    /// connection for every mote); replaces upstream.mode.
+    #[arg(long, global = true, value_name = "MODE")]
+    pub upstream_mode: Option<String>,
+
     /// GwId announced in ADVERTISE and GWINFO (0..=255); replaces gateway.id.
     #[arg(long, global = true, value_name = "N")]
     pub gateway_id: Option<String>,
@@ -221,6 +226,16 @@ impl Cli {
             .map(config::upstream_url)
             .transpose()
             .map_err(flag("--upstream"))?;
+        let upstream_mode = self
+            .upstream_mode
+            .as_deref()
+            .map(|m| {
+                crate::core::config::UpstreamMode::from_name(m).ok_or_else(|| {
+                    format!("{m:?} is not a mode: expected transparent or aggregating")
+                })
+            })
+            .transpose()
+            .map_err(flag("--upstream-mode"))?;
         let gateway_id = self
             .gateway_id
             .as_deref()
@@ -272,6 +287,7 @@ impl Cli {
             http,
             listen,
             upstream,
+            upstream_mode,
             gateway_id,
             predefined,
             advertise,
@@ -348,6 +364,7 @@ mod tests {
             "MQTT_SN_GATEWAY_CONFIG",
             "--listen",
             "--upstream",
+            "--upstream-mode",
             "--gateway-id",
             "--predefined",
             "--log ",
@@ -459,6 +476,16 @@ mod tests {
         let (flag, reason) = flag_error(&["--upstream", "mqtts://broker"]);
         assert_eq!(flag, "--upstream");
         assert!(reason.contains("ca_file"), "{reason}");
+    }
+
+    #[test]
+    fn upstream_mode_flag_replaces_the_mode() {
+        use crate::core::config::UpstreamMode;
+        let s = cli(&["--upstream-mode", "aggregating"]).settings().unwrap();
+        assert_eq!(s.core.upstream.mode, UpstreamMode::Aggregating);
+        let (flag, reason) = flag_error(&["--upstream-mode", "shared"]);
+        assert_eq!(flag, "--upstream-mode");
+        assert!(reason.contains("transparent or aggregating"), "{reason}");
     }
 
     #[test]

@@ -122,6 +122,9 @@ pub(crate) struct FileMulticast {
 pub(crate) struct FileUpstream {
     /// `mqtt://host[:port]` or `mqtts://host[:port]` (default `mqtt://127.0.0.1:1883`).
     pub(crate) url: Option<Spanned<String>>,
+    /// `"transparent"` (one MQTT connection per client, default) or `"aggregating"` (one
+    /// shared connection).
+    pub(crate) mode: Option<Spanned<String>>,
     /// Prepended to every MQTT-SN ClientId upstream (default empty).
     pub(crate) client_id_prefix: Option<Spanned<String>>,
     /// Prepended to every topic upstream, stripped coming down (default empty).

@@ -104,8 +104,9 @@ impl fmt::Display for Settings {
         )?;
         writeln!(
             f,
-            "            ClientId prefix {:?}, topic prefix {:?}, gateway ClientId {:?}, {}, \
-             per-client credentials {}",
+            "            {} mode, ClientId prefix {:?}, topic prefix {:?}, gateway ClientId {:?}, \
+             {}, per-client credentials {}",
+            s.mode.name(),
             s.client_id_prefix,
             s.topic_prefix,
             s.gateway_client_id,

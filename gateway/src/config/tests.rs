@@ -332,3 +332,16 @@ fn the_http_endpoint_defaults_to_loopback_and_can_be_moved_or_turned_off() {
             .contains("http:       off")
     );
 }
+
+#[test]
+fn upstream_mode_defaults_to_transparent_and_accepts_aggregating() {
+    use crate::core::config::UpstreamMode;
+    assert_eq!(ok("").core.upstream.mode, UpstreamMode::Transparent);
+    let s = ok("[upstream]\nmode = \"aggregating\"\n");
+    assert_eq!(s.core.upstream.mode, UpstreamMode::Aggregating);
+    let e = err("[upstream]\nmode = \"Aggregating\"\n");
+    assert!(
+        e.starts_with("t.toml:2:8: invalid value for upstream.mode"),
+        "{e}"
+    );
+}

@@ -36,6 +36,8 @@ pub(crate) struct Overrides {
     pub(crate) listen: Option<Vec<SocketAddr>>,
     /// `--upstream`: replaces `upstream.url`.
     pub(crate) upstream: Option<UpstreamUrl>,
+    /// `--upstream-mode`: replaces `upstream.mode`.
+    pub(crate) upstream_mode: Option<crate::core::config::UpstreamMode>,
     /// `--gateway-id`: replaces `gateway.id`.
     pub(crate) gateway_id: Option<u8>,
     /// `--predefined`: global ids added to (or replacing) the file's global ones.

@@ -110,9 +110,42 @@ impl Tolerance {
     }
 }
 
+/// How clients' sessions reach the broker (architecture.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamMode {
+    /// One MQTT connection per client: the broker sees each client, its Will and its session.
+    #[default]
+    Transparent,
+    /// One shared MQTT connection (the gateway's own) for every client: one broker connection
+    /// per site, little memory per client; the gateway publishes Wills itself and
+    /// acknowledges broker messages when it takes custody of them.
+    Aggregating,
+}
+
+impl UpstreamMode {
+    /// The configuration file's name of the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamMode::Transparent => "transparent",
+            UpstreamMode::Aggregating => "aggregating",
+        }
+    }
+
+    /// The mode called `name` (`transparent` or `aggregating`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "transparent" => Some(UpstreamMode::Transparent),
+            "aggregating" => Some(UpstreamMode::Aggregating),
+            _ => None,
+        }
+    }
+}
+
 /// Identity and credentials of the upstream MQTT sessions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSessionConfig {
+    /// One connection per client, or one shared connection.
+    pub mode: UpstreamMode,
     /// Prepended to every MQTT-SN ClientId to form the upstream MQTT ClientId.
     pub client_id_prefix: String,
     /// Prepended to every topic published or subscribed upstream (mountpoint), stripped from
@@ -143,6 +176,7 @@ pub struct ClientIdentity {
 impl Default for UpstreamSessionConfig {
     fn default() -> Self {
         UpstreamSessionConfig {
+            mode: UpstreamMode::Transparent,
             client_id_prefix: String::new(),
             topic_prefix: String::new(),
             keep_alive: Duration::from_secs(60),

@@ -19,11 +19,6 @@ impl Gateway {
             | UpstreamEvent::Message { link, .. }
             | UpstreamEvent::Closed { link } => *link,
         };
-        match &event {
-            UpstreamEvent::LinkUp { .. } => self.stats.upstream_connects += 1,
-            UpstreamEvent::LinkDown { .. } => self.stats.upstream_disconnects += 1,
-            _ => {}
-        }
         if link == LinkId::GATEWAY {
             return self.gateway_link_event(now, event);
         }

@@ -14,6 +14,7 @@
 //! [`GatewayEvent::Dropped`], or both.
 
 pub mod addr;
+mod aggregating;
 pub mod config;
 mod connect;
 mod discovery;
@@ -97,6 +98,8 @@ pub struct Gateway {
     stats: Stats,
     /// End of the pairing window.
     pairing_until: Option<Instant>,
+    /// Aggregating mode: carries every client's link over the gateway's own.
+    aggregator: Option<aggregating::Aggregator>,
 }
 
 impl Gateway {
@@ -123,8 +126,13 @@ impl Gateway {
             discovery: discovery::Discovery::new(seed),
             stats: Stats::default(),
             pairing_until: None,
+            aggregator: None,
         };
+        if gw.cfg.upstream.mode == config::UpstreamMode::Aggregating {
+            gw.aggregator = Some(aggregating::Aggregator::default());
+        }
         gw.open_gateway_link();
+        gw.settle(now);
         gw
     }
 
@@ -139,11 +147,44 @@ impl Gateway {
             return;
         }
         self.dispatch(now, from, bytes);
+        self.settle(now);
     }
 
     /// The upstream connector reported something.
     pub fn handle_upstream(&mut self, now: Instant, event: UpstreamEvent) {
-        self.upstream_event(now, event);
+        match &event {
+            UpstreamEvent::LinkUp { .. } => self.stats.upstream_connects += 1,
+            UpstreamEvent::LinkDown { .. } => self.stats.upstream_disconnects += 1,
+            _ => {}
+        }
+        match self.aggregator.as_mut() {
+            None => self.upstream_event(now, event),
+            Some(agg) => {
+                let mut events = Vec::new();
+                agg.event(event, &mut events);
+                for e in events {
+                    self.upstream_event(now, e);
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// Aggregating mode: passes the commands the last input produced through the aggregator,
+    /// feeding the events it answers with back in, until nothing is left.
+    fn settle(&mut self, now: Instant) {
+        while self.aggregator.is_some() {
+            let Some(cmd) = self.cmds.pop_front() else {
+                return;
+            };
+            let mut events = Vec::new();
+            if let Some(agg) = self.aggregator.as_mut() {
+                agg.command(cmd, &mut events);
+            }
+            for e in events {
+                self.upstream_event(now, e);
+            }
+        }
     }
 
     /// Time has reached (or passed) [`Gateway::poll_timeout`].
@@ -163,12 +204,12 @@ impl Gateway {
             self.discovery_timeout(now);
         }
         self.prune_disconnect_limits(now);
+        self.settle(now);
     }
 
     /// Graceful shutdown: every upstream link is closed with DISCONNECT, so no Will is
     /// published for clients that were fine. Inputs after this are ignored.
     pub fn handle_shutdown(&mut self, now: Instant) {
-        let _ = now;
         self.shut_down = true;
         let links: Vec<LinkId> = self.by_link.keys().copied().collect();
         for link in links {
@@ -184,6 +225,7 @@ impl Gateway {
         self.by_link.clear();
         self.timers.clear();
         self.discovery = discovery::Discovery::new(0);
+        self.settle(now);
     }
 
     /// The next datagram to send, written into `buf` (64 KiB always suffices). A datagram that
@@ -196,7 +238,10 @@ impl Gateway {
 
     /// The next command for the upstream connector.
     pub fn poll_upstream(&mut self) -> Option<UpstreamCmd> {
-        self.cmds.pop_front()
+        match self.aggregator.as_mut() {
+            Some(agg) => agg.poll(),
+            None => self.cmds.pop_front(),
+        }
     }
 
     /// The next event.

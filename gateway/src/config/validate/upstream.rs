@@ -7,7 +7,7 @@ use super::{Ctx, Overrides, positive, whole_seconds_u16};
 use crate::config::error::ConfigError;
 use crate::config::file::{FileTls, FileUpstream};
 use crate::config::values::{self, UpstreamUrl};
-use crate::core::config::{Credentials, GatewayConfig, UpstreamSessionConfig};
+use crate::core::config::{Credentials, GatewayConfig, UpstreamMode, UpstreamSessionConfig};
 use crate::io::config::{Scheme, TlsConfig, UpstreamEndpoint};
 
 /// Default MQTT keep-alive of upstream links (architecture.md §7).
@@ -151,7 +151,15 @@ pub(super) fn validate(
         }
     }
 
+    let file_mode = cx
+        .string(&u.mode, "upstream.mode", |m| {
+            UpstreamMode::from_name(m).map(|_| ()).ok_or_else(|| {
+                format!("{m:?} is not a mode: expected \"transparent\" or \"aggregating\"")
+            })
+        })?
+        .and_then(|m| UpstreamMode::from_name(&m));
     let session = UpstreamSessionConfig {
+        mode: ov.upstream_mode.or(file_mode).unwrap_or_default(),
         per_client_identity: Default::default(),
         client_id_prefix: cx
             .string(&u.client_id_prefix, "upstream.client_id_prefix", no_nul)?

@@ -1,6 +1,7 @@
 //! Whole-core scenarios with scripted clients, an in-memory upstream and a simulated clock.
 //! Test names are sentences; assertions are on datagrams, upstream commands and events.
 
+mod aggregating;
 mod discovery;
 mod harness;
 mod lifecycle;
