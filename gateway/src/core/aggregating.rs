@@ -68,6 +68,8 @@ pub(crate) struct Aggregator {
     shared_up: bool,
     links: BTreeMap<LinkId, VirtualLink>,
     filters: BTreeMap<String, SharedFilter>,
+    /// The filters of `filters` with `+` or `#` (matched by scan; the others by lookup).
+    wildcards: BTreeSet<String>,
     /// Upstream SUBSCRIBEs in flight: filter and the client requests they answer.
     subscribing: BTreeMap<Token, (String, Vec<Waiter>)>,
     /// Client QoS 1/2 publishes on the shared link, by token.
@@ -166,6 +168,9 @@ impl Aggregator {
     }
 
     fn subscribe(&mut self, w: Waiter, filter: String) {
+        if topics::is_wildcard(&filter) {
+            self.wildcards.insert(filter.clone());
+        }
         let entry = self.filters.entry(filter.clone()).or_default();
         entry.holders.insert(w.link, w.qos);
         let qos = entry.holders.values().copied().max().unwrap_or(w.qos);
@@ -188,6 +193,7 @@ impl Aggregator {
         entry.retained_for.remove(&link);
         if entry.holders.is_empty() {
             self.filters.remove(filter);
+            self.wildcards.remove(filter);
             let token = self.own_token();
             self.out.push_back(UpstreamCmd::Unsubscribe {
                 link: LinkId::GATEWAY,
@@ -375,9 +381,10 @@ impl Aggregator {
         let mut to = BTreeMap::new();
         let exact = self.filters.get_key_value(topic);
         let wildcards = self
-            .filters
+            .wildcards
             .iter()
-            .filter(|(name, _)| topics::is_wildcard(name) && topics::matches(name, topic));
+            .filter(|name| topics::matches(name, topic))
+            .filter_map(|name| self.filters.get_key_value(name));
         for (_, f) in exact.into_iter().chain(wildcards) {
             for (&link, &qos) in &f.holders {
                 if retain && !f.retained_for.contains(&link) {

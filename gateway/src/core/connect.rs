@@ -66,7 +66,11 @@ impl Gateway {
         let sid = match existing {
             Some(sid) => sid,
             None => {
-                if self.live_sessions() >= self.cfg.max_clients && !self.evict_one_dormant() {
+                // Counting live sessions is a pass over the table: only when the table is full.
+                if self.sessions.len() >= self.cfg.max_clients
+                    && self.live_sessions() >= self.cfg.max_clients
+                    && !self.evict_one_dormant()
+                {
                     return self.refuse_connect(&from, client_id, ReturnCode::Congestion);
                 }
                 let sid = self.next_session;

@@ -14,6 +14,12 @@ use crate::sn_client::encode;
 /// Length of the benchmark payload: sequence number, send time, padding.
 pub const PAYLOAD_LEN: usize = 32;
 
+/// How long a mote waits for an answer before it sends a request again (its T_retry).
+pub const RETRY_AFTER: Duration = Duration::from_secs(3);
+
+/// How often a mote sends a request before it gives up (N_retry + 1).
+pub const TRIES: u32 = 10;
+
 /// The clock all timestamps in payloads are taken from.
 pub fn epoch() -> Instant {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -88,6 +94,25 @@ impl Mote {
         }
     }
 
+    /// Sends `p` and waits for an answer `f` accepts, re-sending every [`RETRY_AFTER`] like a
+    /// real mote does (T_retry) up to [`TRIES`] times: a burst of thousands of requests may
+    /// overflow the gateway's socket buffer, and UDP drops what does not fit.
+    pub async fn request<T>(
+        &self,
+        p: &Packet<'_>,
+        f: impl Fn(Packet<'_>) -> Option<T>,
+    ) -> Result<T> {
+        let mut last = None;
+        for _ in 0..TRIES {
+            self.send(p).await?;
+            match self.recv(RETRY_AFTER, &f).await {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no try")))
+    }
+
     /// CONNECT and wait for CONNACK accepted; returns the round-trip time.
     pub async fn connect(&self, client_id: &str, keep_alive: u16) -> Result<Duration> {
         let start = Instant::now();
@@ -97,9 +122,8 @@ impl Mote {
             duration: keep_alive,
             client_id: client_id.as_bytes(),
         };
-        self.send(&Packet::Connect(c)).await?;
         let rc = self
-            .recv(Duration::from_secs(30), |p| match p {
+            .request(&Packet::Connect(c), |p| match p {
                 Packet::Connack { return_code } => Some(return_code),
                 _ => None,
             })
@@ -118,8 +142,7 @@ impl Mote {
             msg_id: 1,
             topic: TopicRef::Name(filter.as_bytes()),
         };
-        self.send(&Packet::Subscribe(s)).await?;
-        self.recv(Duration::from_secs(30), |p| {
+        self.request(&Packet::Subscribe(s), |p| {
             matches!(
                 p,
                 Packet::Suback {

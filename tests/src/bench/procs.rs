@@ -78,6 +78,19 @@ pub fn gateway_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The gateway's `--upstream-mode` for every run of this process (`transparent` until set).
+static UPSTREAM_MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the upstream mode every gateway of this process is started with (first call wins).
+pub fn set_upstream_mode(mode: &str) {
+    let _ = UPSTREAM_MODE.set(mode.to_owned());
+}
+
+/// The upstream mode the gateways run in.
+pub fn upstream_mode() -> &'static str {
+    UPSTREAM_MODE.get().map_or("transparent", String::as_str)
+}
+
 /// A gateway child process, killed on drop.
 #[derive(Debug)]
 pub struct GatewayProcess {
@@ -95,6 +108,8 @@ impl GatewayProcess {
             &format!("127.0.0.1:{udp_port}"),
             "--upstream",
             broker_url,
+            "--upstream-mode",
+            upstream_mode(),
             "--log",
             "warn",
         ])

@@ -45,8 +45,9 @@ impl fmt::Display for Outcome {
         let pct = |u: &ProcUsage| 100.0 * u.cpu_s / secs;
         write!(
             f,
-            "{} sent={} delivered={} rate={:.0}/s loss={} dups={}",
+            "{} mode={} sent={} delivered={} rate={:.0}/s loss={} dups={}",
             self.name,
+            super::procs::upstream_mode(),
             self.sent,
             self.delivered,
             self.delivered as f64 / secs,
@@ -297,11 +298,10 @@ pub async fn memory(n: usize, buffered: usize) -> Result<Outcome> {
         let m = m.clone();
         tasks.spawn(async move {
             m.subscribe(&format!("mem/{i}"), QoS::Zero).await?;
-            m.send(&Packet::Disconnect {
+            let sleep = Packet::Disconnect {
                 duration: Some(3600),
-            })
-            .await?;
-            m.recv(Duration::from_secs(30), |p| {
+            };
+            m.request(&sleep, |p| {
                 matches!(p, Packet::Disconnect { .. }).then_some(())
             })
             .await

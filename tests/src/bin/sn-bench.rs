@@ -18,6 +18,10 @@ struct Cli {
     /// Seconds of load per run, where a scenario has a duration.
     #[arg(long, default_value_t = 5, global = true)]
     secs: u64,
+    /// The gateway's upstream mode: `transparent` (one MQTT connection per mote) or
+    /// `aggregating` (one shared connection).
+    #[arg(long, default_value = "transparent", global = true)]
+    upstream_mode: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -79,6 +83,7 @@ enum Scenario {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    sn_tests::bench::procs::set_upstream_mode(&cli.upstream_mode);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
