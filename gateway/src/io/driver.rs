@@ -104,49 +104,41 @@ struct IoCounters {
     send_errors: u64,
 }
 
-/// One received datagram.
-struct Datagram {
+/// Datagrams read from one socket before the drive loop looks at its other inputs again.
+const RECV_BATCH: usize = 64;
+
+/// Upstream events handled before the drive loop looks at its other inputs again.
+const UPSTREAM_BATCH: usize = 64;
+
+/// One socket the drive loop receives on, and the listener it belongs to.
+struct Receiver {
     listener: ListenerId,
-    from: SocketAddr,
-    bytes: Vec<u8>,
+    socket: std::sync::Arc<tokio::net::UdpSocket>,
 }
 
-/// Spawns one receive task per socket; they feed the driver through `tx`.
-fn spawn_receivers(listeners: &[Listener], tx: mpsc::Sender<Datagram>, cancel: &CancellationToken) {
+/// Every socket of every listener (the unicast one, then the multicast one if any).
+fn receivers(listeners: &[Listener]) -> Vec<Receiver> {
+    let mut out = Vec::new();
     for (i, l) in listeners.iter().enumerate() {
         let listener = ListenerId(u8::try_from(i).unwrap_or(u8::MAX));
-        let sockets = std::iter::once(l.unicast.clone()).chain(l.multicast.clone());
-        for socket in sockets {
-            let (tx, cancel) = (tx.clone(), cancel.clone());
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; MAX_DATAGRAM];
-                loop {
-                    let received = tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        r = socket.recv_from(&mut buf) => r,
-                    };
-                    match received {
-                        Ok((n, from)) => {
-                            let bytes = buf.get(..n).unwrap_or_default().to_vec();
-                            if tx
-                                .send(Datagram {
-                                    listener,
-                                    from,
-                                    bytes,
-                                })
-                                .await
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                        // ICMP errors (port unreachable) surface here on Linux; keep going.
-                        Err(e) => debug!(error = %e, "udp receive error"),
-                    }
-                }
-            });
+        for socket in std::iter::once(l.unicast.clone()).chain(l.multicast.clone()) {
+            out.push(Receiver { listener, socket });
         }
     }
+    out
+}
+
+/// Waits until one of the sockets has a datagram; returns its index.
+async fn readable(receivers: &[Receiver]) -> usize {
+    std::future::poll_fn(|cx| {
+        for (i, r) in receivers.iter().enumerate() {
+            if r.socket.poll_recv_ready(cx).is_ready() {
+                return std::task::Poll::Ready(i);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Runs the core until `cancel` fires; then shuts it down gracefully.
@@ -162,9 +154,8 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     let start = tokio::time::Instant::now();
     let now =
         || Instant::from_millis(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
-    let (tx, mut rx) = mpsc::channel::<Datagram>(4096);
-    let recv_cancel = cancel.child_token();
-    spawn_receivers(&listeners, tx, &recv_cancel);
+    let receivers = receivers(&listeners);
+    let mut inbuf = vec![0u8; MAX_DATAGRAM];
     let mut out = vec![0u8; MAX_DATAGRAM];
     let mut counters = IoCounters::default();
     drain(
@@ -191,12 +182,34 @@ pub(crate) async fn drive<C: UpstreamConnector>(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            Some(d) = rx.recv() => {
-                counters.datagrams_in += 1;
-                let peer = PeerAddr::Udp { listener: d.listener, addr: d.from };
-                core.handle_datagram(now(), peer, &d.bytes);
+            Some(e) = upstream_rx.recv() => {
+                core.handle_upstream(now(), e);
+                // More events that are already waiting, each drained as the core requires.
+                for _ in 1..UPSTREAM_BATCH {
+                    drain(&mut core, &listeners, connector, &mut out, &mut counters, registry_file.as_deref()).await;
+                    match upstream_rx.try_recv() {
+                        Ok(e) => core.handle_upstream(now(), e),
+                        Err(_) => break,
+                    }
+                }
             }
-            Some(e) = upstream_rx.recv() => core.handle_upstream(now(), e),
+            i = readable(&receivers) => {
+                let Some(r) = receivers.get(i) else { continue };
+                // Read what the socket holds (up to a batch) into one reused buffer.
+                for _ in 0..RECV_BATCH {
+                    match r.socket.try_recv_from(&mut inbuf) {
+                        Ok((n, from)) => {
+                            counters.datagrams_in += 1;
+                            let peer = PeerAddr::Udp { listener: r.listener, addr: from };
+                            core.handle_datagram(now(), peer, inbuf.get(..n).unwrap_or_default());
+                            drain(&mut core, &listeners, connector, &mut out, &mut counters, registry_file.as_deref()).await;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        // ICMP errors (port unreachable) surface here on Linux; keep going.
+                        Err(e) => debug!(error = %e, "udp receive error"),
+                    }
+                }
+            }
             _ = sleep => core.handle_timeout(now()),
             _ = watchdog.tick(), if watchdog_period.is_some() => super::notify::watchdog(),
             Some(c) = control.recv() => match c {
@@ -226,7 +239,6 @@ pub(crate) async fn drive<C: UpstreamConnector>(
         )
         .await;
     }
-    recv_cancel.cancel();
     core.handle_shutdown(now());
     drain(
         &mut core,
