@@ -1128,3 +1128,47 @@ async fn a_pubrel_owed_by_the_previous_link_of_a_session_is_answered_not_fatal()
         broker.log()
     );
 }
+
+#[tokio::test]
+async fn at_most_max_connecting_links_connect_at_once() {
+    use gateway::io::upstream::MAX_CONNECTING;
+    // A "broker" that accepts TCP connections and never answers CONNECT: every link stays in
+    // its connection attempt, holding its permit, until the connect timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = UpstreamEndpoint {
+        host: "127.0.0.1".into(),
+        port,
+        connect_timeout: Duration::from_secs(30),
+        ..UpstreamEndpoint::default()
+    };
+    let (mut c, _ev) = connector(endpoint);
+    let links = MAX_CONNECTING as u64 + 36;
+    for link in 1..=links {
+        c.execute(open(link, &format!("gw-storm-{link}")));
+    }
+    let mut accepted = Vec::new();
+    while accepted.len() < MAX_CONNECTING {
+        let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("the permitted links connect")
+            .unwrap();
+        accepted.push(stream);
+    }
+    // The others wait for a permit: nobody else connects (absence asserted over a window).
+    let extra = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
+    assert!(extra.is_err(), "a link connected beyond the limit");
+    // A failed attempt frees its permit for a waiting link.
+    drop(accepted.pop());
+    let next = tokio::time::timeout(WAIT, listener.accept()).await;
+    assert!(
+        next.is_ok(),
+        "a waiting link connects once a permit is free"
+    );
+    for link in 1..=links {
+        c.execute(UpstreamCmd::Close {
+            link: LinkId(link),
+            graceful: false,
+        });
+    }
+}

@@ -163,6 +163,8 @@ pub(crate) struct LinkTask {
     /// Dropped when the task ends (also on abort or panic): wakes the next link's `wait_for`.
     /// Set to [`Correlator::awaiting_pubrel`] just before.
     pub(crate) done: watch::Sender<Vec<u16>>,
+    /// The connector's connection permits (see `MAX_CONNECTING`).
+    pub(crate) connecting: Arc<tokio::sync::Semaphore>,
 }
 
 impl LinkTask {
@@ -202,14 +204,26 @@ impl LinkTask {
     async fn poll_loop(&mut self) {
         let mut closing: Option<Instant> = None;
         let mut connected_since: Option<Instant> = None;
+        let mut permit = None;
         loop {
+            // Not connected: the next poll connects; wait for a permit first.
+            if connected_since.is_none() && permit.is_none() && closing.is_none() {
+                match permit_unless_closed(&self.connecting, &mut self.ctl).await {
+                    Some(p) => permit = Some(p),
+                    None => return,
+                }
+            }
             match poll_once(&mut self.eventloop, &mut self.ctl, &mut closing).await {
                 Polled::Event(event) => {
                     if self.handle(event, &mut connected_since) == Flow::Done {
                         return;
                     }
+                    if connected_since.is_some() {
+                        permit = None;
+                    }
                 }
                 Polled::Error(error) => {
+                    permit = None;
                     if self.after_error(&mut connected_since) == Flow::Done || closing.is_some() {
                         return;
                     }
@@ -419,6 +433,24 @@ async fn poll_once(
                     LinkCtl::Run => {}
                     LinkCtl::Close { graceful: false, .. } => return Polled::Abort,
                     LinkCtl::Close { graceful: true, deadline } => *closing = Some(deadline),
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a connection permit; `None` (stop) if a close arrives meanwhile (there is no
+/// connection yet, so a graceful close ends the link at once too).
+async fn permit_unless_closed(
+    permits: &Arc<tokio::sync::Semaphore>,
+    ctl: &mut watch::Receiver<LinkCtl>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        tokio::select! {
+            permit = permits.clone().acquire_owned() => return permit.ok(),
+            changed = ctl.changed() => {
+                if changed.is_err() || *ctl.borrow_and_update() != LinkCtl::Run {
+                    return None;
                 }
             }
         }

@@ -142,6 +142,12 @@ struct LinkHandle {
     task: JoinHandle<()>,
 }
 
+/// Links that may be connecting (TCP + TLS + MQTT CONNECT) at the same time. More would, after
+/// a restart or a connect storm of thousands of motes in transparent mode, overflow the
+/// broker's listen backlog: its kernel drops the SYNs, and the clients retry only a second
+/// later (mosquitto's backlog is 100; cloud brokers also limit the connection rate).
+pub const MAX_CONNECTING: usize = 64;
+
 /// The real connector: one rumqttc (MQTT 3.1.1) connection per link, plain TCP or TLS.
 ///
 /// [`UpstreamConnector::execute`] must be called from within a tokio runtime (it spawns the
@@ -160,6 +166,9 @@ pub struct RumqttcConnector {
     previous: BTreeMap<String, watch::Receiver<Vec<u16>>>,
     seed: u64,
     opened: u64,
+    /// Permits to connect, [`MAX_CONNECTING`] in all, held by a link from the start of a
+    /// connection attempt until its CONNACK or failure.
+    connecting: Arc<tokio::sync::Semaphore>,
 }
 
 impl RumqttcConnector {
@@ -186,6 +195,7 @@ impl RumqttcConnector {
             previous: BTreeMap::new(),
             seed,
             opened: 0,
+            connecting: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTING)),
         })
     }
 
@@ -288,6 +298,7 @@ impl RumqttcConnector {
             backoff,
             wait_for,
             done: done_tx,
+            connecting: self.connecting.clone(),
         };
         tracing::debug!(%link, %client_id, "opening upstream link");
         let task = tokio::spawn(task.run());
