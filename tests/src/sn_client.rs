@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use sn_codec::{Connect, Packet, ReturnCode};
+use sn_codec::{Connect, Packet, QoS, ReturnCode, WillTopic};
 use tokio::net::UdpSocket;
 
 /// The default bound for one expected reply.
@@ -128,6 +128,38 @@ impl SnClient {
             client_id: client_id.as_bytes(),
         };
         self.send(&Packet::Connect(c)).await?;
+        let reply = self.recv().await?;
+        match reply.packet()? {
+            Packet::Connack { return_code } => Ok(return_code),
+            other => bail!("expected CONNACK, got {other}"),
+        }
+    }
+
+    /// CONNECT (clean session) with a Will of `topic` / `msg` at QoS 1, not retained,
+    /// answering the gateway's WILLTOPICREQ and WILLMSGREQ; returns the CONNACK's return code.
+    pub async fn connect_with_will(
+        &self,
+        client_id: &str,
+        keep_alive: u16,
+        topic: &str,
+        msg: &[u8],
+    ) -> Result<ReturnCode> {
+        let c = Connect {
+            will: true,
+            clean_session: true,
+            duration: keep_alive,
+            client_id: client_id.as_bytes(),
+        };
+        self.send(&Packet::Connect(c)).await?;
+        self.expect(&Packet::WillTopicReq).await?;
+        self.send(&Packet::WillTopic(Some(WillTopic {
+            qos: QoS::One,
+            retain: false,
+            topic: topic.as_bytes(),
+        })))
+        .await?;
+        self.expect(&Packet::WillMsgReq).await?;
+        self.send(&Packet::WillMsg { msg }).await?;
         let reply = self.recv().await?;
         match reply.packet()? {
             Packet::Connack { return_code } => Ok(return_code),

@@ -276,30 +276,11 @@ async fn the_will_is_published_when_a_mote_goes_silent_but_not_after_disconnect(
     .unwrap();
     for (id, graceful) in [("mote-w1", false), ("mote-w2", true)] {
         let m = SnClient::new(gw.addr).await.unwrap();
-        m.send(&Packet::Connect(sn_codec::Connect {
-            will: true,
-            clean_session: true,
-            duration: 1,
-            client_id: id.as_bytes(),
-        }))
-        .await
-        .unwrap();
-        m.expect(&Packet::WillTopicReq).await.unwrap();
-        let topic = format!("will/{id}");
-        m.send(&Packet::WillTopic(Some(WillTopic {
-            qos: QoS::One,
-            retain: false,
-            topic: topic.as_bytes(),
-        })))
-        .await
-        .unwrap();
-        m.expect(&Packet::WillMsgReq).await.unwrap();
-        m.send(&Packet::WillMsg { msg: b"gone" }).await.unwrap();
-        m.expect(&Packet::Connack {
-            return_code: ReturnCode::Accepted,
-        })
-        .await
-        .unwrap();
+        let rc = m
+            .connect_with_will(id, 1, &format!("will/{id}"), b"gone")
+            .await
+            .unwrap();
+        assert_eq!(rc, ReturnCode::Accepted);
         if graceful {
             m.send(&Packet::Disconnect { duration: None })
                 .await
