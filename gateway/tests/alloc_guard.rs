@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use gateway::core::Gateway;
 use gateway::core::addr::{ListenerId, PeerAddr};
-use gateway::core::config::GatewayConfig;
+use gateway::core::config::{GatewayConfig, UpstreamMode};
 use gateway::core::upstream::{LinkId, UpstreamCmd, UpstreamEvent};
 use sn_codec::{Connect, Instant, Packet, Publish, QoS, TopicRef};
 
@@ -30,7 +30,13 @@ fn peer(n: u8) -> PeerAddr {
 
 /// A gateway with predefined topic 1 and client `mote` connected at `peer(1)`, outputs drained.
 fn connected_gateway() -> (Gateway, Vec<u8>) {
+    connected_gateway_in(UpstreamMode::Transparent)
+}
+
+/// The same in the given upstream mode.
+fn connected_gateway_in(mode: UpstreamMode) -> (Gateway, Vec<u8>) {
     let mut cfg = GatewayConfig::default();
+    cfg.upstream.mode = mode;
     cfg.predefined
         .global
         .insert(1, "site/sensors/temperature".into());
@@ -58,14 +64,17 @@ fn connected_gateway() -> (Gateway, Vec<u8>) {
             link = Some(l);
         }
     }
-    gw.handle_upstream(
-        now,
-        UpstreamEvent::LinkUp {
-            link: link.unwrap(),
-            session_present: false,
-            lost: vec![],
-        },
-    );
+    // Aggregating mode opens no link of the client's own.
+    if let Some(link) = link {
+        gw.handle_upstream(
+            now,
+            UpstreamEvent::LinkUp {
+                link,
+                session_present: false,
+                lost: vec![],
+            },
+        );
+    }
     drain(&mut gw, &mut buf);
     (gw, buf)
 }
@@ -135,6 +144,30 @@ fn a_qos0_publish_allocates_only_the_topic_and_the_payload_it_hands_upstream() {
     assert!(
         per_message <= 2.0,
         "{per_message} allocations per QoS 0 publish"
+    );
+}
+
+#[test]
+fn a_qos0_publish_in_aggregating_mode_allocates_no_more() {
+    let (mut gw, mut buf) = connected_gateway_in(UpstreamMode::Aggregating);
+    // The measured path is the real one: the publish goes up on the shared link.
+    gw.handle_datagram(Instant::from_millis(1500), peer(1), &publish(QoS::Zero));
+    let up = gw.poll_upstream();
+    assert!(
+        matches!(
+            up,
+            Some(UpstreamCmd::Publish {
+                link: LinkId::GATEWAY,
+                ..
+            })
+        ),
+        "{up:?}"
+    );
+    drain(&mut gw, &mut buf);
+    let per_message = allocations_per_message(&mut gw, &mut buf, &peer(1), &publish(QoS::Zero));
+    assert!(
+        per_message <= 2.0,
+        "{per_message} allocations per QoS 0 publish in aggregating mode"
     );
 }
 
