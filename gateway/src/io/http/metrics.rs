@@ -180,7 +180,8 @@ pub(crate) fn render(s: &Snapshot) -> String {
     w.family(
         "upstream_links",
         "gauge",
-        "Per-client MQTT connections to the broker, by state.",
+        "Per-client MQTT sessions at the broker, by state (in aggregating mode they all ride the \
+         gateway's own connection).",
     );
     w.sample("upstream_links", &[("state", "up")], g.links_up);
     w.sample("upstream_links", &[("state", "down")], g.links_down);
