@@ -417,3 +417,140 @@ fn a_lost_clients_subscriptions_leave_the_union() {
     );
     h.expect_silence();
 }
+
+mod properties {
+    //! Random client and broker histories in aggregating mode: nothing panics, everything rides
+    //! the shared link, broker messages are acknowledged exactly once, and once every client is
+    //! gone no filter stays subscribed upstream (the reference counts never leak).
+
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const FILTERS: [&[u8]; 4] = [b"a/#", b"a/b", b"+/b", b"c"];
+    const TOPICS: [&str; 3] = ["a/b", "c", "x/b"];
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Connect(u8),
+        Subscribe(u8, usize),
+        Unsubscribe(u8, usize),
+        Sleep(u8),
+        Disconnect(u8),
+        Garbage(u8, Vec<u8>),
+        Advance(u64),
+        Message(usize, u8, bool),
+        SharedLinkBounce,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (0..4u8).prop_map(Step::Connect),
+            3 => (0..4u8, 0..FILTERS.len()).prop_map(|(m, f)| Step::Subscribe(m, f)),
+            2 => (0..4u8, 0..FILTERS.len()).prop_map(|(m, f)| Step::Unsubscribe(m, f)),
+            1 => (0..4u8).prop_map(Step::Sleep),
+            1 => (0..4u8).prop_map(Step::Disconnect),
+            1 => (0..4u8, proptest::collection::vec(any::<u8>(), 0..12))
+                .prop_map(|(m, b)| Step::Garbage(m, b)),
+            2 => (0..40u64).prop_map(Step::Advance),
+            3 => (0..TOPICS.len(), 0..3u8, any::<bool>()).prop_map(|(t, q, r)| Step::Message(t, q, r)),
+            1 => Just(Step::SharedLinkBounce),
+        ]
+    }
+
+    /// Plays the broker's side of the commands issued since the last call: answers
+    /// subscriptions and publishes, and tracks what is subscribed upstream.
+    fn broker(h: &mut Harness, subscribed: &mut BTreeSet<String>) {
+        loop {
+            let cmds = h.take_cmds();
+            if cmds.is_empty() {
+                return;
+            }
+            for c in cmds {
+                let link = match &c {
+                    UpstreamCmd::Open { link, .. }
+                    | UpstreamCmd::Subscribe { link, .. }
+                    | UpstreamCmd::Unsubscribe { link, .. }
+                    | UpstreamCmd::Publish { link, .. }
+                    | UpstreamCmd::Ack { link, .. }
+                    | UpstreamCmd::Close { link, .. } => *link,
+                };
+                assert_eq!(link, LinkId::GATEWAY, "{c:?}");
+                match c {
+                    UpstreamCmd::Subscribe { token, filter, .. } => {
+                        subscribed.insert(filter);
+                        h.upstream(UpstreamEvent::SubAck {
+                            link,
+                            token,
+                            granted: Some(1),
+                        });
+                    }
+                    UpstreamCmd::Unsubscribe { token, filter, .. } => {
+                        subscribed.remove(&filter);
+                        h.upstream(UpstreamEvent::UnsubAck { link, token });
+                    }
+                    UpstreamCmd::Publish {
+                        token, qos: 1.., ..
+                    } => {
+                        h.upstream(UpstreamEvent::PublishDone { link, token });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        #[test]
+        fn histories_keep_the_union_exact_and_ack_every_message_once(
+            steps in proptest::collection::vec(step(), 1..60)
+        ) {
+            let mut h = aggregating();
+            let mut subscribed = BTreeSet::new();
+            let mut pkid = 0u16;
+            for s in steps {
+                match s {
+                    Step::Connect(m) => h.raw(&peer(m + 1), &connect(&format!("m{m}"), false, true, 10)),
+                    Step::Subscribe(m, f) => h.recv(&peer(m + 1), subscribe(FILTERS[f], 7)),
+                    Step::Unsubscribe(m, f) => h.recv(
+                        &peer(m + 1),
+                        Packet::Unsubscribe(Unsubscribe { msg_id: 8, topic: TopicRef::Name(FILTERS[f]) }),
+                    ),
+                    Step::Sleep(m) => h.recv(&peer(m + 1), Packet::Disconnect { duration: Some(20) }),
+                    Step::Disconnect(m) => h.recv(&peer(m + 1), Packet::Disconnect { duration: None }),
+                    Step::Garbage(m, bytes) => h.raw(&peer(m + 1), &bytes),
+                    Step::Advance(secs) => h.advance(Duration::from_secs(secs)),
+                    Step::Message(t, qos, retain) => {
+                        pkid = pkid.wrapping_add(1).max(1);
+                        h.take_cmds();
+                        h.upstream(broker_message(pkid, TOPICS[t], qos, retain));
+                        let cmds = h.take_cmds();
+                        let want = if qos >= 1 { vec![pkid] } else { vec![] };
+                        prop_assert_eq!(acks(&cmds), want, "broker acked once, at once");
+                        for c in cmds {
+                            h.cmds.push(c);
+                        }
+                    }
+                    Step::SharedLinkBounce => {
+                        h.upstream(UpstreamEvent::LinkDown { link: LinkId::GATEWAY, reason: "bounce".into() });
+                        subscribed.clear();
+                        h.upstream(UpstreamEvent::LinkUp { link: LinkId::GATEWAY, session_present: false, lost: vec![] });
+                    }
+                }
+                broker(&mut h, &mut subscribed);
+                h.clear_datagrams();
+            }
+            // Every client leaves: gracefully, and whatever is left times out.
+            for m in 0..4u8 {
+                h.recv(&peer(m + 1), Packet::Disconnect { duration: None });
+            }
+            h.advance(Duration::from_secs(3600));
+            broker(&mut h, &mut subscribed);
+            prop_assert!(subscribed.is_empty(), "filters left subscribed upstream: {:?}", subscribed);
+        }
+    }
+}

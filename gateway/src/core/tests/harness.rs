@@ -81,6 +81,13 @@ impl Harness {
         Self::new(GatewayConfig::default())
     }
 
+    /// Forgets datagrams and events, keeping the upstream commands.
+    pub(super) fn clear_datagrams(&mut self) {
+        self.multicast.clear();
+        self.sent.clear();
+        self.events.clear();
+    }
+
     pub(super) fn clear(&mut self) {
         self.multicast.clear();
         self.sent.clear();
