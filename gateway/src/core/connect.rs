@@ -281,7 +281,9 @@ impl Gateway {
             },
         );
         self.event(GatewayEvent::ClientConnected { client_id, peer });
-        self.pump(now, sid);
+        // A sleeper woken by CONNECT may have a message in flight from before its sleep: send
+        // it again now (its retry timer ran out while the client slept), else start the queue.
+        self.resend_inflight(now, sid);
     }
 
     pub(super) fn on_disconnect(&mut self, now: Instant, sid: SessionId, duration: Option<u16>) {

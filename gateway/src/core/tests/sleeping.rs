@@ -295,3 +295,53 @@ fn pingreq_with_an_unknown_client_id_gets_disconnect() {
     );
     h.expect(&peer(3), &[Packet::Disconnect { duration: None }]);
 }
+
+#[test]
+fn connect_after_sleeping_with_a_message_in_flight_sends_it_again_at_once() {
+    // Found by the aggregating-mode property test: the retry timer of the message in flight
+    // had run out during the sleep, so the woken session's next deadline lay in the past.
+    let mut h = Harness::default();
+    let a = peer(4);
+    let link = h.connect(&a, "m3", true, 10);
+    h.recv(
+        &a,
+        Packet::Subscribe(Subscribe {
+            dup: false,
+            qos: QoS::One,
+            msg_id: 7,
+            topic: TopicRef::Name(b"a/#"),
+        }),
+    );
+    let cmds = h.take_cmds();
+    let Some(UpstreamCmd::Subscribe { token, .. }) = cmds.first() else {
+        panic!("{cmds:?}")
+    };
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: *token,
+        granted: Some(1),
+    });
+    h.upstream(message(link, 0, "a/b", b"x", 0));
+    let register = Packet::Register(Register {
+        topic_id: 1,
+        msg_id: 1,
+        topic_name: b"a/b",
+    });
+    assert!(h.sent_to(&a).contains(&super::harness::encode(&register)));
+    h.clear();
+    // Asleep with the REGISTER unanswered; wakes by CONNECT after its retry time.
+    h.recv(&a, Packet::Disconnect { duration: Some(20) });
+    h.advance(Duration::from_secs(11));
+    h.clear();
+    h.raw(&a, &connect("m3", false, true, 10));
+    h.expect(
+        &a,
+        &[
+            Packet::Connack {
+                return_code: ReturnCode::Accepted,
+            },
+            register,
+        ],
+    );
+    assert!(h.gw.poll_timeout().is_some_and(|at| at > h.now));
+}
