@@ -6,6 +6,7 @@ mod discovery;
 mod harness;
 mod lifecycle;
 mod policy;
+mod properties;
 mod publish;
 mod sleeping;
 mod subscribe;
