@@ -90,6 +90,9 @@ impl Rig {
             extra_config: vec![
                 "max_queued_messages 100000".into(),
                 "max_inflight_messages 100".into(),
+                // Without it mosquitto's small writes to the subscriber wait for its delayed
+                // ACKs (Nagle): latency tails up to 40 ms that are the broker's, not the gateway's.
+                "set_tcp_nodelay true".into(),
             ],
             ..Default::default()
         })
