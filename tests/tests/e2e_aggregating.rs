@@ -155,38 +155,7 @@ async fn many_motes_publish_and_receive_over_one_broker_connection() {
 #[tokio::test]
 async fn the_gateway_publishes_a_lost_motes_will_but_not_after_disconnect() {
     let (broker, gw) = setup().await;
-    let mut sub = Subscriber::connect(
-        &broker.url(),
-        "will-watch",
-        &[("will/#", MqttQoS::AtLeastOnce)],
-    )
-    .await
-    .unwrap();
-    for (id, graceful) in [("mote-w1", false), ("mote-w2", true)] {
-        let m = SnClient::new(gw.addr).await.unwrap();
-        let rc = m
-            .connect_with_will(id, 1, &format!("will/{id}"), b"gone")
-            .await
-            .unwrap();
-        assert_eq!(rc, ReturnCode::Accepted);
-        if graceful {
-            m.send(&Packet::Disconnect { duration: None })
-                .await
-                .unwrap();
-            m.expect(&Packet::Disconnect { duration: None })
-                .await
-                .unwrap();
-        }
-    }
-    let r = sub
-        .next_message(WAIT)
-        .await
-        .expect("the Will of the silent mote");
-    assert_eq!(
-        (r.topic.as_str(), r.payload_str().as_str()),
-        ("will/mote-w1", "gone")
-    );
-    sub.expect_no_message(Duration::from_millis(1500))
+    sn_tests::flows::will_only_for_the_lost_mote(&broker.url(), gw.addr)
         .await
         .unwrap();
     gw.stop().await;

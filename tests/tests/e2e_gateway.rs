@@ -267,39 +267,7 @@ async fn qos2_messages_from_the_broker_run_the_full_handshake_to_the_mote() {
 #[tokio::test]
 async fn the_will_is_published_when_a_mote_goes_silent_but_not_after_disconnect() {
     let (broker, gw) = setup().await;
-    let mut sub = Subscriber::connect(
-        &broker.url(),
-        "will-watch",
-        &[("will/#", MqttQoS::AtLeastOnce)],
-    )
-    .await
-    .unwrap();
-    for (id, graceful) in [("mote-w1", false), ("mote-w2", true)] {
-        let m = SnClient::new(gw.addr).await.unwrap();
-        let rc = m
-            .connect_with_will(id, 1, &format!("will/{id}"), b"gone")
-            .await
-            .unwrap();
-        assert_eq!(rc, ReturnCode::Accepted);
-        if graceful {
-            m.send(&Packet::Disconnect { duration: None })
-                .await
-                .unwrap();
-            m.expect(&Packet::Disconnect { duration: None })
-                .await
-                .unwrap();
-        }
-    }
-    // mote-w1 stays silent past 1.5 × its 1 s keep-alive: Lost, the broker publishes its Will.
-    let r = sub
-        .next_message(WAIT)
-        .await
-        .expect("the Will of the silent mote");
-    assert_eq!(
-        (r.topic.as_str(), r.payload_str().as_str()),
-        ("will/mote-w1", "gone")
-    );
-    sub.expect_no_message(Duration::from_millis(1500))
+    sn_tests::flows::will_only_for_the_lost_mote(&broker.url(), gw.addr)
         .await
         .unwrap();
 }
