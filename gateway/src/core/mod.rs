@@ -106,7 +106,8 @@ impl Gateway {
     /// A gateway with no sessions. Queues the `Open` of the gateway's own upstream link.
     /// `seed` drives the only randomness (the GWINFO answer delay); tests pass a fixed one.
     pub fn new(cfg: GatewayConfig, now: Instant, seed: u64) -> Self {
-        let _ = now;
+        let aggregator = (cfg.upstream.mode == config::UpstreamMode::Aggregating)
+            .then(aggregating::Aggregator::default);
         let mut gw = Gateway {
             cfg,
             sessions: BTreeMap::new(),
@@ -126,11 +127,8 @@ impl Gateway {
             discovery: discovery::Discovery::new(seed),
             stats: Stats::default(),
             pairing_until: None,
-            aggregator: None,
+            aggregator,
         };
-        if gw.cfg.upstream.mode == config::UpstreamMode::Aggregating {
-            gw.aggregator = Some(aggregating::Aggregator::default());
-        }
         gw.open_gateway_link();
         gw.settle(now);
         gw
@@ -157,11 +155,12 @@ impl Gateway {
             UpstreamEvent::LinkDown { .. } => self.stats.upstream_disconnects += 1,
             _ => {}
         }
-        match self.aggregator.as_mut() {
+        match self.aggregator.take() {
             None => self.upstream_event(now, event),
-            Some(agg) => {
+            Some(mut agg) => {
                 let mut events = Vec::new();
                 agg.event(event, &mut events);
+                self.aggregator = Some(agg);
                 for e in events {
                     self.upstream_event(now, e);
                 }
@@ -171,20 +170,20 @@ impl Gateway {
     }
 
     /// Aggregating mode: passes the commands the last input produced through the aggregator,
-    /// feeding the events it answers with back in, until nothing is left.
+    /// feeding the events it answers with back in, until nothing is left. (The session code
+    /// that handles those events never touches the aggregator, so it is taken out meanwhile.)
     fn settle(&mut self, now: Instant) {
-        while self.aggregator.is_some() {
-            let Some(cmd) = self.cmds.pop_front() else {
-                return;
-            };
-            let mut events = Vec::new();
-            if let Some(agg) = self.aggregator.as_mut() {
-                agg.command(cmd, &mut events);
-            }
-            for e in events {
+        let Some(mut agg) = self.aggregator.take() else {
+            return;
+        };
+        let mut events = Vec::new();
+        while let Some(cmd) = self.cmds.pop_front() {
+            agg.command(cmd, &mut events);
+            for e in events.drain(..) {
                 self.upstream_event(now, e);
             }
         }
+        self.aggregator = Some(agg);
     }
 
     /// Time has reached (or passed) [`Gateway::poll_timeout`].

@@ -208,9 +208,10 @@ impl LinkTask {
         loop {
             // Not connected: the next poll connects; wait for a permit first.
             if connected_since.is_none() && permit.is_none() && closing.is_none() {
-                match permit_unless_closed(&self.connecting, &mut self.ctl).await {
-                    Some(p) => permit = Some(p),
-                    None => return,
+                let acquire = self.connecting.clone().acquire_owned();
+                match unless_closed(&mut self.ctl, acquire).await {
+                    Some(Ok(p)) => permit = Some(p),
+                    _ => return,
                 }
             }
             match poll_once(&mut self.eventloop, &mut self.ctl, &mut closing).await {
@@ -231,7 +232,10 @@ impl LinkTask {
                     let connected_for = connected_since.take().map(|t| t.elapsed());
                     let delay = self.backoff.after_failure(connected_for);
                     tracing::debug!(link = %self.link, ?delay, "upstream reconnect backoff");
-                    if !sleep_unless_closed(&mut self.ctl, delay).await {
+                    if unless_closed(&mut self.ctl, tokio::time::sleep(delay))
+                        .await
+                        .is_none()
+                    {
                         return;
                     }
                 }
@@ -439,38 +443,20 @@ async fn poll_once(
     }
 }
 
-/// Waits for a connection permit; `None` (stop) if a close arrives meanwhile (there is no
-/// connection yet, so a graceful close ends the link at once too).
-async fn permit_unless_closed(
-    permits: &Arc<tokio::sync::Semaphore>,
+/// Runs `work` unless a close arrives first: `None` (stop) then. Used where the link has no
+/// connection (waiting for a connection permit, sleeping the backoff), so a graceful close
+/// ends the link at once too.
+async fn unless_closed<T>(
     ctl: &mut watch::Receiver<LinkCtl>,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(work);
     loop {
         tokio::select! {
-            permit = permits.clone().acquire_owned() => return permit.ok(),
+            done = &mut work => return Some(done),
             changed = ctl.changed() => {
                 if changed.is_err() || *ctl.borrow_and_update() != LinkCtl::Run {
                     return None;
-                }
-            }
-        }
-    }
-}
-
-/// Sleeps `delay`; returns false (stop) if a close arrives meanwhile. There is no connection
-/// to disconnect while sleeping, so a graceful close ends the link at once too.
-async fn sleep_unless_closed(
-    ctl: &mut watch::Receiver<LinkCtl>,
-    delay: std::time::Duration,
-) -> bool {
-    let sleep = tokio::time::sleep(delay);
-    tokio::pin!(sleep);
-    loop {
-        tokio::select! {
-            () = &mut sleep => return true,
-            changed = ctl.changed() => {
-                if changed.is_err() || *ctl.borrow_and_update() != LinkCtl::Run {
-                    return false;
                 }
             }
         }
