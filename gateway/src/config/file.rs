@@ -50,6 +50,31 @@ pub(crate) struct FileConfig {
     /// `[http]`: the local HTTP endpoint (metrics, health, status page, admin API).
     #[serde(default)]
     pub(crate) http: FileHttp,
+    /// `[limits]`: what strangers may cost the gateway.
+    #[serde(default)]
+    pub(crate) limits: FileLimits,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileLimits {
+    /// New sessions of unregistered ClientIds per source IP address.
+    pub(crate) new_sessions_per_address: Option<FileRateLimit>,
+    /// New sessions of unregistered ClientIds behind one forwarder.
+    pub(crate) new_sessions_per_forwarder: Option<FileRateLimit>,
+    /// Drop an unregistered client silent since its CONNECT after this (`"0s"`: never).
+    pub(crate) unregistered_idle_timeout: Option<Spanned<Dur>>,
+}
+
+/// `{ burst = N, per_second = M }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileRateLimit {
+    /// Most at once.
+    pub(crate) burst: Spanned<Int>,
+    /// Sustained rate per second.
+    pub(crate) per_second: Spanned<Int>,
 }
 
 /// `[http]`.
@@ -80,7 +105,8 @@ pub(crate) struct FileGateway {
     pub(crate) downlink_queue: Option<Spanned<Int>>,
     /// Unacknowledged QoS 1/2 publishes kept per client (default 32).
     pub(crate) uplink_buffer: Option<Spanned<Int>>,
-    /// A CONNECT with a known ClientId from a new address takes the session over (default true).
+    /// A CONNECT with the ClientId of a live session from a new address takes the session over
+    /// (default: true with the open policy, false with registered-only).
     pub(crate) allow_address_change: Option<bool>,
 }
 
@@ -194,7 +220,8 @@ pub(crate) struct FileTimers {
     pub(crate) keep_alive_tolerance_short_percent: Option<Spanned<Int>>,
     /// Where the short-period tolerance stops growing (default `"90s"`).
     pub(crate) keep_alive_tolerance_short_cap: Option<Spanned<Dur>>,
-    /// Clamp for client keep-alive (0 and larger values become this); absent = no clamp.
+    /// Clamp for client keep-alive (0 and larger values become this; default `"1h"`, `"0s"` =
+    /// no clamp).
     pub(crate) max_keep_alive: Option<Spanned<Dur>>,
 }
 
@@ -206,7 +233,8 @@ pub(crate) struct FileSleep {
     pub(crate) max_buffered: Option<Spanned<Int>>,
     /// What a full buffer does (default `"drop_oldest_qos0_then_reject"`).
     pub(crate) overflow: Option<FileOverflow>,
-    /// A wake-up PINGREQ from a new address moves the session (default: the core's default).
+    /// A wake-up PINGREQ from a new address moves an asleep session (default: true with the
+    /// open policy, false with registered-only).
     pub(crate) allow_wake_from_new_address: Option<bool>,
 }
 
@@ -240,8 +268,10 @@ pub(crate) struct FileDiscovery {
 pub(crate) struct FileQosMinus1 {
     /// Accept QoS −1 publishes (default true).
     pub(crate) enabled: Option<bool>,
-    /// Accept the non-standard long-topic form (default true).
+    /// Accept the non-standard long-topic form (default false).
     pub(crate) long_topic_form: Option<bool>,
+    /// Accept the Retain flag on QoS −1 publishes (default false).
+    pub(crate) allow_retain: Option<bool>,
     /// Source IP addresses allowed to publish at QoS −1; absent = anyone.
     pub(crate) allow: Option<Vec<Spanned<String>>>,
 }

@@ -160,10 +160,23 @@ impl fmt::Display for Settings {
         }
         writeln!(
             f,
-            "qos -1:     {}, long-topic form {}, allow {}",
+            "qos -1:     {}, long-topic form {}, retain {}, allow {}",
             on(c.qos_minus1.enabled),
             on(c.qos_minus1.long_topic_form),
+            on(c.qos_minus1.allow_retain),
             allow(&c.qos_minus1.allow)
+        )?;
+        let l = &c.limits;
+        writeln!(
+            f,
+            "limits:     new unregistered sessions per address {}/s (burst {}), per forwarder \
+             {}/s (burst {}), silent unregistered client dropped after {}",
+            l.new_sessions_per_address.per_second,
+            l.new_sessions_per_address.burst,
+            l.new_sessions_per_forwarder.per_second,
+            l.new_sessions_per_forwarder.burst,
+            l.unregistered_idle_timeout
+                .map_or_else(|| "never".to_owned(), dur)
         )?;
         writeln!(f, "forwarders: allow {}", allow(&c.forwarders.allow))?;
         match io.http {

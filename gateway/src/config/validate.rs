@@ -5,6 +5,7 @@
 //! command-line [`Overrides`]. The first problem found is returned, with the position of the
 //! offending value when it is in the file.
 
+mod limits;
 mod listeners;
 mod predefined;
 mod upstream;
@@ -222,6 +223,9 @@ pub(crate) fn validate(
     };
     let d = GatewayConfig::default();
     let g = &file.gateway;
+    // Settings whose safe default depends on the admission policy: with registered-only, a
+    // session does not move to a new address unless the operator says so.
+    let open = !matches!(file.clients.policy, Some(FileAdmission::RegisteredOnly));
 
     let file_id: u8 = cx.int(&g.id, "gateway.id", 0..=255, d.gateway_id)?;
     let gateway_id = ov.gateway_id.unwrap_or(file_id);
@@ -270,12 +274,13 @@ pub(crate) fn validate(
             1..=65535,
             d.uplink_buffer,
         )?,
-        allow_address_change: g.allow_address_change.unwrap_or(d.allow_address_change),
+        allow_address_change: g.allow_address_change.unwrap_or(open),
         ..d
     };
+    core.limits = limits::validate(&cx, &file.limits)?;
 
     timers(&cx, &file, &mut core)?;
-    core.sleep = sleep(&cx, &file)?;
+    core.sleep = sleep(&cx, &file, open)?;
     core.discovery = discovery(&cx, &file)?;
     core.qos_minus1 = QosMinus1Config {
         enabled: file.qos_minus1.enabled.unwrap_or(core.qos_minus1.enabled),
@@ -283,6 +288,10 @@ pub(crate) fn validate(
             .qos_minus1
             .long_topic_form
             .unwrap_or(core.qos_minus1.long_topic_form),
+        allow_retain: file
+            .qos_minus1
+            .allow_retain
+            .unwrap_or(core.qos_minus1.allow_retain),
         allow: cx.ips(&file.qos_minus1.allow, "qos_minus1.allow")?,
     };
     core.forwarders = ForwarderPolicy {
@@ -337,18 +346,21 @@ fn timers(cx: &Ctx<'_>, file: &FileConfig, core: &mut GatewayConfig) -> Result<(
     };
     core.max_keep_alive = match &t.max_keep_alive {
         None => core.max_keep_alive,
-        v @ Some(_) => Some(cx.dur(
-            v,
-            "timers.max_keep_alive",
-            Duration::ZERO,
-            whole_seconds_u16,
-        )?),
+        // "0s" turns the clamp off.
+        v @ Some(_) => Some(cx.dur(v, "timers.max_keep_alive", Duration::ZERO, |d| {
+            if d.is_zero() {
+                Ok(())
+            } else {
+                whole_seconds_u16(d)
+            }
+        })?)
+        .filter(|d| !d.is_zero()),
     };
     Ok(())
 }
 
 /// `[sleep]`.
-fn sleep(cx: &Ctx<'_>, file: &FileConfig) -> Result<SleepConfig, ConfigError> {
+fn sleep(cx: &Ctx<'_>, file: &FileConfig, open: bool) -> Result<SleepConfig, ConfigError> {
     let s = &file.sleep;
     let d = SleepConfig::default();
     Ok(SleepConfig {
@@ -365,9 +377,7 @@ fn sleep(cx: &Ctx<'_>, file: &FileConfig) -> Result<SleepConfig, ConfigError> {
             }
             Some(FileOverflow::DropOldest) => OverflowPolicy::DropOldest,
         },
-        allow_wake_from_new_address: s
-            .allow_wake_from_new_address
-            .unwrap_or(d.allow_wake_from_new_address),
+        allow_wake_from_new_address: s.allow_wake_from_new_address.unwrap_or(open),
     })
 }
 

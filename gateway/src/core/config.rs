@@ -18,7 +18,8 @@ pub struct GatewayConfig {
     pub n_retry: u8,
     /// Keep-alive and sleep supervision tolerance.
     pub tolerance: Tolerance,
-    /// When set, keep-alive 0 and values above it are clamped to it.
+    /// When set, keep-alive 0 and values above it are clamped to it, so that no session can
+    /// stay in the table forever without traffic (default one hour).
     pub max_keep_alive: Option<Duration>,
     /// Most sessions (connected, sleeping, or remembered for a clean-session-off reconnect).
     pub max_clients: usize,
@@ -45,8 +46,11 @@ pub struct GatewayConfig {
     pub forwarders: ForwarderPolicy,
     /// Sleeping clients.
     pub sleep: SleepConfig,
-    /// A CONNECT carrying a known ClientId from a new address moves the session there.
+    /// A CONNECT carrying the ClientId of a live session from a new address moves the session
+    /// there; when false it is refused (CONNACK 0x03) until the session has ended.
     pub allow_address_change: bool,
+    /// Limits that keep strangers from filling the session table.
+    pub limits: AdmissionLimits,
     /// Periodic ADVERTISE and SEARCHGW answers; `None` disables discovery.
     pub discovery: Option<DiscoveryConfig>,
     /// Which clients may connect, from where, and what they may publish and subscribe.
@@ -60,7 +64,7 @@ impl Default for GatewayConfig {
             t_retry: Duration::from_secs(10),
             n_retry: 3,
             tolerance: Tolerance::default(),
-            max_keep_alive: None,
+            max_keep_alive: Some(Duration::from_secs(3600)),
             max_clients: 256,
             max_topics_per_client: 128,
             client_id_max_len: 23,
@@ -74,10 +78,49 @@ impl Default for GatewayConfig {
             forwarders: ForwarderPolicy::default(),
             sleep: SleepConfig::default(),
             allow_address_change: true,
+            limits: AdmissionLimits::default(),
             discovery: None,
             clients: ClientPolicy::default(),
         }
     }
+}
+
+/// Limits on sessions of clients the registry does not know (protection against a stranger
+/// filling the session table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionLimits {
+    /// New sessions of unregistered ClientIds per source IP address.
+    pub new_sessions_per_address: RateLimit,
+    /// New sessions of unregistered ClientIds behind one forwarder (by its IP address).
+    pub new_sessions_per_forwarder: RateLimit,
+    /// An unregistered client that has sent nothing since its CONNECT was accepted is dropped
+    /// after this long (`None`: never).
+    pub unregistered_idle_timeout: Option<Duration>,
+}
+
+impl Default for AdmissionLimits {
+    fn default() -> Self {
+        AdmissionLimits {
+            new_sessions_per_address: RateLimit {
+                burst: 32,
+                per_second: 4,
+            },
+            new_sessions_per_forwarder: RateLimit {
+                burst: 128,
+                per_second: 16,
+            },
+            unregistered_idle_timeout: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// A token bucket: up to `burst` at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Most events at once.
+    pub burst: u32,
+    /// Sustained events per second.
+    pub per_second: u32,
 }
 
 /// Supervision tolerance: `t(d) = max(d·(1+long), min(d·(1+short), cap))`, by default
@@ -246,8 +289,12 @@ impl PredefinedTopics {
 pub struct QosMinus1Config {
     /// Accept QoS −1 at all.
     pub enabled: bool,
-    /// Accept the non-standard "long topic" form (TopicIdType 0b00, TopicId = name length).
+    /// Accept the non-standard "long topic" form (TopicIdType 0b00, TopicId = name length);
+    /// off by default, since it lets a sender publish to any topic.
     pub long_topic_form: bool,
+    /// Accept QoS −1 publishes with the Retain flag (off by default: a stranger could
+    /// otherwise leave a retained message on any topic it can name).
+    pub allow_retain: bool,
     /// When set, only these source addresses may publish at QoS −1.
     pub allow: Option<Vec<IpAddr>>,
 }
@@ -256,7 +303,8 @@ impl Default for QosMinus1Config {
     fn default() -> Self {
         QosMinus1Config {
             enabled: true,
-            long_topic_form: true,
+            long_topic_form: false,
+            allow_retain: false,
             allow: None,
         }
     }
@@ -276,7 +324,8 @@ pub struct SleepConfig {
     pub max_buffered: usize,
     /// What happens when the buffer is full.
     pub overflow: OverflowPolicy,
-    /// A wake-up PINGREQ carrying a known ClientId from a new address moves the session.
+    /// A wake-up PINGREQ carrying the ClientId of an asleep session from a new address moves
+    /// the session there (pins in the registry are enforced whatever this says).
     pub allow_wake_from_new_address: bool,
 }
 

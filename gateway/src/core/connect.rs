@@ -26,7 +26,7 @@ impl Gateway {
             }
             _ => {
                 let shown = String::from_utf8_lossy(c.client_id).into_owned();
-                return self.refuse_connect(&from, shown, ReturnCode::NotSupported);
+                return self.refuse_connect_limited(now, &from, shown, ReturnCode::NotSupported);
             }
         };
 
@@ -38,59 +38,88 @@ impl Gateway {
                     Refusal::WrongAddress => DropReason::PinnedElsewhere,
                 };
                 self.drop_from(Some(from.clone()), reason);
-                return self.refuse_connect(&from, client_id, ReturnCode::NotSupported);
+                return self.refuse_connect_limited(
+                    now,
+                    &from,
+                    client_id,
+                    ReturnCode::NotSupported,
+                );
             }
         };
-        if paired {
-            self.cfg
-                .clients
-                .registry
-                .insert(client_id.clone(), super::policy::paired_entry());
-            self.event(GatewayEvent::ClientPaired {
-                client_id: client_id.clone(),
-                peer: from.clone(),
-            });
-        }
-
-        // The address belonged to another client: that binding ends (no Will).
-        if let Some(&other) = self.by_peer.get(&from)
-            && self
-                .sessions
-                .get(&other)
-                .is_some_and(|s| s.client_id != client_id)
-        {
-            self.end_session(other, true);
-        }
 
         let existing = self.by_client.get(&client_id).copied();
+        if let Some(s) = existing.and_then(|sid| self.sessions.get(&sid)) {
+            // A retransmitted CONNECT while the pairing is being written: the answer follows.
+            if matches!(s.state, State::Connecting(ConnectPhase::Pairing { .. })) && s.peer == from
+            {
+                return;
+            }
+            // Taking a live session over from another address needs the operator's consent.
+            if s.state.is_live() && s.peer != from && !self.cfg.allow_address_change {
+                self.drop_from(Some(from.clone()), DropReason::AddressChangeRefused);
+                return self.refuse_connect_limited(
+                    now,
+                    &from,
+                    client_id,
+                    ReturnCode::NotSupported,
+                );
+            }
+        }
+
         let sid = match existing {
             Some(sid) => sid,
             None => {
-                // Counting live sessions is a pass over the table: only when the table is full.
-                if self.sessions.len() >= self.cfg.max_clients
-                    && self.live_sessions() >= self.cfg.max_clients
-                    && !self.evict_one_dormant()
-                {
-                    return self.refuse_connect(&from, client_id, ReturnCode::Congestion);
+                let registered = paired || self.is_registered(&client_id);
+                if !registered && !self.allow_new_session(now, &from) {
+                    self.drop_from(Some(from.clone()), DropReason::RateLimited);
+                    return self.refuse_connect_limited(
+                        now,
+                        &from,
+                        client_id,
+                        ReturnCode::Congestion,
+                    );
+                }
+                if !self.make_room(registered) {
+                    return self.refuse_connect_limited(
+                        now,
+                        &from,
+                        client_id,
+                        ReturnCode::Congestion,
+                    );
                 }
                 let sid = self.next_session;
                 self.next_session += 1;
                 self.sessions
                     .insert(sid, Session::new(client_id.clone(), from.clone(), now));
-                self.by_client.insert(client_id, sid);
+                self.by_client.insert(client_id.clone(), sid);
                 sid
             }
         };
+
+        // The address belonged to another client: that binding ends (no Will).
+        if let Some(&other) = self.by_peer.get(&from)
+            && other != sid
+        {
+            self.end_session(other, true);
+        }
+
+        if paired {
+            self.event(GatewayEvent::ClientPaired {
+                client_id: client_id.clone(),
+                peer: from.clone(),
+            });
+        }
         self.rebind(sid, from);
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
         s.last_rx = now;
         s.rx_count += 1;
+        s.silent_until = None;
         s.keep_alive = keep_alive(&self.cfg, c.duration);
 
         // CONNECT while asleep or awake is a wake signal: the session resumes (§11 row 15).
-        if matches!(s.state, State::Asleep | State::Awake) && s.link.is_some() {
+        if !paired && matches!(s.state, State::Asleep | State::Awake) && s.link.is_some() {
             s.sleep = None;
             s.state_deadline = None;
             if c.will {
@@ -128,17 +157,97 @@ impl Gateway {
         } else {
             s.registry.unconfirm_all();
         }
-        if c.will {
+        if paired {
+            // Admitted once the registry file holds it (`pairing_saved`).
+            s.state = State::Connecting(ConnectPhase::Pairing { will: c.will });
+            s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
+        } else {
+            self.continue_connect(now, sid, c.will);
+        }
+        self.reschedule(sid);
+    }
+
+    /// After admission: Will prompting, or straight to the upstream link.
+    fn continue_connect(&mut self, now: Instant, sid: SessionId, will: bool) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if will {
             s.state = State::Connecting(ConnectPhase::WillTopic);
             s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
             self.send_to_session(sid, &Packet::WillTopicReq);
         } else {
-            if c.clean_session {
+            if s.clean_session {
                 s.will = WillSpec::default();
             }
             self.open_session_link(now, sid);
         }
-        self.reschedule(sid);
+    }
+
+    /// The shell has written (or failed to write) the registry entry of a client admitted by
+    /// the pairing window: the client's connection goes on, or is refused with CONNACK 0x01
+    /// (the failure is the gateway's; the mote may retry once the operator has fixed it).
+    pub fn pairing_saved(&mut self, now: Instant, client_id: &str, saved: bool) {
+        if saved {
+            self.cfg
+                .clients
+                .registry
+                .entry(client_id.to_owned())
+                .or_insert_with(super::policy::paired_entry);
+        }
+        let Some(&sid) = self.by_client.get(client_id) else {
+            return;
+        };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let State::Connecting(ConnectPhase::Pairing { will }) = s.state else {
+            return;
+        };
+        if saved {
+            self.continue_connect(now, sid, will);
+            self.reschedule(sid);
+        } else {
+            let peer = s.peer.clone();
+            self.drop_from(Some(peer.clone()), DropReason::PairingNotSaved);
+            self.end_session(sid, true);
+            self.refuse_connect(&peer, client_id.to_owned(), ReturnCode::Congestion);
+        }
+        self.settle(now);
+    }
+
+    /// Makes room for a new session when the table is full: forgets the least recently seen
+    /// Disconnected/Lost session, or, for a registered client, drops the unregistered client
+    /// that was quiet longest. False when there is no room.
+    fn make_room(&mut self, registered: bool) -> bool {
+        // Counting live sessions is a pass over the table: only when the table is full.
+        if self.sessions.len() < self.cfg.max_clients
+            || self.live_sessions() < self.cfg.max_clients
+            || self.evict_one_dormant()
+        {
+            return true;
+        }
+        registered && self.evict_one_unregistered()
+    }
+
+    /// Refuses a CONNECT, answering only as often as [`super::policy::REFUSALS`] allows per
+    /// address (every refusal is counted and reported as an event either way).
+    fn refuse_connect_limited(
+        &mut self,
+        now: Instant,
+        to: &PeerAddr,
+        client_id: String,
+        code: ReturnCode,
+    ) {
+        if self.allow_refusal(now, to) {
+            self.refuse_connect(to, client_id, code);
+        } else {
+            self.event(GatewayEvent::ConnectRefused {
+                client_id,
+                peer: to.clone(),
+                code: code.code(),
+            });
+        }
     }
 
     pub(super) fn refuse_connect(&mut self, to: &PeerAddr, client_id: String, code: ReturnCode) {
@@ -167,6 +276,23 @@ impl Gateway {
             Some(sid) => self.remove_session(sid).is_some(),
             None => false,
         }
+    }
+
+    /// Drops the live unregistered session that was quiet longest (it is told with
+    /// DISCONNECT; its Will is published as for a lost client).
+    fn evict_one_unregistered(&mut self) -> bool {
+        let victim = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.state.is_live() && !self.is_registered(&s.client_id))
+            .min_by_key(|(_, s)| s.last_rx)
+            .map(|(sid, _)| *sid);
+        let Some(sid) = victim else {
+            return false;
+        };
+        self.send_to_session(sid, &Packet::Disconnect { duration: None });
+        self.lose(sid, LostReason::Evicted);
+        true
     }
 
     /// Moves a session to a new address (takeover, NAT rebinding).
@@ -274,6 +400,15 @@ impl Gateway {
         s.state_deadline = None;
         s.last_rx = now;
         let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
+        // A stranger's session that never says anything after its CONNECT does not keep its
+        // place for long.
+        let silent_until = match self.cfg.limits.unregistered_idle_timeout {
+            Some(t) if !self.is_registered(&client_id) => Some(now.saturating_add(t)),
+            _ => None,
+        };
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.silent_until = silent_until;
+        }
         self.send_to_session(
             sid,
             &Packet::Connack {
@@ -395,6 +530,9 @@ impl Gateway {
             && now >= s.last_rx.saturating_add(self.cfg.tolerance.supervise(k))
         {
             return self.lose(sid, LostReason::KeepAliveExpired);
+        }
+        if s.state == State::Active && s.silent_until.is_some_and(|at| now >= at) {
+            return self.lose(sid, LostReason::SilentAfterConnect);
         }
         self.retransmit_due(now, sid);
     }

@@ -3,16 +3,36 @@
 //! multicast group (radius → TTL) — after a short random delay that spreads the answers of
 //! several gateways. A SEARCHGW through a forwarder gets an encapsulated unicast GWINFO only.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use sn_codec::{Instant, Packet};
 
 use super::Gateway;
 use super::addr::PeerAddr;
-use super::event::Destination;
+use super::config::RateLimit;
+use super::event::{Destination, DropReason};
+use super::rate_limit::RateLimiter;
 
 /// Most GWINFO answers waiting for their delay (more SEARCHGWs are answered by those).
 const MAX_PENDING_GWINFO: usize = 64;
+
+/// SEARCHGWs answered per source IP address (a searching mote repeats its SEARCHGW after
+/// seconds, with backoff; more than this is a flood).
+const GWINFO_PER_SOURCE: RateLimit = RateLimit {
+    burst: 4,
+    per_second: 1,
+};
+
+/// SEARCHGWs answered overall.
+const GWINFO_TOTAL: RateLimit = RateLimit {
+    burst: 20,
+    per_second: 10,
+};
+
+/// Least time between two multicast GWINFOs: one on the group answers every mote that is
+/// searching at the moment, so more would only amplify a flood.
+const MULTICAST_GWINFO_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Discovery state of the gateway.
 #[derive(Debug, Default)]
@@ -23,6 +43,12 @@ pub(crate) struct Discovery {
     pub(crate) pending: Vec<(Instant, PeerAddr, u8)>,
     /// xorshift64 state for the answer delay (seeded by the shell).
     pub(crate) rng: u64,
+    /// Answers per source address.
+    by_source: RateLimiter<IpAddr>,
+    /// Answers overall.
+    total: RateLimiter<()>,
+    /// When the last GWINFO went to the multicast group.
+    multicast_at: Option<Instant>,
 }
 
 impl Discovery {
@@ -31,6 +57,9 @@ impl Discovery {
             advertise_at: None,
             pending: Vec::new(),
             rng: seed | 1,
+            by_source: RateLimiter::default(),
+            total: RateLimiter::default(),
+            multicast_at: None,
         }
     }
 
@@ -81,6 +110,13 @@ impl Gateway {
         if self.discovery.pending.len() >= MAX_PENDING_GWINFO {
             return;
         }
+        let source = from.socket_addr().ip().to_canonical();
+        let d = &mut self.discovery;
+        if !d.by_source.allow(&source, GWINFO_PER_SOURCE, now)
+            || !d.total.allow(&(), GWINFO_TOTAL, now)
+        {
+            return self.drop_from(Some(from), DropReason::RateLimited);
+        }
         let span = u64::try_from(max_delay.as_millis()).unwrap_or(u64::MAX);
         let delay = if span == 0 {
             0
@@ -121,7 +157,14 @@ impl Gateway {
         };
         for (_, to, ttl) in due {
             self.send(&to, &gwinfo);
-            if let PeerAddr::Udp { listener, .. } = to {
+            let multicast_due = self
+                .discovery
+                .multicast_at
+                .is_none_or(|at| now >= at.saturating_add(MULTICAST_GWINFO_INTERVAL));
+            if let PeerAddr::Udp { listener, .. } = to
+                && multicast_due
+            {
+                self.discovery.multicast_at = Some(now);
                 let _ = self.out.push_to(
                     Destination::Multicast {
                         listener: Some(listener),

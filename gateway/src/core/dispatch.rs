@@ -169,6 +169,9 @@ impl Gateway {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.last_rx = now;
             s.rx_count += 1;
+            if s.silent_until.take().is_some() {
+                self.reschedule(sid);
+            }
         }
     }
 

@@ -72,6 +72,18 @@ pub enum DropReason {
     TopicNotAllowed,
     /// More outstanding requests than `max_inflight_from_client`.
     TooManyInflight,
+    /// A CONNECT or wake-up PINGREQ for a session bound to another address, refused because
+    /// the operator did not allow address changes.
+    AddressChangeRefused,
+    /// A PINGREQ naming a session that is not asleep, from an address the session is not
+    /// bound to (a wake-up is only meaningful for an asleep session).
+    NotAsleep,
+    /// More new sessions from one address or forwarder than the admission limits allow.
+    RateLimited,
+    /// A retained QoS −1 publish while `qos_minus1.allow_retain` is off.
+    RetainNotAllowed,
+    /// The registry file could not be written, so a pairing was not completed.
+    PairingNotSaved,
 }
 
 impl DropReason {
@@ -93,6 +105,11 @@ impl DropReason {
             DropReason::NotRegistered => "not_registered",
             DropReason::PinnedElsewhere => "pinned_elsewhere",
             DropReason::TopicNotAllowed => "topic_not_allowed",
+            DropReason::AddressChangeRefused => "address_change_refused",
+            DropReason::NotAsleep => "not_asleep",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::RetainNotAllowed => "retain_not_allowed",
+            DropReason::PairingNotSaved => "pairing_not_saved",
         }
     }
 }
@@ -115,6 +132,11 @@ pub enum LostReason {
     SleepExpired,
     /// A retransmitted REGISTER/PUBLISH/PUBREL was never answered.
     RetriesExhausted,
+    /// An unregistered client sent nothing within `unregistered_idle_timeout` of its CONNECT.
+    SilentAfterConnect,
+    /// The session table was full and a registered client needed the place of this
+    /// unregistered one.
+    Evicted,
 }
 
 /// Something worth a log line, a metric or a test assertion.
@@ -138,7 +160,8 @@ pub enum GatewayEvent {
         code: u8,
     },
     /// A client unknown to the registry connected during the pairing window: the shell adds it
-    /// to the registry file.
+    /// to the registry file and then answers with `Gateway::pairing_saved` (the client is
+    /// admitted only once the entry is written).
     ClientPaired {
         /// Its ClientId.
         client_id: String,

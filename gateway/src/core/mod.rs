@@ -26,6 +26,7 @@ mod link_events;
 mod outbox;
 mod policy;
 mod qos_minus1;
+mod rate_limit;
 mod registry;
 mod session;
 mod sleep;
@@ -39,7 +40,7 @@ pub mod upstream;
 mod will;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use sn_codec::Instant;
 
@@ -93,6 +94,13 @@ pub struct Gateway {
     gateway_link_up: bool,
     /// Last unsolicited DISCONNECT per address (rate limit).
     disconnect_sent: BTreeMap<SocketAddr, Instant>,
+    /// New sessions of unregistered clients per source IP address.
+    new_sessions_by_address: rate_limit::RateLimiter<IpAddr>,
+    /// New sessions of unregistered clients per forwarder IP address.
+    new_sessions_by_forwarder: rate_limit::RateLimiter<IpAddr>,
+    /// Refusals (CONNACK with an error, DISCONNECT to a PINGREQ) per address, so that a flood
+    /// of bad requests is not answered datagram for datagram.
+    refusals: rate_limit::RateLimiter<SocketAddr>,
     shut_down: bool,
     discovery: discovery::Discovery,
     stats: Stats,
@@ -123,6 +131,9 @@ impl Gateway {
             events: VecDeque::new(),
             gateway_link_up: false,
             disconnect_sent: BTreeMap::new(),
+            new_sessions_by_address: rate_limit::RateLimiter::default(),
+            new_sessions_by_forwarder: rate_limit::RateLimiter::default(),
+            refusals: rate_limit::RateLimiter::default(),
             shut_down: false,
             discovery: discovery::Discovery::new(seed),
             stats: Stats::default(),
@@ -368,6 +379,12 @@ impl Gateway {
         let t_retry = self.cfg.t_retry;
         self.disconnect_sent
             .retain(|_, at| now < at.saturating_add(t_retry));
+        let limits = &self.cfg.limits;
+        self.new_sessions_by_address
+            .prune(limits.new_sessions_per_address, now);
+        self.new_sessions_by_forwarder
+            .prune(limits.new_sessions_per_forwarder, now);
+        self.refusals.prune(policy::REFUSALS, now);
     }
 }
 
@@ -381,6 +398,10 @@ fn next_deadline(cfg: &GatewayConfig, s: &Session) -> Option<Instant> {
             .map(|k| s.last_rx.saturating_add(cfg.tolerance.supervise(k))),
         _ => None,
     };
+    let silent = match s.state {
+        State::Active => s.silent_until,
+        _ => None,
+    };
     let retry = match s.state {
         State::Active | State::Awake => s
             .inflight
@@ -388,7 +409,7 @@ fn next_deadline(cfg: &GatewayConfig, s: &Session) -> Option<Instant> {
             .map(|i| i.sent_at.saturating_add(cfg.t_retry)),
         _ => None,
     };
-    [s.state_deadline, keep_alive, retry]
+    [s.state_deadline, keep_alive, retry, silent]
         .into_iter()
         .flatten()
         .min()

@@ -7,8 +7,15 @@ use sn_codec::Instant;
 
 use super::Gateway;
 use super::addr::PeerAddr;
-use super::config::{Admission, ClientEntry, GatewayConfig, Pin};
+use super::config::{Admission, ClientEntry, GatewayConfig, Pin, RateLimit};
 use super::topics;
+
+/// Refusals answered per address: a few at once, then one a second; the rest are only
+/// counted. A mote retrying its CONNECT every T_RETRY always gets its answer.
+pub(super) const REFUSALS: RateLimit = RateLimit {
+    burst: 4,
+    per_second: 1,
+};
 
 /// Why a CONNECT was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +45,9 @@ impl Gateway {
         self.cfg.predefined = new.predefined.clone();
         self.cfg.upstream.per_client_credentials = new.upstream.per_client_credentials.clone();
         self.cfg.upstream.credentials = new.upstream.credentials.clone();
+        // Their defaults follow the admission policy, which a reload may change.
+        self.cfg.allow_address_change = new.allow_address_change;
+        self.cfg.sleep.allow_wake_from_new_address = new.sleep.allow_wake_from_new_address;
     }
 
     /// Whether `client_id` may connect from `peer` now; `Ok(true)` when it is admitted as a
@@ -57,6 +67,59 @@ impl Gateway {
             None if self.cfg.clients.admission == Admission::Open => Ok(false),
             None => Err(Refusal::NotRegistered),
         }
+    }
+
+    /// Whether a pin in the registry forbids `client_id` at `peer` (unpinned and unknown
+    /// clients are allowed anywhere).
+    pub(super) fn pinned_elsewhere(&self, client_id: &str, peer: &PeerAddr) -> bool {
+        self.cfg
+            .clients
+            .entry(client_id)
+            .and_then(|e| e.pin.as_ref())
+            .is_some_and(|pin| !pin_matches(pin, peer))
+    }
+
+    /// Whether the registry knows `client_id`.
+    pub(super) fn is_registered(&self, client_id: &str) -> bool {
+        self.cfg.clients.entry(client_id).is_some()
+    }
+
+    /// Takes a token for a new session of an unregistered client from `peer`: per source IP
+    /// address, or per forwarder for nodes behind one. False when over the limit.
+    pub(super) fn allow_new_session(&mut self, now: Instant, peer: &PeerAddr) -> bool {
+        let limits = &self.cfg.limits;
+        match peer {
+            PeerAddr::Udp { addr, .. } => self.new_sessions_by_address.allow(
+                &addr.ip().to_canonical(),
+                limits.new_sessions_per_address,
+                now,
+            ),
+            PeerAddr::Forwarded { forwarder, .. } => self.new_sessions_by_forwarder.allow(
+                &forwarder.ip().to_canonical(),
+                limits.new_sessions_per_forwarder,
+                now,
+            ),
+        }
+    }
+
+    /// Takes a token for a refusal sent to `peer`'s address; false when the address has had
+    /// its share and the refusal is only counted.
+    pub(super) fn allow_refusal(&mut self, now: Instant, peer: &PeerAddr) -> bool {
+        self.refusals.allow(&peer.socket_addr(), REFUSALS, now)
+    }
+
+    /// The registry entries pinned to `peer`, with their ClientIds: how a sender without a
+    /// session is recognised.
+    pub(super) fn entries_pinned_to<'a>(
+        &'a self,
+        peer: &'a PeerAddr,
+    ) -> impl Iterator<Item = (&'a str, &'a ClientEntry)> + 'a {
+        self.cfg.clients.registry.iter().filter_map(move |(id, e)| {
+            e.pin
+                .as_ref()
+                .filter(|pin| pin_matches(pin, peer))
+                .map(|_| (id.as_str(), e))
+        })
     }
 
     /// Whether the client may publish to `topic`.
@@ -83,7 +146,7 @@ pub(super) fn subscribe_allowed(cfg: &GatewayConfig, client_id: &str, filter: &s
 
 /// `None` allows everything; otherwise some pattern must cover `topic` (a filter's own
 /// wildcards must be matched by wildcards of the pattern).
-fn allowed(patterns: Option<&[String]>, topic: &str) -> bool {
+pub(super) fn allowed(patterns: Option<&[String]>, topic: &str) -> bool {
     patterns.is_none_or(|ps| ps.iter().any(|p| topics::matches(p, topic)))
 }
 

@@ -3,49 +3,70 @@
 use bytes::Bytes;
 use sn_codec::{Instant, Publish, TopicRef};
 
-use super::Gateway;
 use super::addr::PeerAddr;
+use super::config::{Admission, ClientEntry};
 use super::event::DropReason;
-use super::topics;
 use super::upstream::{LinkId, UpstreamCmd};
+use super::{Gateway, policy, topics};
 
 impl Gateway {
-    /// QoS −1 from a sender without a session: predefined (global) id, short name, or the
+    /// QoS −1 from a sender without a session: predefined id, short name, or (when enabled) the
     /// non-standard long-topic form; published at QoS 0 through the gateway's own link. Never
     /// answered, not even on error.
+    ///
+    /// Who may publish follows the admission policy: with `registered-only`, only addresses
+    /// listed in `qos_minus1.allow` or pinned by a registry entry, and a pinned entry's
+    /// allowed topics and predefined ids apply. The Retain flag needs `allow_retain`.
     pub(super) fn on_publish_minus1(&mut self, _now: Instant, from: PeerAddr, p: Publish<'_>) {
         let q = &self.cfg.qos_minus1;
-        let allowed = q.enabled
-            && q.allow
-                .as_ref()
-                .is_none_or(|a| a.contains(&from.socket_addr().ip()));
-        if !allowed {
+        let listed = q
+            .allow
+            .as_ref()
+            .map(|a| a.contains(&from.socket_addr().ip().to_canonical()));
+        if !q.enabled || listed == Some(false) {
             return self.drop_from(Some(from), DropReason::QosMinus1Rejected);
         }
-        // The upstream topic is built once, prefix included.
-        let prefix = &self.cfg.upstream.topic_prefix;
-        let (topic, data): (String, &[u8]) = match p.topic {
-            TopicRef::Predefined(id) => match self.cfg.predefined.topic(None, id) {
-                Some(t) => (topics::to_upstream(prefix, t), p.data),
+        if p.retain && !q.allow_retain {
+            return self.drop_from(Some(from), DropReason::RetainNotAllowed);
+        }
+        // The registry entries that recognise the sender by its pinned address.
+        let pinned: Vec<(&str, &ClientEntry)> = self.entries_pinned_to(&from).collect();
+        let registered_only = self.cfg.clients.admission == Admission::RegisteredOnly;
+        if registered_only && listed != Some(true) && pinned.is_empty() {
+            return self.drop_from(Some(from), DropReason::NotRegistered);
+        }
+        let client = pinned.first().map(|(id, _)| *id);
+        let (name, data): (&str, &[u8]) = match p.topic {
+            TopicRef::Predefined(id) => match self.cfg.predefined.topic(client, id) {
+                Some(t) => (t, p.data),
                 None => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
             },
-            TopicRef::Short(n) => match topics::topic_name(&n) {
-                Ok(t) => (topics::to_upstream(prefix, t), p.data),
+            TopicRef::Short(ref n) => match topics::topic_name(n) {
+                Ok(t) => (t, p.data),
                 Err(_) => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
             },
             TopicRef::Normal(len) if q.long_topic_form => {
                 let split = p.data.split_at_checked(usize::from(len));
-                match split.and_then(|(name, rest)| {
-                    topics::topic_name(name)
-                        .ok()
-                        .map(|n| (topics::to_upstream(prefix, n), rest))
-                }) {
+                match split.and_then(|(name, rest)| topics::topic_name(name).ok().zip(Some(rest))) {
                     Some((t, rest)) => (t, rest),
                     None => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
                 }
             }
             _ => return self.drop_from(Some(from), DropReason::QosMinus1Rejected),
         };
+        // A pinned sender publishes within what one of its entries allows; a listed address
+        // (the operator's explicit allowance) anywhere.
+        let within = listed == Some(true)
+            || pinned.is_empty()
+            || pinned
+                .iter()
+                .any(|(_, e)| policy::allowed(e.publish.as_deref(), name));
+        if !within {
+            return self.drop_from(Some(from), DropReason::TopicNotAllowed);
+        }
+        // The upstream topic is built once, prefix included.
+        let topic = topics::to_upstream(&self.cfg.upstream.topic_prefix, name);
+        let payload = Bytes::copy_from_slice(data);
         self.stats
             .count_publish(sn_codec::QoS::MinusOne, super::stats::Direction::Upstream);
         let token = self.new_token();
@@ -53,7 +74,7 @@ impl Gateway {
             link: LinkId::GATEWAY,
             token,
             topic,
-            payload: Bytes::copy_from_slice(data),
+            payload,
             qos: 0,
             retain: p.retain,
         });

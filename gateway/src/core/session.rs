@@ -37,6 +37,12 @@ pub(crate) enum ConnectPhase {
     WillMsg,
     /// Upstream link opened; waiting for the broker.
     Upstream,
+    /// A client admitted by the pairing window, waiting until the shell has written it to the
+    /// registry file; `will` tells whether its CONNECT asked for Will prompting.
+    Pairing {
+        /// The CONNECT's Will flag.
+        will: bool,
+    },
 }
 
 impl State {
@@ -204,6 +210,9 @@ pub(crate) struct Session {
     pub(crate) tx_count: u64,
     /// The instant under which this session is filed in the timer table.
     pub(crate) timer_key: Option<Instant>,
+    /// An unregistered client that has sent nothing since its CONNECT was accepted is dropped
+    /// at this instant (cleared by its next message).
+    pub(crate) silent_until: Option<Instant>,
 }
 
 impl Session {
@@ -235,6 +244,7 @@ impl Session {
             rx_count: 0,
             tx_count: 0,
             timer_key: None,
+            silent_until: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sn_codec::{Instant, Packet};
 
 use super::addr::PeerAddr;
-use super::event::GatewayEvent;
+use super::event::{DropReason, GatewayEvent};
 use super::session::State;
 use super::{Gateway, SessionId};
 
@@ -33,8 +33,11 @@ impl Gateway {
         self.reschedule(sid);
     }
 
-    /// PINGREQ carrying a ClientId: finds the session it names, moving it to the sender's
-    /// address when allowed. Answers DISCONNECT when there is nothing to wake.
+    /// PINGREQ carrying a ClientId. From the session's own address it is an ordinary PINGREQ
+    /// (a wake-up for an asleep session). From another address it wakes only an asleep
+    /// session, only when the operator allows wake-ups from new addresses, and never against a
+    /// pin in the registry; anything else is refused with DISCONNECT and leaves the session
+    /// alone (a wake-up is not proof of identity).
     pub(super) fn pingreq_with_id(
         &mut self,
         now: Instant,
@@ -45,23 +48,41 @@ impl Gateway {
             .ok()
             .and_then(|id| self.by_client.get(id))
             .copied();
-        let live = sid
-            .and_then(|sid| self.sessions.get(&sid))
-            .filter(|s| s.state.is_live());
-        let Some(s) = live else {
-            self.send(from, &Packet::Disconnect { duration: None });
+        let found = sid.and_then(|sid| Some((sid, self.sessions.get(&sid)?)));
+        let Some((sid, s)) = found.filter(|(_, s)| s.state.is_live()) else {
+            self.drop_from(Some(from.clone()), DropReason::UnknownClient);
+            self.refuse_pingreq(now, from);
             return None;
         };
-        let sid = sid?;
+        if self.pinned_elsewhere(&s.client_id, from) {
+            self.drop_from(Some(from.clone()), DropReason::PinnedElsewhere);
+            self.refuse_pingreq(now, from);
+            return None;
+        }
         if &s.peer != from {
-            if !self.cfg.sleep.allow_wake_from_new_address {
-                self.send(from, &Packet::Disconnect { duration: None });
+            let refusal = if s.state != State::Asleep {
+                Some(DropReason::NotAsleep)
+            } else if !self.cfg.sleep.allow_wake_from_new_address {
+                Some(DropReason::AddressChangeRefused)
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                self.drop_from(Some(from.clone()), reason);
+                self.refuse_pingreq(now, from);
                 return None;
             }
             self.rebind(sid, from.clone());
         }
         self.touch(now, sid);
         Some(sid)
+    }
+
+    /// DISCONNECT to a PINGREQ that wakes nothing, as often as the refusal limit allows.
+    fn refuse_pingreq(&mut self, now: Instant, to: &PeerAddr) {
+        if self.allow_refusal(now, to) {
+            self.send(to, &Packet::Disconnect { duration: None });
+        }
     }
 
     /// A wake-up PINGREQ (or a PINGREQ of an Active client, answered at once).

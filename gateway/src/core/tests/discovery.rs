@@ -85,6 +85,8 @@ fn searchgw_is_answered_unicast_and_on_the_group_with_the_radius_as_ttl() {
         )]
     );
     h.clear();
+    // (At most one multicast GWINFO a second.)
+    h.advance(Duration::from_secs(1));
     // Radius 0 = the whole network: the largest configured TTL.
     h.recv(&a, Packet::SearchGw { radius: 0 });
     h.recv(&a, Packet::SearchGw { radius: 0 });

@@ -145,6 +145,12 @@ impl Harness {
         self.raw(from, &encode(&p));
     }
 
+    /// The shell's answer to a `ClientPaired` event: the registry file was (not) written.
+    pub(super) fn pairing_saved(&mut self, client_id: &str, saved: bool) {
+        self.gw.pairing_saved(self.now, client_id, saved);
+        self.drain();
+    }
+
     pub(super) fn upstream(&mut self, e: UpstreamEvent) {
         self.gw.handle_upstream(self.now, e);
         self.drain();

@@ -215,7 +215,11 @@ fn the_client_limit_refuses_with_congestion() {
 fn keep_alive_tolerance_edges_decide_when_a_silent_client_is_lost() {
     // Duration 60 s → supervision 90 s; 10 s → 15 s.
     for (keep_alive, survives, lost_at) in [(60u16, 89_999u64, 90_000u64), (10, 14_999, 15_000)] {
-        let mut h = Harness::default();
+        // Keep-alive supervision alone (a silent unregistered client is otherwise dropped
+        // after `unregistered_idle_timeout`, tested in `tests::exposure`).
+        let mut cfg = crate::core::config::GatewayConfig::default();
+        cfg.limits.unregistered_idle_timeout = None;
+        let mut h = Harness::new(cfg);
         let a = peer(1);
         let link = h.connect(&a, "mote-1", true, keep_alive);
         h.advance(Duration::from_millis(survives));

@@ -3,6 +3,7 @@
 
 mod aggregating;
 mod discovery;
+mod exposure;
 mod harness;
 mod lifecycle;
 mod policy;

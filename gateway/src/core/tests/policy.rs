@@ -70,6 +70,12 @@ fn the_pairing_window_admits_unknown_clients_once_and_reports_them() {
     assert!(h.has_event(
         |e| matches!(e, GatewayEvent::ClientPaired { client_id, .. } if client_id == "newcomer")
     ));
+    // Admitted only once the shell has written it to the registry file.
+    assert!(
+        h.take_cmds().is_empty(),
+        "no upstream link before the entry is saved"
+    );
+    h.pairing_saved("newcomer", true);
     let link = h.opened_link();
     h.upstream(UpstreamEvent::LinkUp {
         link,

@@ -389,7 +389,9 @@ fn a_full_uplink_buffer_answers_congestion() {
 
 #[test]
 fn qos_minus1_from_any_address_is_published_at_qos0_through_the_gateway_link() {
-    let mut h = Harness::new(with_predefined());
+    let mut cfg = with_predefined();
+    cfg.qos_minus1.long_topic_form = true;
+    let mut h = Harness::new(cfg);
     let s = peer(42);
     h.recv(&s, publish(QoS::MinusOne, TopicRef::Predefined(1), 0, b"1"));
     h.recv(&s, publish(QoS::MinusOne, TopicRef::Short(*b"ab"), 0, b"x"));
