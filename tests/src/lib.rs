@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod daemon;
 pub mod flows;
 pub mod forwarder;
 pub mod gateway;

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::log_events::LogLimiter;
 use super::udp::Listener;
 use super::upstream::UpstreamConnector;
 use crate::core::addr::{ListenerId, PeerAddr};
@@ -141,6 +142,26 @@ async fn readable(receivers: &[Receiver]) -> usize {
     .await
 }
 
+/// The outcome of writing a paired client to the registry file: its ClientId, and why the
+/// write failed (`None`: saved).
+type PairingResult = (String, Option<String>);
+
+/// What the drive loop owns besides the core: sockets, the upstream connector, buffers,
+/// counters, and the registry writes in progress.
+struct Driver<'c, C: UpstreamConnector> {
+    listeners: Vec<Listener>,
+    connector: &'c mut C,
+    /// Encoding buffer for outgoing datagrams.
+    out: Vec<u8>,
+    counters: IoCounters,
+    /// Where paired clients are appended (`None`: pairing is not saved).
+    registry_file: Option<std::path::PathBuf>,
+    /// Registry writes report back here (they run on blocking threads, off the loop).
+    pairing_done: mpsc::UnboundedSender<PairingResult>,
+    /// Keeps floods of per-datagram events out of the journal.
+    log: LogLimiter,
+}
+
 /// Runs the core until `cancel` fires; then shuts it down gracefully.
 pub(crate) async fn drive<C: UpstreamConnector>(
     mut core: Gateway,
@@ -156,17 +177,17 @@ pub(crate) async fn drive<C: UpstreamConnector>(
         || Instant::from_millis(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     let receivers = receivers(&listeners);
     let mut inbuf = vec![0u8; MAX_DATAGRAM];
-    let mut out = vec![0u8; MAX_DATAGRAM];
-    let mut counters = IoCounters::default();
-    drain(
-        &mut core,
-        &listeners,
+    let (pairing_done, mut pairing_rx) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        listeners,
         connector,
-        &mut out,
-        &mut counters,
-        registry_file.as_deref(),
-    )
-    .await;
+        out: vec![0u8; MAX_DATAGRAM],
+        counters: IoCounters::default(),
+        registry_file,
+        pairing_done,
+        log: LogLimiter::default(),
+    };
+    d.drain(&mut core).await;
     let watchdog_period = super::notify::watchdog_period();
     let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
     loop {
@@ -179,14 +200,25 @@ pub(crate) async fn drive<C: UpstreamConnector>(
                 None => std::future::pending().await,
             }
         };
+        // Order matters under a flood: timers, the watchdog and operator requests come before
+        // more datagrams, so that a busy socket cannot starve them.
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
+            _ = sleep => core.handle_timeout(now()),
+            _ = watchdog.tick(), if watchdog_period.is_some() => super::notify::watchdog(),
+            Some(c) = control.recv() => d.control(&mut core, c, now()),
+            Some((client_id, error)) = pairing_rx.recv() => {
+                if let Some(error) = &error {
+                    warn!(client_id, error = %error, "the paired client could not be saved to the registry file; it is refused until the file can be written");
+                }
+                core.pairing_saved(now(), &client_id, error.is_none());
+            }
             Some(e) = upstream_rx.recv() => {
                 core.handle_upstream(now(), e);
                 // More events that are already waiting, each drained as the core requires.
                 for _ in 1..UPSTREAM_BATCH {
-                    drain(&mut core, &listeners, connector, &mut out, &mut counters, registry_file.as_deref()).await;
+                    d.drain(&mut core).await;
                     match upstream_rx.try_recv() {
                         Ok(e) => core.handle_upstream(now(), e),
                         Err(_) => break,
@@ -199,56 +231,25 @@ pub(crate) async fn drive<C: UpstreamConnector>(
                 for _ in 0..RECV_BATCH {
                     match r.socket.try_recv_from(&mut inbuf) {
                         Ok((n, from)) => {
-                            counters.datagrams_in += 1;
+                            d.counters.datagrams_in += 1;
                             let peer = PeerAddr::Udp { listener: r.listener, addr: from };
                             core.handle_datagram(now(), peer, inbuf.get(..n).unwrap_or_default());
-                            drain(&mut core, &listeners, connector, &mut out, &mut counters, registry_file.as_deref()).await;
+                            d.drain(&mut core).await;
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         // ICMP errors (port unreachable) surface here on Linux; keep going.
                         Err(e) => debug!(error = %e, "udp receive error"),
                     }
                 }
+                // Let the HTTP endpoint and the upstream links run between batches: on this
+                // single-threaded runtime a socket that is always readable would starve them.
+                tokio::task::yield_now().await;
             }
-            _ = sleep => core.handle_timeout(now()),
-            _ = watchdog.tick(), if watchdog_period.is_some() => super::notify::watchdog(),
-            Some(c) = control.recv() => match c {
-                Control::Snapshot(reply) => {
-                    let _ = reply.send(snapshot(&core, &counters, now()));
-                }
-                Control::OpenPairing(duration, reply) => {
-                    let now = now();
-                    core.open_pairing(now, duration);
-                    info!(seconds = duration.as_secs(), "pairing window open");
-                    let left = core.pairing_until(now).map(|u| u.saturating_duration_since(now));
-                    let _ = reply.send(left.unwrap_or_default());
-                }
-                Control::Reload(config) => {
-                    core.reload(&config);
-                    info!(clients = config.clients.registry.len(), "client registry and predefined topics reloaded");
-                }
-            },
         }
-        drain(
-            &mut core,
-            &listeners,
-            connector,
-            &mut out,
-            &mut counters,
-            registry_file.as_deref(),
-        )
-        .await;
+        d.drain(&mut core).await;
     }
     core.handle_shutdown(now());
-    drain(
-        &mut core,
-        &listeners,
-        connector,
-        &mut out,
-        &mut counters,
-        registry_file.as_deref(),
-    )
-    .await;
+    d.drain(&mut core).await;
 }
 
 fn snapshot(core: &Gateway, io: &IoCounters, now: Instant) -> Snapshot {
@@ -267,56 +268,93 @@ fn snapshot(core: &Gateway, io: &IoCounters, now: Instant) -> Snapshot {
     }
 }
 
-/// Drains the core's outputs: datagrams, upstream commands, events.
-async fn drain<C: UpstreamConnector>(
-    core: &mut Gateway,
-    listeners: &[Listener],
-    connector: &mut C,
-    buf: &mut [u8],
-    counters: &mut IoCounters,
-    registry_file: Option<&std::path::Path>,
-) {
-    while let Some(t) = core.poll_transmit(buf) {
-        let bytes = buf.get(..t.len).unwrap_or_default();
-        let result = match t.to {
-            Destination::Unicast { listener, addr } => match listeners.get(usize::from(listener.0))
-            {
-                Some(l) => send(l, bytes, addr).await,
-                None => Ok(()),
-            },
-            Destination::Multicast { listener, ttl } => {
-                let mut r = Ok(());
-                for (i, l) in listeners.iter().enumerate() {
-                    if listener.is_some_and(|want| usize::from(want.0) != i) {
-                        continue;
-                    }
-                    if let Some(group) = &l.group {
-                        let _ = l.set_multicast_ttl(ttl.unwrap_or(group.ttl));
-                        r = r.and(send(l, bytes, group.group).await);
+impl<C: UpstreamConnector> Driver<'_, C> {
+    /// Answers a request from a [`GatewayHandle`].
+    fn control(&mut self, core: &mut Gateway, c: Control, now: Instant) {
+        match c {
+            Control::Snapshot(reply) => {
+                let _ = reply.send(snapshot(core, &self.counters, now));
+            }
+            Control::OpenPairing(duration, reply) => {
+                core.open_pairing(now, duration);
+                info!(seconds = duration.as_secs(), "pairing window open");
+                let left = core
+                    .pairing_until(now)
+                    .map(|u| u.saturating_duration_since(now));
+                let _ = reply.send(left.unwrap_or_default());
+            }
+            Control::Reload(config) => {
+                core.reload(&config);
+                info!(
+                    clients = config.clients.registry.len(),
+                    "client registry and predefined topics reloaded"
+                );
+            }
+        }
+    }
+
+    /// Drains the core's outputs: datagrams, upstream commands, events.
+    async fn drain(&mut self, core: &mut Gateway) {
+        while let Some(t) = core.poll_transmit(&mut self.out) {
+            let bytes = self.out.get(..t.len).unwrap_or_default();
+            let result = match t.to {
+                Destination::Unicast { listener, addr } => {
+                    match self.listeners.get(usize::from(listener.0)) {
+                        Some(l) => send(l, bytes, addr).await,
+                        None => Ok(()),
                     }
                 }
-                r
+                Destination::Multicast { listener, ttl } => {
+                    let mut r = Ok(());
+                    for (i, l) in self.listeners.iter().enumerate() {
+                        if listener.is_some_and(|want| usize::from(want.0) != i) {
+                            continue;
+                        }
+                        if let Some(group) = &l.group {
+                            let _ = l.set_multicast_ttl(ttl.unwrap_or(group.ttl));
+                            r = r.and(send(l, bytes, group.group).await);
+                        }
+                    }
+                    r
+                }
+            };
+            match result {
+                Ok(()) => self.counters.datagrams_out += 1,
+                Err(e) => {
+                    self.counters.send_errors += 1;
+                    debug!(error = %e, "udp send failed");
+                }
             }
+        }
+        while let Some(cmd) = core.poll_upstream() {
+            self.connector.execute(cmd);
+        }
+        while let Some(e) = core.poll_event() {
+            self.log.log(&e);
+            if let GatewayEvent::ClientPaired { client_id, peer } = &e {
+                self.save_paired(client_id, peer);
+            }
+        }
+    }
+
+    /// Appends a paired client to the registry file on a blocking thread (the file is
+    /// flushed to disk, which may take a while on an SD card); the core hears the outcome
+    /// through `pairing_done`. Without a registry file the pairing is not saved, and the
+    /// client is admitted at once.
+    fn save_paired(&self, client_id: &str, peer: &PeerAddr) {
+        let done = self.pairing_done.clone();
+        let client_id = client_id.to_owned();
+        let Some(path) = self.registry_file.clone() else {
+            let _ = done.send((client_id, None));
+            return;
         };
-        match result {
-            Ok(()) => counters.datagrams_out += 1,
-            Err(e) => {
-                counters.send_errors += 1;
-                debug!(error = %e, "udp send failed");
-            }
-        }
-    }
-    while let Some(cmd) = core.poll_upstream() {
-        connector.execute(cmd);
-    }
-    while let Some(e) = core.poll_event() {
-        log_event(&e);
-        if let (GatewayEvent::ClientPaired { client_id, peer }, Some(path)) = (&e, registry_file) {
-            let note = format!("paired from {peer}");
-            if let Err(err) = crate::config::registry::append_client(path, client_id, &note) {
-                warn!(client_id, file = %path.display(), error = %err, "cannot add the paired client to the registry");
-            }
-        }
+        let note = format!("paired from {peer}");
+        tokio::task::spawn_blocking(move || {
+            let error = crate::config::registry::append_client(&path, &client_id, &note)
+                .err()
+                .map(|e| format!("cannot write {}: {e}", path.display()));
+            let _ = done.send((client_id, error));
+        });
     }
 }
 
@@ -327,64 +365,5 @@ async fn send(l: &Listener, bytes: &[u8], to: SocketAddr) -> std::io::Result<()>
             l.unicast.send_to(bytes, to).await.map(|_| ())
         }
         Err(e) => Err(e),
-    }
-}
-
-fn log_event(e: &GatewayEvent) {
-    match e {
-        GatewayEvent::ClientConnected { client_id, peer } => {
-            info!(client_id, addr = %peer, "client connected")
-        }
-        GatewayEvent::ConnectRefused {
-            client_id,
-            peer,
-            code,
-        } => {
-            warn!(client_id, addr = %peer, code, "connect refused")
-        }
-        GatewayEvent::ClientPaired { client_id, peer } => {
-            info!(client_id, addr = %peer, "client paired")
-        }
-        GatewayEvent::ClientAsleep {
-            client_id,
-            peer,
-            duration,
-        } => {
-            info!(client_id, addr = %peer, duration, "client asleep")
-        }
-        GatewayEvent::ClientAwake {
-            client_id,
-            peer,
-            buffered,
-        } => {
-            info!(client_id, addr = %peer, buffered, "client awake")
-        }
-        GatewayEvent::ClientDisconnected { client_id, peer } => {
-            info!(client_id, addr = %peer, "client disconnected")
-        }
-        GatewayEvent::ClientLost {
-            client_id,
-            peer,
-            reason,
-        } => {
-            warn!(client_id, addr = %peer, ?reason, "client lost")
-        }
-        GatewayEvent::ClientMoved {
-            client_id,
-            from,
-            to,
-        } => info!(client_id, %from, %to, "client moved"),
-        // Peer misbehaviour is logged at debug level only: it must not flood the journal.
-        GatewayEvent::Dropped { peer, reason } => {
-            debug!(addr = ?peer.as_ref().map(ToString::to_string), %reason, "dropped")
-        }
-        GatewayEvent::Retransmitted {
-            client_id,
-            peer,
-            msg_type,
-        } => {
-            debug!(client_id, addr = %peer, %msg_type, "retransmitted")
-        }
-        GatewayEvent::UpstreamHealth { up } => info!(up, "upstream health"),
     }
 }

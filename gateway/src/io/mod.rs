@@ -10,6 +10,7 @@ pub mod driver;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded_broker;
 pub mod http;
+mod log_events;
 pub mod notify;
 pub mod udp;
 pub mod upstream;
