@@ -182,9 +182,10 @@ fn a_flood_of_pingreqs_with_random_short_client_ids_moves_no_session() {
 
 #[test]
 fn a_connect_takeover_from_a_new_address_is_refused_when_address_changes_are_off() {
-    let mut cfg = GatewayConfig::default();
-    cfg.allow_address_change = false;
-    let mut h = Harness::new(cfg);
+    let mut h = Harness::new(GatewayConfig {
+        allow_address_change: false,
+        ..Default::default()
+    });
     let mote = peer(1);
     let link = h.connect(&mote, "mote-1", true, 60);
     let stranger = peer(66);
@@ -257,8 +258,10 @@ fn nodes_behind_one_forwarder_share_a_new_session_limit() {
 
 #[test]
 fn a_registered_mote_connects_while_strangers_fill_the_table() {
-    let mut cfg = GatewayConfig::default();
-    cfg.max_clients = 20;
+    let mut cfg = GatewayConfig {
+        max_clients: 20,
+        ..Default::default()
+    };
     cfg.clients
         .registry
         .insert("paired".into(), ClientEntry::default());
@@ -432,12 +435,13 @@ fn a_pairing_whose_registry_write_fails_is_not_admitted() {
 
 #[test]
 fn gwinfo_answers_are_rate_limited_per_source_and_overall() {
-    let mut cfg = GatewayConfig::default();
-    cfg.discovery = Some(crate::core::config::DiscoveryConfig {
-        max_gwinfo_delay: Duration::ZERO,
+    let mut h = Harness::new(GatewayConfig {
+        discovery: Some(crate::core::config::DiscoveryConfig {
+            max_gwinfo_delay: Duration::ZERO,
+            ..Default::default()
+        }),
         ..Default::default()
     });
-    let mut h = Harness::new(cfg);
     h.clear();
     // One source, 1 000 searches in one second.
     let flooder = peer(66);
