@@ -140,6 +140,16 @@ pub enum Command {
     /// List the motes the running gateway knows: state (active, asleep, lost, …), address,
     /// last seen, message counts. Talks to the gateway's HTTP endpoint like `pair`.
     Clients,
+    /// Remove a paired mote from the registry file (`--registry`, or `[clients] registry` of
+    /// the configuration, as the daemon finds it), keeping the file's comments; then reload
+    /// the running gateway (`systemctl reload mqtt-sn-gateway`, or SIGHUP) so that it refuses
+    /// the mote's next CONNECT. Removing the last mote writes `allow_empty = true` into the
+    /// file, which lets that reload empty the registry. Exit 1 when the mote is not in the file.
+    Unpair {
+        /// The mote's MQTT-SN ClientId, as in its `client_id` entry.
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
 }
 
 /// Log output formats.
@@ -374,6 +384,7 @@ mod tests {
             "run",
             "pair",
             "clients",
+            "unpair",
             "--http",
         ] {
             assert!(help.contains(s), "--help lacks {s}:\n{help}");
@@ -649,6 +660,25 @@ mod tests {
             let (flag, reason) = flag_error(args);
             assert_eq!(flag, flag_name, "{args:?}: {reason}");
         }
+    }
+
+    #[test]
+    fn unpair_takes_a_client_id_and_finds_the_registry_like_the_daemon() {
+        let c = cli(&["unpair", "mote-7"]);
+        assert_eq!(
+            c.action(),
+            Command::Unpair {
+                client_id: "mote-7".into()
+            }
+        );
+        let beside_config = Path::new(&shipped()).with_file_name("clients.toml");
+        assert_eq!(c.settings().unwrap().registry.path, beside_config);
+        let c = cli(&["unpair", "mote-7", "--registry", "/srv/clients.toml"]);
+        assert_eq!(
+            c.settings().unwrap().registry.path,
+            PathBuf::from("/srv/clients.toml")
+        );
+        assert!(Cli::try_parse_from(["mqtt-sn-gateway", "unpair"]).is_err());
     }
 
     #[test]

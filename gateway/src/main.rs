@@ -1,6 +1,7 @@
 //! `mqtt-sn-gateway`: the MQTT-SN gateway daemon.
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
         Command::Run => run(&cli),
         Command::Pair { duration } => pair(&cli, &duration),
         Command::Clients => clients(&cli),
+        Command::Unpair { client_id } => unpair(&cli, &client_id),
     }
 }
 
@@ -109,6 +111,42 @@ fn clients(cli: &Cli) -> ExitCode {
     }
 }
 
+/// `unpair CLIENT_ID`: remove a mote from the registry file the daemon reads (exit 1 when it
+/// is not there), and tell the operator to reload the running gateway.
+fn unpair(cli: &Cli, client_id: &str) -> ExitCode {
+    let settings = match cli.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = settings.registry.path;
+    // Messages name the file as the operator finds it from anywhere.
+    let path = std::path::absolute(&path).unwrap_or(path);
+    match gateway::config::registry::remove_client(&path, client_id) {
+        Ok(unpaired) => {
+            println!("removed {client_id:?} from {}", path.display());
+            if unpaired.remaining == 0 {
+                println!(
+                    "no client is left; the file now says allow_empty = true, so the reload \
+                     empties the gateway's registry"
+                );
+            }
+            println!(
+                "reload the running gateway to apply it: systemctl reload mqtt-sn-gateway (or \
+                 send it SIGHUP); the mote's next CONNECT is then refused (a session it has open \
+                 stays until it disconnects)"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// `check-config`: print the effective configuration (exit 0) or the error (exit 2).
 fn check_config(cli: &Cli) -> ExitCode {
     match cli.settings() {
@@ -156,6 +194,7 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let loaded = Loaded::of(&settings.core);
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -172,16 +211,59 @@ fn run(cli: &Cli) -> ExitCode {
             tracing::info!(%addr, "listening for MQTT-SN over UDP");
         }
         notify::ready(&format!("listening on {}", addrs.join(", ")));
-        tokio::spawn(reload_on_hangup(cli.clone(), running.handle.clone()));
+        tokio::spawn(reload_on_hangup(
+            cli.clone(),
+            running.handle.clone(),
+            loaded,
+        ));
         running.wait().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
 }
 
+/// The client registry the running gateway was last given (at start-up or by a reload).
+struct Loaded {
+    /// Its ClientIds.
+    clients: BTreeSet<String>,
+    /// Whether only registered clients (and paired ones) are admitted.
+    registered_only: bool,
+}
+
+impl Loaded {
+    /// The registry of `core`.
+    fn of(core: &gateway::core::config::GatewayConfig) -> Loaded {
+        Loaded {
+            clients: core.clients.registry.keys().cloned().collect(),
+            registered_only: core.clients.admission
+                == gateway::core::config::Admission::RegisteredOnly,
+        }
+    }
+
+    /// How many clients the running registry has: the loaded ones, and under registered-only
+    /// also every client the gateway knows besides them (paired since); `None` once the
+    /// gateway has stopped.
+    async fn running(&self, handle: &gateway::io::GatewayHandle) -> Option<usize> {
+        if !self.registered_only {
+            return Some(self.clients.len());
+        }
+        let snapshot = handle.snapshot().await?;
+        let paired = snapshot
+            .clients
+            .iter()
+            .filter(|c| !self.clients.contains(&c.client_id))
+            .map(|c| c.client_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
+        Some(self.clients.len() + paired)
+    }
+}
+
 /// SIGHUP: read the configuration again and replace the client registry and predefined
-/// topics without dropping sessions. A broken file is reported and the running settings stay.
-async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle) {
+/// topics without dropping sessions. A broken file is reported and the running settings stay;
+/// so does a registry file that is missing or lists no client while the running registry has
+/// clients, unless the file says `allow_empty = true`.
+async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle, mut loaded: Loaded) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -190,21 +272,43 @@ async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle) {
         };
         while hup.recv().await.is_some() {
             notify::reloading();
+            let mut status = "reloaded";
             match cli.settings() {
                 Ok(settings) => {
-                    if !handle.reload(settings.core).await {
-                        return;
+                    // Only a registry file without clients can be refused: ask the gateway
+                    // what it runs with only then.
+                    let running = if settings.registry.clients == 0 {
+                        match loaded.running(&handle).await {
+                            Some(n) => n,
+                            None => return,
+                        }
+                    } else {
+                        0
+                    };
+                    match settings.registry.check_reload(running) {
+                        Ok(()) => {
+                            let next = Loaded::of(&settings.core);
+                            if !handle.reload(settings.core).await {
+                                return;
+                            }
+                            loaded = next;
+                        }
+                        Err(refused) => {
+                            tracing::error!("{refused}");
+                            status = "reload refused: the registry file lists no client";
+                        }
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "reload failed; keeping the running settings")
+                    tracing::error!(error = %e, "reload failed; keeping the running settings");
+                    status = "reload failed; see the log";
                 }
             }
-            notify::ready("reloaded");
+            notify::ready(status);
         }
     }
     #[cfg(not(unix))]
-    let _ = (cli, handle);
+    let _ = (cli, handle, loaded);
 }
 
 fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError> {

@@ -267,3 +267,107 @@ async fn the_admin_api_refuses_peers_that_are_not_on_loopback() {
     );
     gw.stop().await;
 }
+
+/// A tmpfs mounted for one test; unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a 64 KiB tmpfs at `at`; `None` when this process may not mount (not root, or no
+    /// CAP_SYS_ADMIN in its namespace).
+    fn mount(at: &Path) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    /// Fills the file system to the last byte.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = [0u8; 4096];
+        while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
+    }
+
+    /// Makes the file system read-only.
+    fn remount_read_only(&self) {
+        let st = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount read-only");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Starts a registered-only gateway whose registry is `registry` and checks that
+/// `POST /api/pairing` is refused with a one-line reason naming the file and containing `why`,
+/// and that the window stays closed.
+async fn pairing_is_refused(broker: &Mosquitto, registry: &Path, why: &str) {
+    let (mut core, mut io) = settings(broker);
+    core.clients.admission = Admission::RegisteredOnly;
+    io.registry_file = Some(registry.to_path_buf());
+    let gw = TestGateway::start_with(core, io).await.unwrap();
+    gw.wait_upstream(true, WAIT).await.unwrap();
+    let http_addr = gw.http_addr().unwrap();
+
+    let e = admin::open_pairing(http_addr, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    let AdminError::Status { status, body, .. } = &e else {
+        panic!("{why}: expected a refusal, got {e:?}");
+    };
+    assert_eq!(*status, 409, "{body}");
+    assert_eq!(body.lines().count(), 1, "{body}");
+    assert!(body.contains(&registry.display().to_string()), "{body}");
+    assert!(body.contains(why), "{body}");
+    // What `mqtt-sn-gateway pair` prints before exiting 1.
+    let printed = format!("error: {e}");
+    assert!(printed.contains(body.as_str()), "{printed}");
+
+    // The window stayed closed: an unknown mote is refused.
+    assert_eq!(admin::clients(http_addr).await.unwrap().pairing_secs, None);
+    let mote = SnClient::new(gw.addr).await.unwrap();
+    assert_eq!(
+        mote.connect("new-1", true, 60).await.unwrap(),
+        ReturnCode::NotSupported
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn pairing_is_refused_when_the_registry_cannot_be_written() {
+    let broker = Mosquitto::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The registry's directory is a regular file: no one, root included, can create it.
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    pairing_is_refused(&broker, &file.join("clients.toml"), "Not a directory").await;
+
+    // A full file system and a read-only one stop root as well; they need a mount.
+    let Some(full) = Tmpfs::mount(&dir.path().join("full")) else {
+        eprintln!("SKIP full and read-only file systems: this process may not mount a tmpfs");
+        return;
+    };
+    let registry = full.0.join("clients.toml");
+    std::fs::write(&registry, "[[client]]\nclient_id = \"known-1\"\n").unwrap();
+    full.fill();
+    pairing_is_refused(&broker, &registry, "No space left on device").await;
+
+    let ro = Tmpfs::mount(&dir.path().join("read-only")).unwrap();
+    let registry = ro.0.join("clients.toml");
+    std::fs::write(&registry, "[[client]]\nclient_id = \"known-1\"\n").unwrap();
+    ro.remount_read_only();
+    pairing_is_refused(&broker, &registry, "Read-only file system").await;
+}

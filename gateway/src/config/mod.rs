@@ -50,6 +50,9 @@ pub struct Settings {
     pub core: GatewayConfig,
     /// Settings of the tokio shell (sockets, broker endpoint, TLS).
     pub io: IoConfig,
+    /// The client registry file as read (whether it exists, its clients, `allow_empty`), for
+    /// the checks of a reload.
+    pub registry: registry::RegistryStatus,
 }
 
 /// Reads and validates the file at `path`.

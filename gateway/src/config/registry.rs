@@ -16,13 +16,21 @@
 //! predefined = [{ id = 10, topic = "mote-1/config" }]
 //! ```
 //!
-//! Pairing appends entries with [`append_client`], keeping the file's comments and layout and
-//! replacing it atomically (write a temporary file, flush it to disk, rename).
+//! Pairing appends entries with [`append_client`] and `mqtt-sn-gateway unpair` removes them
+//! with [`remove_client`], keeping the file's comments and layout and replacing it atomically
+//! (write a temporary file, flush it to disk, rename) with the old file's mode and owner.
+//! [`check_writable`] tells beforehand whether that can work.
+//!
+//! A registry file that lists no client, or a missing one, is fine at start-up, but a reload
+//! refuses it while the running registry has clients ([`RegistryStatus::check_reload`]), unless
+//! the file says it is empty on purpose with the top-level key `allow_empty = true`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -44,12 +52,30 @@ const HEADER: &str = "\
 #   publish = [\"filter\", ...]            topics it may publish to (absent: any)
 #   subscribe = [\"filter\", ...]          topics it may subscribe within (absent: any)
 #   predefined = [{ id = N, topic = \"t\" }] its own predefined topic ids
+# `mqtt-sn-gateway unpair CLIENT_ID` removes an entry. A reload that would leave no client
+# (every entry gone, an empty or a deleted file) is refused while the gateway has clients,
+# unless the top-level key `allow_empty = true` (above the first [[client]]) says the file is
+# empty on purpose; unpair sets it when it removes the last entry.
 # Reload a running gateway after editing: systemctl reload mqtt-sn-gateway (SIGHUP).
 ";
+
+/// The comment [`remove_client`] puts above the `allow_empty = true` it writes.
+const ALLOW_EMPTY_NOTE: &str = "\
+# Emptied on purpose by `mqtt-sn-gateway unpair`: a reload may leave the gateway without
+# registered clients.
+";
+
+/// Bytes [`check_writable`] writes to its test file, at least (a rewrite of the registry needs
+/// about the file's size; the probe writes that much more).
+const PROBE_BYTES: usize = 4096;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRegistry {
+    /// `allow_empty = true`: the file lists no client on purpose (a reload may empty the
+    /// running registry).
+    #[serde(default)]
+    allow_empty: bool,
     /// `[[client]]` tables.
     #[serde(default)]
     client: Vec<FileClient>,
@@ -90,6 +116,87 @@ pub struct Registry {
     pub predefined: BTreeMap<String, BTreeMap<u16, String>>,
     /// TLS client certificates by ClientId.
     pub identities: BTreeMap<String, ClientIdentity>,
+    /// Whether the file existed (`false`: a missing file, read as an empty registry).
+    pub exists: bool,
+    /// The file's `allow_empty = true`: it is empty on purpose.
+    pub allow_empty: bool,
+}
+
+/// What a reload needs to know about the registry file it read: see
+/// [`RegistryStatus::check_reload`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryStatus {
+    /// The registry file.
+    pub path: PathBuf,
+    /// Whether it existed.
+    pub exists: bool,
+    /// Its `[[client]]` entries.
+    pub clients: usize,
+    /// Its `allow_empty = true`.
+    pub allow_empty: bool,
+}
+
+impl RegistryStatus {
+    /// Whether a reload may replace a running registry of `running` clients with this file:
+    /// not when the file is missing or lists no client while `running` is not zero, unless
+    /// the file has `allow_empty = true`. A deleted, truncated or emptied file is far more
+    /// often an accident (a full disk, a cleanup script, an editor) than a wish to lock out
+    /// every mote.
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadRefused`], naming the file and how to empty the registry on purpose.
+    pub fn check_reload(&self, running: usize) -> Result<(), ReloadRefused> {
+        if running == 0 || self.clients > 0 || (self.exists && self.allow_empty) {
+            return Ok(());
+        }
+        Err(ReloadRefused {
+            path: self.path.clone(),
+            exists: self.exists,
+            running,
+        })
+    }
+}
+
+/// A reload would have emptied a registry that has clients (see
+/// [`RegistryStatus::check_reload`]).
+///
+/// **Fault:** the operator or the host (the registry file was deleted, truncated or emptied).
+/// **Recovery:** the running settings stay; restore the file, or mark it empty on purpose with
+/// `allow_empty = true` and reload again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ReloadRefused {
+    /// The registry file.
+    pub path: PathBuf,
+    /// Whether it existed (`false`: missing).
+    pub exists: bool,
+    /// Clients of the running registry.
+    pub running: usize,
+}
+
+impl fmt::Display for ReloadRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        let running = self.running;
+        if self.exists {
+            write!(
+                f,
+                "{path}: reload refused: the client registry file lists no [[client]] while the \
+                 running gateway has {running} registered client(s), so every mote would be \
+                 locked out; the running settings stay. To empty the registry on purpose, put \
+                 `allow_empty = true` at the top of the file (`mqtt-sn-gateway unpair CLIENT_ID` \
+                 does this when it removes the last client) and reload again"
+            )
+        } else {
+            write!(
+                f,
+                "{path}: reload refused: the client registry file is missing while the running \
+                 gateway has {running} registered client(s), so every mote would be locked out; \
+                 the running settings stay. Restore the file; to empty the registry on purpose, \
+                 create it with the single line `allow_empty = true` and reload again"
+            )
+        }
+    }
 }
 
 impl Registry {
@@ -111,9 +218,20 @@ impl Registry {
         }
         core.upstream.per_client_identity = self.identities.clone();
     }
+
+    /// What a reload needs to know about this registry, read from `path`.
+    pub fn status(&self, path: &Path) -> RegistryStatus {
+        RegistryStatus {
+            path: path.to_path_buf(),
+            exists: self.exists,
+            clients: self.entries.len(),
+            allow_empty: self.allow_empty,
+        }
+    }
 }
 
-/// Reads and validates the registry at `path`; a missing file is an empty registry.
+/// Reads and validates the registry at `path`; a missing file is an empty registry (with
+/// [`Registry::exists`] false).
 ///
 /// # Errors
 ///
@@ -152,7 +270,11 @@ pub fn parse_registry(
             key,
             reason,
         };
-    let mut reg = Registry::default();
+    let mut reg = Registry {
+        exists: true,
+        allow_empty: file.allow_empty,
+        ..Registry::default()
+    };
     for (i, c) in file.client.iter().enumerate() {
         let key = |k: &str| format!("client[{i}].{k}");
         let id = c.client_id.get_ref();
@@ -366,20 +488,349 @@ pub fn append_client(path: &Path, client_id: &str, note: &str) -> std::io::Resul
     write_atomically(path, doc.to_string().as_bytes())
 }
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk and renames it over
-/// `path`, so a crash leaves either the old or the new file, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
+/// Why [`remove_client`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnpairError {
+    /// The ClientId is not in the file.
+    ///
+    /// **Fault:** the operator (a typing error, or the mote was removed already).
+    /// **Recovery:** exit 1; the message lists the ClientIds the file has.
+    #[error(
+        "{}: {client_id:?} is not in the client registry file (it lists {}); nothing was changed",
+        path.display(),
+        list(listed)
+    )]
+    NotListed {
+        /// The registry file.
+        path: PathBuf,
+        /// The ClientId asked for.
+        client_id: String,
+        /// The ClientIds the file lists.
+        listed: Vec<String>,
+    },
+    /// The file does not exist.
+    ///
+    /// **Fault:** the operator (another registry than the gateway's: `--registry` or
+    /// `[clients] registry` differ from the daemon's). **Recovery:** exit 1.
+    #[error(
+        "{}: the client registry file does not exist, so there is no client to remove; is it \
+         the gateway's registry (the --registry of the service, or [clients] registry of its \
+         configuration)?",
+        path.display()
+    )]
+    Missing {
+        /// The registry file.
+        path: PathBuf,
+    },
+    /// The file cannot be read, is not TOML, or its `client` entries are not `[[client]]`
+    /// tables; the message names the file (and the line and column).
+    ///
+    /// **Fault:** the operator (path, permissions, or a hand edit). **Recovery:** exit 1.
+    #[error(transparent)]
+    File(#[from] ConfigError),
+    /// The new file could not be written; the old one is untouched.
+    ///
+    /// **Fault:** the host (read-only or full file system, permissions). **Recovery:** exit 1.
+    #[error("{}: cannot rewrite the client registry file: {source}; nothing was changed", path.display())]
+    Write {
+        /// The registry file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// ClientIds listed in a message at most.
+const LISTED: usize = 10;
+
+/// `"a", "b"`, `"a", …, "j" and 5 more`, or `no client`.
+fn list(ids: &[String]) -> String {
+    if ids.is_empty() {
+        return "no client".to_owned();
+    }
+    let shown: Vec<String> = ids
+        .iter()
+        .take(LISTED)
+        .map(|id| format!("{id:?}"))
+        .collect();
+    match ids.len().saturating_sub(LISTED) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// What [`remove_client`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpaired {
+    /// Clients left in the file; when none is left the file got `allow_empty = true`.
+    pub remaining: usize,
+}
+
+/// Removes the `[[client]]` entry of `client_id` from the registry at `path`, with the comment
+/// lines right above it (down to the previous blank line); every other comment and the layout
+/// are kept, and the file is replaced atomically with its mode and owner. When no entry is left
+/// the file gets `allow_empty = true`, so that a reload empties the running registry instead
+/// of refusing the file (see [`RegistryStatus::check_reload`]).
+///
+/// # Errors
+///
+/// [`UnpairError::NotListed`] when the file has no such entry, [`UnpairError::Missing`] when
+/// there is no file; [`UnpairError::File`] when it cannot be read or parsed;
+/// [`UnpairError::Write`] when it cannot be replaced. The file is unchanged in every case.
+pub fn remove_client(path: &Path, client_id: &str) -> Result<Unpaired, UnpairError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(UnpairError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(UnpairError::File(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }));
+        }
+    };
+    let parsed = toml_edit::Document::parse(text.as_str()).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        position: e.span().map(|s| Position::of_span(&text, &s)),
+        message: e.message().trim().to_owned(),
+    })?;
+    // Spans are there before the document is made editable.
+    let client_span = parsed
+        .as_table()
+        .key("client")
+        .and_then(toml_edit::Key::span);
+    let mut doc = parsed.into_mut();
+    let not_tables = || ConfigError::Invalid {
+        path: path.to_path_buf(),
+        position: client_span.as_ref().map(|s| Position::of_span(&text, s)),
+        key: "client".to_owned(),
+        reason: "unpair edits [[client]] tables only; remove the entry by hand".to_owned(),
+    };
+    let id_of = |t: &toml_edit::Table| {
+        t.get("client_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let ids: Vec<Option<String>> = match doc.get("client") {
+        None => Vec::new(),
+        Some(item) => {
+            let array = item.as_array_of_tables().ok_or_else(not_tables)?;
+            array.iter().map(id_of).collect()
+        }
+    };
+    let Some(index) = ids.iter().position(|id| id.as_deref() == Some(client_id)) else {
+        return Err(UnpairError::NotListed {
+            path: path.to_path_buf(),
+            client_id: client_id.to_owned(),
+            listed: ids.into_iter().flatten().collect(),
+        });
+    };
+    let remaining = ids.len().saturating_sub(1);
+    // The comment lines right above the entry go with it; what is above the last blank line
+    // before them (a file header, a section comment) moves to the next entry, or to the end.
+    let mut kept = String::new();
+    if let Some(array) = doc
+        .get_mut("client")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+    {
+        let removed = array.remove(index);
+        let prefix = removed
+            .decor()
+            .prefix()
+            .and_then(toml_edit::RawString::as_str)
+            .unwrap_or_default();
+        kept = split_entry_comment(prefix).0.to_owned();
+        if let Some(next) = array.get_mut(index) {
+            let next_prefix = next
+                .decor()
+                .prefix()
+                .and_then(toml_edit::RawString::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            // `kept` ends with a blank line already.
+            let next_prefix = if kept.is_empty() {
+                next_prefix.as_str()
+            } else {
+                skip_blank_lines(&next_prefix)
+            };
+            next.decor_mut().set_prefix(format!("{kept}{next_prefix}"));
+            kept.clear();
+        }
+    }
+    if remaining == 0 {
+        doc.remove("client");
+        doc.insert("allow_empty", toml_edit::value(true));
+        if let Some(mut key) = doc.as_table_mut().key_mut("allow_empty") {
+            let old = key
+                .leaf_decor()
+                .prefix()
+                .and_then(toml_edit::RawString::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            key.leaf_decor_mut()
+                .set_prefix(format!("{old}{kept}{ALLOW_EMPTY_NOTE}"));
+        }
+    } else if kept.lines().any(|l| !l.trim().is_empty()) {
+        let trailing = doc.trailing().as_str().unwrap_or_default().to_owned();
+        doc.set_trailing(format!("{kept}{trailing}"));
+    }
+    write_atomically(path, doc.to_string().as_bytes()).map_err(|source| UnpairError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Unpaired { remaining })
+}
+
+/// Splits the text above a `[[client]]` header into what belongs to the file (up to and
+/// including the last blank line) and the entry's own comment lines (after it).
+fn split_entry_comment(prefix: &str) -> (&str, &str) {
+    let mut split = 0;
+    let mut at = 0;
+    for line in prefix.split_inclusive('\n') {
+        at += line.len();
+        if line.trim().is_empty() {
+            split = at;
+        }
+    }
+    prefix.split_at(split)
+}
+
+/// `text` without its leading blank lines.
+fn skip_blank_lines(text: &str) -> &str {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if !line.trim().is_empty() || !line.ends_with('\n') {
+            break;
+        }
+        at += line.len();
+    }
+    text.get(at..).unwrap_or_default()
+}
+
+/// Why the registry file cannot be written (see [`check_writable`]).
+///
+/// **Fault:** the host or the operator: a read-only or full file system, a missing directory,
+/// permissions, or the service's sandbox (systemd `ReadWritePaths`). **Recovery:** fix it and
+/// try again; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: the client registry file cannot be written: {action}: {source}", path.display())]
+pub struct RegistryWriteError {
+    /// The registry file.
+    pub path: PathBuf,
+    /// What failed, e.g. "cannot create a file in /var/lib/mqtt-sn-gateway".
+    pub action: String,
+    /// What the operating system said.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Checks that the registry at `path` can be rewritten the way [`append_client`] does it, by
+/// doing it: creates a test file in the registry's directory, writes the registry's size plus
+/// 4 KiB to it and flushes that to disk, removes it, and opens the registry file itself (if it
+/// exists) for writing, without changing it. A read-only or missing directory, a read-only
+/// file system, a full one and a read-only registry file are all caught. It blocks on disk
+/// I/O: call it from a blocking thread in async code.
+///
+/// # Errors
+///
+/// [`RegistryWriteError`], saying which step failed and naming the file.
+pub fn check_writable(path: &Path) -> Result<(), RegistryWriteError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let fail = |action: String| {
+        let path = path.to_path_buf();
+        move |source| RegistryWriteError {
+            path,
+            action,
+            source,
+        }
+    };
+    let dir = parent_dir(path);
+    let probe = dir.join(format!(
+        ".{}.probe-{}-{}",
+        file_name(path),
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let size = match std::fs::metadata(path) {
+        Ok(m) => usize::try_from(m.len()).unwrap_or(usize::MAX),
+        Err(_) => 0,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+        .map_err(fail(format!("cannot create a file in {}", dir.display())))?;
+    let bytes = size.saturating_add(PROBE_BYTES);
+    let written = fill_and_sync(&mut file, bytes);
+    drop(file);
+    let removed = std::fs::remove_file(&probe);
+    written.map_err(fail(format!(
+        "cannot write {bytes} bytes to a file in {} and flush them to disk",
+        dir.display()
+    )))?;
+    removed.map_err(fail(format!("cannot remove {}", probe.display())))?;
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fail("cannot open it for writing".to_owned())(e)),
+    }
+}
+
+/// Writes `bytes` zero bytes to `file` and flushes them to disk (where a full file system
+/// shows itself on file systems that allocate late).
+fn fill_and_sync(file: &mut std::fs::File, bytes: usize) -> std::io::Result<()> {
+    let chunk = [0u8; PROBE_BYTES];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        file.write_all(chunk.get(..n).unwrap_or_default())?;
+        left -= n;
+    }
+    file.sync_all()
+}
+
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
+        .unwrap_or(Path::new("."))
+}
+
+/// The file name of `path`, for temporary files beside it.
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        .unwrap_or_default()
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it to disk and renames it over
+/// `path`, so a crash leaves either the old or the new file, never half of one. The new file
+/// gets the old one's permission bits and, as far as the process may set them, its owner and
+/// group; a new registry is created private (0600: it may hold passwords).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = parent_dir(path);
+    let tmp: PathBuf = dir.join(format!(".{}.tmp-{}", file_name(path), std::process::id()));
+    let original = match std::fs::metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        take_mode_and_owner(&f, original.as_ref())?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -389,6 +840,33 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Gives `file` the owner, group and permission bits of `original` (0600 without one). An
+/// owner or group the process may not give away (EPERM) is left as it is.
+fn take_mode_and_owner(
+    file: &std::fs::File,
+    original: Option<&std::fs::Metadata>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(m) = original else {
+        return file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    };
+    let denied = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(false),
+        other => other.map(|()| true),
+    };
+    // Owner and group; failing that (not root), at least the group, which the owner may set
+    // to one of its own groups.
+    if !denied(std::os::unix::fs::fchown(
+        file,
+        Some(m.uid()),
+        Some(m.gid()),
+    ))? {
+        denied(std::os::unix::fs::fchown(file, None, Some(m.gid())))?;
+    }
+    // After chown, which may clear set-id bits.
+    file.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))
 }
 
 #[cfg(test)]
@@ -507,5 +985,303 @@ mod tests {
         assert!(text.starts_with("# Paired MQTT-SN clients"));
         assert_eq!(parse(&text).unwrap().entries.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh directory under the system's temporary directory.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("registry-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn rewriting_keeps_the_file_mode_and_a_new_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("mode");
+        for original in [0o600, 0o640] {
+            let path = dir.join(format!("clients-{original:o}.toml"));
+            std::fs::write(&path, "[[client]]\nclient_id = \"a\"\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(original)).unwrap();
+            append_client(&path, "b", "paired").unwrap();
+            assert!(std::fs::read_to_string(&path).unwrap().contains("\"b\""));
+            assert_eq!(mode(&path), original, "{original:o}");
+        }
+        let fresh = dir.join("fresh.toml");
+        append_client(&fresh, "m1", "paired").unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rewriting_keeps_the_owner_when_the_process_may_set_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = scratch("owner");
+        let path = dir.join("clients.toml");
+        std::fs::write(&path, "[[client]]\nclient_id = \"a\"\n").unwrap();
+        let me = std::fs::metadata(&path).unwrap();
+        // Only a privileged process may give a file away; as anyone else the owner stays ours.
+        let other = (65_534, 65_534);
+        let given_away = std::os::unix::fs::chown(&path, Some(other.0), Some(other.1)).is_ok();
+        append_client(&path, "b", "paired").unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        if given_away {
+            assert_eq!((after.uid(), after.gid()), other);
+        } else {
+            assert_eq!((after.uid(), after.gid()), (me.uid(), me.gid()));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn allow_empty_is_read_and_tells_a_reload_the_file_is_empty_on_purpose() {
+        let r = parse("allow_empty = true\n").unwrap();
+        assert!(r.exists && r.allow_empty && r.entries.is_empty());
+        let r = parse("# nothing yet\n").unwrap();
+        assert!(r.exists && !r.allow_empty);
+        let r = parse("allow_empty = false\n[[client]]\nclient_id = \"a\"\n").unwrap();
+        assert!(!r.allow_empty && r.entries.len() == 1);
+        // Top-level only, and a boolean.
+        let e = parse("allow_empty = \"yes\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("clients.toml:1:15: "), "{e}");
+        let e = parse("[[client]]\nclient_id = \"a\"\nallow_empty = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("clients.toml:3:1: unknown field `allow_empty`"),
+            "{e}"
+        );
+        // A missing file is an empty registry that did not exist.
+        let missing = load_registry(Path::new("/nonexistent/registry/clients.toml"), 23).unwrap();
+        assert!(!missing.exists && missing.entries.is_empty());
+        // The header of a new file documents the key.
+        assert!(HEADER.contains("allow_empty = true"));
+        assert!(HEADER.contains("unpair"));
+    }
+
+    #[test]
+    fn a_reload_refuses_an_empty_or_missing_file_only_while_clients_are_running() {
+        let status = |text: Option<&str>| match text {
+            Some(t) => parse(t).unwrap().status(Path::new("/etc/gw/clients.toml")),
+            None => Registry::default().status(Path::new("/etc/gw/clients.toml")),
+        };
+        let empty = status(Some("# all gone\n"));
+        let e = empty.check_reload(3).unwrap_err();
+        assert!(e.exists);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("/etc/gw/clients.toml: reload refused: "),
+            "{msg}"
+        );
+        assert!(msg.contains("3 registered client(s)"), "{msg}");
+        assert!(msg.contains("allow_empty = true"), "{msg}");
+        assert!(msg.contains("mqtt-sn-gateway unpair"), "{msg}");
+        let missing = status(None).check_reload(1).unwrap_err().to_string();
+        assert!(missing.contains("is missing"), "{missing}");
+        assert!(missing.contains("allow_empty = true"), "{missing}");
+        // Nothing running (a first start, pairing fills it), on purpose, or clients in the file.
+        assert!(empty.check_reload(0).is_ok());
+        assert!(status(None).check_reload(0).is_ok());
+        assert!(status(Some("allow_empty = true\n")).check_reload(5).is_ok());
+        assert!(
+            status(Some("[[client]]\nclient_id = \"a\"\n"))
+                .check_reload(5)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn unpair_removes_the_entry_and_its_comment_and_keeps_the_rest() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("unpair");
+        let path = dir.join("clients.toml");
+        std::fs::write(
+            &path,
+            "# my motes\n\n# the shed\n[[client]]\nclient_id = \"shed\"  # keep me\n\n\
+             # --- north field ---\n\n# the mast\n[[client]]\nclient_id = \"mast\"\n\
+             publish = [\"s/mast/#\"]\n\n[[client]]\nclient_id = \"gate\"\n# the end\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // A middle entry: the section comment above the blank line stays.
+        assert_eq!(
+            remove_client(&path, "mast").unwrap(),
+            Unpaired { remaining: 2 }
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# my motes\n\n# the shed\n[[client]]\nclient_id = \"shed\"  # keep me\n\n\
+             # --- north field ---\n\n[[client]]\nclient_id = \"gate\"\n# the end\n"
+        );
+        assert_eq!(mode(&path), 0o640);
+        // The first entry: the file's header moves to the next one.
+        assert_eq!(
+            remove_client(&path, "shed").unwrap(),
+            Unpaired { remaining: 1 }
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# my motes\n\n# --- north field ---\n\n[[client]]\nclient_id = \"gate\"\n# the end\n"
+        );
+        // Not there: an error naming the file and what it lists; the file is unchanged.
+        let before = std::fs::read_to_string(&path).unwrap();
+        let e = remove_client(&path, "shed").unwrap_err();
+        assert!(matches!(e, UnpairError::NotListed { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("{}: \"shed\" is not in", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("it lists \"gate\""), "{msg}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        // The last one: the file says it is empty on purpose, and still loads.
+        assert_eq!(
+            remove_client(&path, "gate").unwrap(),
+            Unpaired { remaining: 0 }
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# my motes\n\n"), "{text}");
+        assert!(text.contains("# --- north field ---\n"), "{text}");
+        assert!(text.contains("\nallow_empty = true\n"), "{text}");
+        assert!(text.contains("# the end\n"), "{text}");
+        let r = load_registry(&path, 23).unwrap();
+        assert!(r.allow_empty && r.entries.is_empty());
+        assert!(r.status(&path).check_reload(3).is_ok());
+        assert_eq!(mode(&path), 0o640);
+        // Pairing into it again works; allow_empty stays above the entries.
+        append_client(&path, "new-1", "paired").unwrap();
+        let r = load_registry(&path, 23).unwrap();
+        assert!(r.entries.contains_key("new-1"));
+        let e = remove_client(&dir.join("none.toml"), "x").unwrap_err();
+        assert!(matches!(e, UnpairError::Missing { .. }), "{e:?}");
+        assert!(e.to_string().contains("none.toml: "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unpair_of_the_only_entry_of_a_new_file_keeps_its_header() {
+        let dir = scratch("unpair-new");
+        let path = dir.join("clients.toml");
+        append_client(&path, "m1", "paired from 10.0.0.7:5000").unwrap();
+        remove_client(&path, "m1").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(HEADER), "{text}");
+        assert!(!text.contains("paired from"), "{text}");
+        assert!(
+            text.ends_with(&format!("{ALLOW_EMPTY_NOTE}allow_empty = true\n")),
+            "{text}"
+        );
+        assert_eq!(mode(&path), 0o600);
+        // An inline array is not edited.
+        std::fs::write(&path, "client = [{ client_id = \"a\" }]\n").unwrap();
+        let e = remove_client(&path, "a").unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}:1:1: invalid value for client", path.display())),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn check_writable_passes_where_pairing_can_write_and_leaves_nothing_behind() {
+        let dir = scratch("writable");
+        let path = dir.join("clients.toml");
+        check_writable(&path).unwrap();
+        std::fs::write(&path, "[[client]]\nclient_id = \"a\"\n").unwrap();
+        check_writable(&path).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["clients.toml"]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[[client]]\nclient_id = \"a\"\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn check_writable_names_the_file_and_the_step_that_failed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("unwritable");
+        // The directory is a regular file: fails for root as well.
+        let file = dir.join("plain-file");
+        std::fs::write(&file, "").unwrap();
+        let path = file.join("clients.toml");
+        let e = check_writable(&path).unwrap_err();
+        assert_eq!(e.source.raw_os_error(), Some(20), "ENOTDIR: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{}: the client registry file cannot be written: cannot create a file in {}: ",
+                path.display(),
+                file.display()
+            )),
+            "{msg}"
+        );
+        // A missing directory.
+        let e = check_writable(&dir.join("gone").join("clients.toml")).unwrap_err();
+        assert_eq!(e.source.kind(), std::io::ErrorKind::NotFound, "{e}");
+        // The registry itself is a directory: it cannot be opened for writing.
+        let path = dir.join("clients.d");
+        std::fs::create_dir(&path).unwrap();
+        let e = check_writable(&path).unwrap_err();
+        assert!(e.action.contains("open it for writing"), "{e}");
+        // A read-only file and directory stop everyone but root (root ignores permission
+        // bits; a read-only or full file system stops root too, see the end-to-end test).
+        let ro = dir.join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        let path = ro.join("clients.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let root = std::fs::OpenOptions::new().write(true).open(&path).is_ok();
+        if !root {
+            assert!(check_writable(&path).is_err());
+        }
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_probe_data_reports_a_full_device() {
+        // /dev/full answers every write with ENOSPC, as a full file system does.
+        let mut full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let e = fill_and_sync(&mut full, 3 * PROBE_BYTES).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28), "ENOSPC: {e}");
+    }
+
+    #[test]
+    fn long_lists_of_client_ids_are_cut_short() {
+        assert_eq!(list(&[]), "no client");
+        assert_eq!(list(&["a".into(), "b".into()]), "\"a\", \"b\"");
+        let many: Vec<String> = (0..13).map(|i| format!("m{i}")).collect();
+        let l = list(&many);
+        assert!(l.starts_with("\"m0\", \"m1\""), "{l}");
+        assert!(l.ends_with("\"m9\" and 3 more"), "{l}");
+    }
+
+    #[test]
+    fn entry_comments_are_the_lines_after_the_last_blank_one() {
+        assert_eq!(split_entry_comment(""), ("", ""));
+        assert_eq!(split_entry_comment("# a\n"), ("", "# a\n"));
+        assert_eq!(split_entry_comment("# h\n\n# a\n"), ("# h\n\n", "# a\n"));
+        assert_eq!(split_entry_comment("\n"), ("\n", ""));
+        assert_eq!(
+            split_entry_comment("# h\n  \n# a\n# b\n"),
+            ("# h\n  \n", "# a\n# b\n")
+        );
+        assert_eq!(skip_blank_lines("\n \n# a\n\n"), "# a\n\n");
+        assert_eq!(skip_blank_lines("\n"), "");
+        assert_eq!(skip_blank_lines("  "), "  ");
     }
 }

@@ -21,6 +21,7 @@ use super::Settings;
 use super::duration::{self, Dur};
 use super::error::{ConfigError, Position};
 use super::file::{FileAdmission, FileConfig, FileOverflow, Int};
+use super::registry::RegistryStatus;
 use super::values::UpstreamUrl;
 use crate::core::config::{
     Admission, DiscoveryConfig, ForwarderPolicy, GatewayConfig, OverflowPolicy, QosMinus1Config,
@@ -303,7 +304,8 @@ pub(crate) fn validate(
         ..IoConfig::default()
     };
     apply_discovery_flags(ov, &mut core, &mut io)?;
-    io.registry_file = Some(clients(&cx, &file, &mut core, ov.registry.as_deref())?);
+    let registry = clients(&cx, &file, &mut core, ov.registry.as_deref())?;
+    io.registry_file = Some(registry.path.clone());
     let (session, endpoint) = upstream::validate(&cx, &file.upstream, &core, ov)?;
     core.upstream = session;
     io.upstream = endpoint;
@@ -315,7 +317,7 @@ pub(crate) fn validate(
             .map_err(|reason| cx.at(v, "http.listen", reason))?,
         (None, None) => io.http,
     };
-    Ok(Settings { core, io })
+    Ok(Settings { core, io, registry })
 }
 
 /// `[timers]`.
@@ -387,7 +389,7 @@ fn clients(
     file: &FileConfig,
     core: &mut GatewayConfig,
     flag: Option<&Path>,
-) -> Result<PathBuf, ConfigError> {
+) -> Result<RegistryStatus, ConfigError> {
     core.clients.admission = match file.clients.policy {
         None | Some(FileAdmission::Open) => Admission::Open,
         Some(FileAdmission::RegisteredOnly) => Admission::RegisteredOnly,
@@ -400,8 +402,9 @@ fn clients(
         Some(v) => cx.base_dir.join(v.get_ref()),
         None => cx.base_dir.join("clients.toml"),
     };
-    super::registry::load_registry(&path, core.client_id_max_len)?.apply_to(core);
-    Ok(path)
+    let registry = super::registry::load_registry(&path, core.client_id_max_len)?;
+    registry.apply_to(core);
+    Ok(registry.status(&path))
 }
 
 /// `--advertise`, `--advertise-interface`, `--advertise-interval`.

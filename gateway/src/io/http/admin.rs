@@ -2,6 +2,7 @@
 //! the endpoint listens on. The client side is [`crate::admin`].
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -88,6 +89,28 @@ fn seconds_param(query: Option<&str>) -> Result<u64, String> {
     }
 }
 
+/// 409 Conflict, with the reason on one line, when the registry file pairing appends to cannot
+/// be written (read-only or full file system, permissions): a mote paired then would not be
+/// saved. The request is fine and the gateway is healthy; the state of the file is what
+/// conflicts, and the operator has to change it. `None` when it can be written or no file is
+/// configured. The check writes and flushes a test file, so it runs on a blocking thread.
+async fn unwritable_registry(registry: Option<&Path>, peer: SocketAddr) -> Option<Response> {
+    let path = registry?;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let checked =
+        tokio::task::spawn_blocking(move || crate::config::registry::check_writable(&path)).await;
+    let reason = match checked {
+        Ok(Ok(())) => return None,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => format!("the check of the registry file did not finish: {e}"),
+    };
+    tracing::warn!(%peer, reason, "pairing refused: the registry file cannot be written");
+    Some(text(
+        StatusCode::CONFLICT,
+        &format!("pairing refused: {}\n", reason.replace('\n', " ")),
+    ))
+}
+
 /// `POST /api/pairing?seconds=N`.
 pub(super) async fn pairing(
     State(st): State<AppState>,
@@ -101,6 +124,9 @@ pub(super) async fn pairing(
         Ok(n) => n,
         Err(reason) => return text(StatusCode::BAD_REQUEST, &reason),
     };
+    if let Some(r) = unwritable_registry(st.registry.as_deref(), peer).await {
+        return r;
+    }
     match st.handle.open_pairing(Duration::from_secs(secs)).await {
         Some(left) => {
             // Round up: a window of 119.999 s is announced as 120 s.
