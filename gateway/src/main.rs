@@ -1,7 +1,6 @@
 //! `mqtt-sn-gateway`: the MQTT-SN gateway daemon.
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -194,7 +193,6 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let loaded = Loaded::of(&settings.core);
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -211,59 +209,18 @@ fn run(cli: &Cli) -> ExitCode {
             tracing::info!(%addr, "listening for MQTT-SN over UDP");
         }
         notify::ready(&format!("listening on {}", addrs.join(", ")));
-        tokio::spawn(reload_on_hangup(
-            cli.clone(),
-            running.handle.clone(),
-            loaded,
-        ));
+        tokio::spawn(reload_on_hangup(cli.clone(), running.handle.clone()));
         running.wait().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
 }
 
-/// The client registry the running gateway was last given (at start-up or by a reload).
-struct Loaded {
-    /// Its ClientIds.
-    clients: BTreeSet<String>,
-    /// Whether only registered clients (and paired ones) are admitted.
-    registered_only: bool,
-}
-
-impl Loaded {
-    /// The registry of `core`.
-    fn of(core: &gateway::core::config::GatewayConfig) -> Loaded {
-        Loaded {
-            clients: core.clients.registry.keys().cloned().collect(),
-            registered_only: core.clients.admission
-                == gateway::core::config::Admission::RegisteredOnly,
-        }
-    }
-
-    /// How many clients the running registry has: the loaded ones, and under registered-only
-    /// also every client the gateway knows besides them (paired since); `None` once the
-    /// gateway has stopped.
-    async fn running(&self, handle: &gateway::io::GatewayHandle) -> Option<usize> {
-        if !self.registered_only {
-            return Some(self.clients.len());
-        }
-        let snapshot = handle.snapshot().await?;
-        let paired = snapshot
-            .clients
-            .iter()
-            .filter(|c| !self.clients.contains(&c.client_id))
-            .map(|c| c.client_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .len();
-        Some(self.clients.len() + paired)
-    }
-}
-
 /// SIGHUP: read the configuration again and replace the client registry and predefined
 /// topics without dropping sessions. A broken file is reported and the running settings stay;
 /// so does a registry file that is missing or lists no client while the running registry has
 /// clients, unless the file says `allow_empty = true`.
-async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle, mut loaded: Loaded) {
+async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -278,8 +235,8 @@ async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle, mut load
                     // Only a registry file without clients can be refused: ask the gateway
                     // what it runs with only then.
                     let running = if settings.registry.clients == 0 {
-                        match loaded.running(&handle).await {
-                            Some(n) => n,
+                        match handle.snapshot().await {
+                            Some(s) => s.registered_clients,
                             None => return,
                         }
                     } else {
@@ -287,11 +244,9 @@ async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle, mut load
                     };
                     match settings.registry.check_reload(running) {
                         Ok(()) => {
-                            let next = Loaded::of(&settings.core);
                             if !handle.reload(settings.core).await {
                                 return;
                             }
-                            loaded = next;
                         }
                         Err(refused) => {
                             tracing::error!("{refused}");
@@ -308,7 +263,7 @@ async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle, mut load
         }
     }
     #[cfg(not(unix))]
-    let _ = (cli, handle, loaded);
+    let _ = (cli, handle);
 }
 
 fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError> {

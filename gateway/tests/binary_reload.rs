@@ -246,10 +246,10 @@ fn an_emptied_or_deleted_registry_is_refused_on_reload_and_the_paired_mote_stays
     )
     .unwrap();
     let (gw, addr) = start_registered_only(&dir);
-    assert_eq!(
-        Mote::new(addr).connect("mote-a"),
-        Some(ReturnCode::Accepted)
-    );
+    // Each mote keeps its port (a CONNECT from a new port would be a takeover).
+    let mote_mote_a = Mote::new(addr);
+    let mote_mote_z = Mote::new(addr);
+    assert_eq!(mote_mote_a.connect("mote-a"), Some(ReturnCode::Accepted));
     let cases: [(&str, &dyn Fn()); 3] = [
         ("no [[client]] left, only comments", &|| {
             std::fs::write(&registry, "# paired motes\n").unwrap()
@@ -264,7 +264,7 @@ fn an_emptied_or_deleted_registry_is_refused_on_reload_and_the_paired_mote_stays
         reload(&gw, &dir);
         // A new CONNECT of the paired mote (a takeover from a new port) is still accepted.
         assert_eq!(
-            Mote::new(addr).connect("mote-a"),
+            mote_mote_a.connect("mote-a"),
             Some(ReturnCode::Accepted),
             "{what}: the paired mote was locked out"
         );
@@ -278,7 +278,7 @@ fn an_emptied_or_deleted_registry_is_refused_on_reload_and_the_paired_mote_stays
     assert!(line.contains("unpair"), "{line}");
     // Unknown motes are still refused: the running settings stayed.
     assert_eq!(
-        Mote::new(addr).connect("mote-z"),
+        mote_mote_z.connect("mote-z"),
         Some(ReturnCode::NotSupported)
     );
     drop(gw);
@@ -327,14 +327,11 @@ fn unpair_removes_motes_from_the_file_and_the_last_one_empties_the_registry_on_r
     .unwrap();
     std::fs::set_permissions(&registry, std::fs::Permissions::from_mode(0o640)).unwrap();
     let (gw, addr) = start_registered_only(&dir);
-    assert_eq!(
-        Mote::new(addr).connect("mote-a"),
-        Some(ReturnCode::Accepted)
-    );
-    assert_eq!(
-        Mote::new(addr).connect("mote-b"),
-        Some(ReturnCode::Accepted)
-    );
+    // Each mote keeps its port (a CONNECT from a new port would be a takeover).
+    let mote_mote_a = Mote::new(addr);
+    let mote_mote_b = Mote::new(addr);
+    assert_eq!(mote_mote_a.connect("mote-a"), Some(ReturnCode::Accepted));
+    assert_eq!(mote_mote_b.connect("mote-b"), Some(ReturnCode::Accepted));
 
     // A ClientId that is not in the file: exit 1, naming the file; nothing changes.
     let before = std::fs::read_to_string(&registry).unwrap();
@@ -360,10 +357,7 @@ fn unpair_removes_motes_from_the_file_and_the_last_one_empties_the_registry_on_r
     );
     signal(&gw.0, "-HUP");
     connect_until(addr, "mote-b", ReturnCode::NotSupported);
-    assert_eq!(
-        Mote::new(addr).connect("mote-a"),
-        Some(ReturnCode::Accepted)
-    );
+    assert_eq!(mote_mote_a.connect("mote-a"), Some(ReturnCode::Accepted));
 
     // The last one: the file says it is empty on purpose, and the reload empties the registry.
     let (code, out, err) = run_cli(&dir, &["unpair", "mote-a"]);
@@ -386,17 +380,17 @@ fn a_registry_filled_by_pairing_since_the_start_is_protected_as_well() {
     let registry = dir.join("clients.toml");
     // A first start: no registry file yet, which is fine.
     let (gw, addr) = start_with_http(&dir, &format!("127.0.0.1:{}", free_tcp_port()));
+    // Each mote keeps its port (a CONNECT from a new port would be a takeover).
+    let mote_mote_p = Mote::new(addr);
+    let mote_mote_q = Mote::new(addr);
     assert_eq!(
-        Mote::new(addr).connect("mote-p"),
+        mote_mote_p.connect("mote-p"),
         Some(ReturnCode::NotSupported)
     );
     let (code, out, err) = run_cli(&dir, &["pair", "--for", "2s"]);
     let window_closed = Instant::now() + Duration::from_millis(2500);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert_eq!(
-        Mote::new(addr).connect("mote-p"),
-        Some(ReturnCode::Accepted)
-    );
+    assert_eq!(mote_mote_p.connect("mote-p"), Some(ReturnCode::Accepted));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&registry)
         .unwrap_or_default()
@@ -408,7 +402,7 @@ fn a_registry_filled_by_pairing_since_the_start_is_protected_as_well() {
     // The window closes.
     std::thread::sleep(window_closed.saturating_duration_since(Instant::now()));
     assert_eq!(
-        Mote::new(addr).connect("mote-q"),
+        mote_mote_q.connect("mote-q"),
         Some(ReturnCode::NotSupported)
     );
 
@@ -417,7 +411,7 @@ fn a_registry_filled_by_pairing_since_the_start_is_protected_as_well() {
     reload(&gw, &dir);
     assert_eq!(log_count(&dir, "reload refused"), 1);
     assert_eq!(
-        Mote::new(addr).connect("mote-p"),
+        mote_mote_p.connect("mote-p"),
         Some(ReturnCode::Accepted),
         "the paired mote was locked out"
     );

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub now: Instant,
     /// How long the pairing window stays open (`None`: closed).
     pub pairing: Option<Duration>,
+    /// Clients in the running registry (paired ones included).
+    pub registered_clients: usize,
 }
 
 /// A request to the running driver.
@@ -265,6 +267,7 @@ fn snapshot(core: &Gateway, io: &IoCounters, now: Instant) -> Snapshot {
         pairing: core
             .pairing_until(now)
             .map(|until| until.saturating_duration_since(now)),
+        registered_clients: core.config().clients.registry.len(),
     }
 }
 
