@@ -12,9 +12,17 @@ use sn_tests::{Mosquitto, SnClient, Subscriber, TestGateway, publish};
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn setup() -> (Mosquitto, TestGateway) {
+    setup_with(|_| {}).await
+}
+
+/// [`setup`] with core settings changed by `change`.
+async fn setup_with(
+    change: impl FnOnce(&mut gateway::core::config::GatewayConfig),
+) -> (Mosquitto, TestGateway) {
     let broker = Mosquitto::start().await.unwrap();
     let mut cfg = sn_tests::gateway::test_settings(&broker.url()).unwrap();
     cfg.0.predefined.global.insert(1, "site/status".into());
+    change(&mut cfg.0);
     let gw = TestGateway::start_with(cfg.0, cfg.1).await.unwrap();
     gw.wait_upstream(true, WAIT).await.unwrap();
     (broker, gw)
@@ -363,7 +371,8 @@ async fn a_will_update_takes_effect_at_the_broker() {
 
 #[tokio::test]
 async fn qos_minus1_from_a_socket_that_never_connected_is_published() {
-    let (broker, gw) = setup().await;
+    // The long-topic form is off by default (tested in e2e_exposure).
+    let (broker, gw) = setup_with(|c| c.qos_minus1.long_topic_form = true).await;
     let mut sub = Subscriber::connect(&broker.url(), "m1-watch", &[("#", MqttQoS::AtMostOnce)])
         .await
         .unwrap();
