@@ -1,7 +1,8 @@
 //! The gateway's local HTTP endpoint end to end, against a real mosquitto: pairing through the
 //! admin API (the registry file gains the mote, comments kept), the Prometheus metrics after
-//! real traffic, health following the broker, the loopback-only admin API, and the status page
-//! in headless Chromium. Every wait is bounded.
+//! real traffic, health following the broker, the loopback-only admin API, and the endpoint
+//! surviving a flood of half-open connections.
+//! Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::SocketAddr;
@@ -11,8 +12,11 @@ use std::time::Duration;
 use gateway::admin::{self, AdminError};
 use gateway::core::config::{Admission, GatewayConfig};
 use gateway::io::config::IoConfig;
+use gateway::io::http::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 use sn_codec::{Packet, Publish, QoS, ReturnCode, TopicRef};
 use sn_tests::{Mosquitto, SnClient, TestGateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -265,5 +269,134 @@ async fn the_admin_api_refuses_peers_that_are_not_on_loopback() {
         http(loopback, "POST", "/api/pairing?seconds=0").await.0,
         400
     );
+    gw.stop().await;
+}
+
+/// Whether `raw` holds a complete answer with a `content-length` body.
+fn complete(raw: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(raw);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    length.is_some_and(|n| body.len() >= n)
+}
+
+/// How the server ended a connection, as its client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// An orderly close (read returned 0), perhaps after an answer.
+    Eof,
+    /// A reset.
+    Reset,
+    /// Still open when the test stopped waiting.
+    Open,
+}
+
+/// Reads (and discards) until the server closes `s`, for at most `limit`.
+async fn until_closed(mut s: TcpStream, limit: Duration) -> Ended {
+    let mut buf = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => return Ended::Eof,
+                Ok(_) => {}
+                Err(_) => return Ended::Reset,
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all)
+        .await
+        .unwrap_or(Ended::Open)
+}
+
+#[tokio::test]
+async fn half_open_connections_are_capped_and_cut_and_the_endpoint_keeps_answering() {
+    let broker = Mosquitto::start().await.unwrap();
+    let (core, io) = settings(&broker);
+    let gw = TestGateway::start_with(core, io).await.unwrap();
+    gw.wait_upstream(true, WAIT).await.unwrap();
+    let addr = gw.http_addr().unwrap();
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(5);
+
+    // A keep-alive client that got its answer and then stays silent holds a slot.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    while !complete(&answer) {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(WAIT, idle.read(&mut buf))
+            .await
+            .expect("an answer to the keep-alive client")
+            .unwrap();
+        assert!(n > 0, "the keep-alive connection closed before its answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let idle = tokio::spawn(until_closed(idle, limit));
+
+    // Slowloris: more connections than the cap, each with part of a request head and then
+    // silence.
+    let flood = MAX_CONNECTIONS + 20;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..flood {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // A connection beyond the cap may already be closed: the write may fail then.
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(until_closed(s, limit).await);
+        });
+    }
+    drop(tx);
+
+    // The cap holds: every connection beyond it is closed at once, well before the header
+    // timeout, and the others stay open for now.
+    let beyond = flood - (MAX_CONNECTIONS - 1);
+    let mut ended = Vec::new();
+    let early = tokio::time::Instant::now() + HEADER_READ_TIMEOUT / 2;
+    while ended.len() < beyond {
+        match tokio::time::timeout_at(early, rx.recv()).await {
+            Ok(Some(e)) => ended.push(e),
+            _ => break,
+        }
+    }
+    assert_eq!(
+        ended.len(),
+        beyond,
+        "connections beyond the cap of {MAX_CONNECTIONS} closed at once: {ended:?}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "no connection within the cap is closed before the header timeout"
+    );
+
+    // The header timeout cuts every half-open connection within the cap, and the idle
+    // keep-alive connection as well: an orderly close each.
+    let mut cut = Vec::new();
+    while let Some(e) = rx.recv().await {
+        cut.push(e);
+    }
+    assert_eq!(cut.len(), MAX_CONNECTIONS - 1);
+    assert!(cut.iter().all(|e| *e == Ended::Eof), "{cut:?}");
+    assert_eq!(
+        idle.await.unwrap(),
+        Ended::Eof,
+        "the idle keep-alive connection"
+    );
+
+    // The endpoint answers again.
+    assert_eq!(http(addr, "GET", "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(http(addr, "GET", "/metrics").await.0, 200);
     gw.stop().await;
 }

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod embedded_broker;
 pub mod http;
 pub mod notify;
+mod throttle;
 pub mod udp;
 pub mod upstream;
 
