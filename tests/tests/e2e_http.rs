@@ -1,7 +1,7 @@
 //! The gateway's local HTTP endpoint end to end, against a real mosquitto: pairing through the
 //! admin API (the registry file gains the mote, comments kept), the Prometheus metrics after
-//! real traffic, health following the broker, the loopback-only admin API, and the endpoint
-//! surviving a flood of half-open connections.
+//! real traffic, health following the broker, the loopback-only admin API, the refusal of
+//! cross-site requests to it, and the endpoint surviving a flood of half-open connections.
 //! Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -269,6 +269,146 @@ async fn the_admin_api_refuses_peers_that_are_not_on_loopback() {
         http(loopback, "POST", "/api/pairing?seconds=0").await.0,
         400
     );
+    gw.stop().await;
+}
+
+/// Sends `request` as it is on a fresh connection and reads the whole answer:
+/// (status, body).
+async fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        answer
+    };
+    let answer = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("no complete answer");
+    let text = String::from_utf8(answer).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, body.to_owned())
+}
+
+#[tokio::test]
+async fn the_admin_api_refuses_cross_site_requests_from_browsers() {
+    let broker = Mosquitto::start().await.unwrap();
+    let (core, io) = settings(&broker);
+    let gw = TestGateway::start_with(core, io).await.unwrap();
+    let addr = gw.http_addr().unwrap();
+    let host = format!("127.0.0.1:{}", addr.port());
+
+    // What a web page in a local browser sends for a cross-site HTML form: the attacker's
+    // Origin, a form body, and no custom header (a browser cannot add one cross-site without
+    // a CORS preflight, which the endpoint never grants).
+    let form = format!(
+        "POST /api/pairing?seconds=600 HTTP/1.1\r\nHost: {host}\r\n\
+         Origin: http://evil.example\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\
+         Connection: close\r\n\r\nseconds=60"
+    );
+    let (status, body) = raw(addr, &form).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body.lines().count(), 1, "a one-line reason: {body:?}");
+
+    // Each rule on its own, the custom header present.
+    let with_header = |method: &str, path: &str, host: &str, extra: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nX-MQTT-SN-Admin: 1\r\n{extra}\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    for (what, request, reason) in [
+        (
+            "a foreign Origin",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &host,
+                "Origin: http://evil.example\r\n",
+            ),
+            "Origin",
+        ),
+        (
+            "Sec-Fetch-Site: cross-site",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &host,
+                "Sec-Fetch-Site: cross-site\r\n",
+            ),
+            "Sec-Fetch-Site",
+        ),
+        (
+            "a page of another local port (same site, other origin)",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &host,
+                "Sec-Fetch-Site: same-site\r\n",
+            ),
+            "Sec-Fetch-Site",
+        ),
+        (
+            // DNS rebinding: the attacker's name now resolves to 127.0.0.1, so the browser
+            // deems the request same-origin and lets the page add any header.
+            "a host name instead of an address",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &format!("evil.example:{}", addr.port()),
+                &format!(
+                    "Origin: http://evil.example:{}\r\nSec-Fetch-Site: same-origin\r\n",
+                    addr.port()
+                ),
+            ),
+            "Host",
+        ),
+    ] {
+        let (status, body) = raw(addr, &request).await;
+        assert_eq!(status, 403, "{what}: {body}");
+        assert!(body.contains(reason), "{what}: {body}");
+        assert_eq!(body.lines().count(), 1, "{what}: {body:?}");
+    }
+    // Reading is refused without the header too (a cross-site <script src> would get it).
+    let (status, body) = raw(
+        addr,
+        &format!("GET /api/clients HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("X-MQTT-SN-Admin"), "{body}");
+
+    // Nothing above opened the pairing window.
+    let list = admin::clients(addr).await.unwrap();
+    assert_eq!(list.pairing_secs, None);
+    // A same-origin request with the header (a page served by the endpoint itself) and the
+    // routes that are not the admin API still answer.
+    let (status, body) = raw(
+        addr,
+        &with_header(
+            "GET",
+            "/api/clients",
+            &host,
+            &format!("Origin: http://{host}\r\nSec-Fetch-Site: same-origin\r\n"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = raw(
+        addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
     gw.stop().await;
 }
 

@@ -6,8 +6,14 @@
 //! | `GET /metrics` | Prometheus text format 0.0.4 ([`metrics`]) |
 //! | `GET /healthz` | `200 ok` while the broker is reachable, else `503` with the reason |
 //! | `GET /` | HTML status page ([`status`]) |
-//! | `GET /api/clients` | JSON [`crate::admin::ClientList`] (loopback peers only) |
-//! | `POST /api/pairing?seconds=N` | opens the pairing window; JSON [`crate::admin::Pairing`] (loopback peers only) |
+//! | `GET /api/clients` | JSON [`crate::admin::ClientList`] (admin request, see below) |
+//! | `POST /api/pairing?seconds=N` | opens the pairing window; JSON [`crate::admin::Pairing`] (admin request) |
+//!
+//! An admin request (`/api/*`) must come from a loopback peer and carry the header
+//! `X-MQTT-SN-Admin: 1` ([`crate::admin::ADMIN_HEADER`]); one with `Sec-Fetch-Site` other than
+//! `same-origin` or `none`, an `Origin` other than the endpoint itself, or a `Host` that is a
+//! name other than `localhost` is refused too: `403` with a one-line reason. Together these
+//! keep web pages in a local browser out (cross-site forms, DNS rebinding).
 //!
 //! Every answer is built from one [`crate::io::Snapshot`] asked from the drive loop.
 //!
@@ -161,14 +167,17 @@ async fn not_found() -> Response {
     )
 }
 
-/// The routes.
+/// The routes; [`admin::guard`] stands in front of every `/api/*` route.
 fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/clients", get(admin::clients))
+        .route("/api/pairing", post(admin::pairing))
+        .route_layer(axum::middleware::from_fn(admin::guard));
     Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics_route))
         .route("/healthz", get(healthz))
-        .route("/api/clients", get(admin::clients))
-        .route("/api/pairing", post(admin::pairing))
+        .merge(api)
         .fallback(not_found)
         .with_state(state)
 }
