@@ -9,6 +9,7 @@ pub mod config;
 pub mod driver;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded_broker;
+pub mod fd_limit;
 pub mod http;
 pub mod notify;
 mod throttle;

@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::io::fd_limit;
 use crate::io::throttle::Throttle;
 
 /// The bounds of the endpoint's connections.
@@ -74,7 +75,9 @@ pub(crate) async fn serve(
             Ok(a) => a,
             Err(e) => {
                 if !is_per_connection(&e) {
-                    if let Some(held_back) = ACCEPT_WARNING.ready() {
+                    if fd_limit::is_exhausted(&e) {
+                        fd_limit::warn_exhausted("accepting an HTTP connection", &e);
+                    } else if let Some(held_back) = ACCEPT_WARNING.ready() {
                         tracing::warn!(
                             error = %e,
                             similar_failures_since_last_warning = held_back,
