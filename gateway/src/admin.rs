@@ -1,6 +1,7 @@
 //! The admin API of a running gateway, client side: what `mqtt-sn-gateway pair` and
 //! `mqtt-sn-gateway clients` call. It talks HTTP/1.1 to the gateway's local endpoint
-//! (`[http] listen`), whose `/api/*` routes answer loopback peers only.
+//! (`[http] listen`), whose `/api/*` routes answer loopback peers only, and only requests that
+//! carry [`ADMIN_HEADER`] (which a web page cannot send to the endpoint).
 //!
 //! The JSON bodies are [`ClientList`] (`GET /api/clients`) and [`Pairing`]
 //! (`POST /api/pairing?seconds=N`); the server side is `io::http`.
@@ -13,6 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Time allowed for one request (connect, send, whole answer).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The request header every `/api/*` request carries, with the value `1`; the endpoint
+/// refuses admin requests without it.
+pub const ADMIN_HEADER: &str = "X-MQTT-SN-Admin";
 
 /// Largest answer accepted.
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
@@ -81,7 +86,8 @@ pub enum AdminError {
     Timeout(SocketAddr),
     /// The endpoint answered with an error status.
     ///
-    /// **Fault:** the caller (403: not on loopback) or the gateway (503: stopping).
+    /// **Fault:** the caller (403: not on loopback, or the request looks like a web page's) or
+    /// the gateway (503: stopping, or serving its maximum of HTTP connections).
     /// **Recovery:** as the message says.
     #[error("the gateway at {addr} answered {status}: {body}")]
     Status {
@@ -218,7 +224,8 @@ fn json<T: for<'de> Deserialize<'de>>(addr: SocketAddr, body: &[u8]) -> Result<T
     })
 }
 
-/// One HTTP/1.1 request with `Connection: close`; returns the body of a 2xx answer.
+/// One HTTP/1.1 request with `Connection: close` and [`ADMIN_HEADER`]; returns the body of a
+/// 2xx answer.
 ///
 /// # Errors
 ///
@@ -235,7 +242,8 @@ async fn exchange(addr: SocketAddr, method: &str, path: &str) -> Result<Vec<u8>,
         .map_err(|source| AdminError::Connect { addr, source })?;
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: mqtt-sn-gateway\r\n\
-         Accept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+         Accept: application/json\r\n{ADMIN_HEADER}: 1\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
     );
     let io = |e: std::io::Error| AdminError::Protocol {
         addr,

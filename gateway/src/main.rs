@@ -197,6 +197,8 @@ fn run(cli: &Cli) -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         tracing::info!(config = %source(cli), version = env!("CARGO_PKG_VERSION"), "starting");
+        // Before the gateway opens its sockets (one per upstream connection in transparent mode).
+        gateway::io::fd_limit::prepare(&settings.core, &settings.io);
         let running = match gateway::io::start(settings.core, settings.io, shutdown).await {
             Ok(running) => running,
             Err(e) => {

@@ -474,7 +474,7 @@ async fn a_searchgw_flood_gets_a_few_gwinfo_answers() {
     let search = encode(&Packet::SearchGw { radius: 0 });
     let mut unicast = 0;
     let mut buf = [0u8; 64];
-    let mut count = |s: &UdpSocket, buf: &mut [u8]| {
+    let count = |s: &UdpSocket, buf: &mut [u8]| {
         let mut n = 0;
         while let Ok((len, _)) = s.recv_from(buf) {
             n += usize::from(matches!(

@@ -1,7 +1,8 @@
 //! The gateway's local HTTP endpoint end to end, against a real mosquitto: pairing through the
 //! admin API (the registry file gains the mote, comments kept), the Prometheus metrics after
-//! real traffic, health following the broker, the loopback-only admin API, and the status page
-//! in headless Chromium. Every wait is bounded.
+//! real traffic, health following the broker, the loopback-only admin API, the refusal of
+//! cross-site requests to it, and the endpoint surviving a flood of half-open connections.
+//! Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::SocketAddr;
@@ -11,8 +12,11 @@ use std::time::Duration;
 use gateway::admin::{self, AdminError};
 use gateway::core::config::{Admission, GatewayConfig};
 use gateway::io::config::IoConfig;
+use gateway::io::http::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 use sn_codec::{Packet, Publish, QoS, ReturnCode, TopicRef};
 use sn_tests::{Mosquitto, SnClient, TestGateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -370,4 +374,273 @@ async fn pairing_is_refused_when_the_registry_cannot_be_written() {
     std::fs::write(&registry, "[[client]]\nclient_id = \"known-1\"\n").unwrap();
     ro.remount_read_only();
     pairing_is_refused(&broker, &registry, "Read-only file system").await;
+}
+
+/// Sends `request` as it is on a fresh connection and reads the whole answer:
+/// (status, body).
+async fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        answer
+    };
+    let answer = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("no complete answer");
+    let text = String::from_utf8(answer).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, body.to_owned())
+}
+
+#[tokio::test]
+async fn the_admin_api_refuses_cross_site_requests_from_browsers() {
+    let broker = Mosquitto::start().await.unwrap();
+    let (core, io) = settings(&broker);
+    let gw = TestGateway::start_with(core, io).await.unwrap();
+    let addr = gw.http_addr().unwrap();
+    let host = format!("127.0.0.1:{}", addr.port());
+
+    // What a web page in a local browser sends for a cross-site HTML form: the attacker's
+    // Origin, a form body, and no custom header (a browser cannot add one cross-site without
+    // a CORS preflight, which the endpoint never grants).
+    let form = format!(
+        "POST /api/pairing?seconds=600 HTTP/1.1\r\nHost: {host}\r\n\
+         Origin: http://evil.example\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\
+         Connection: close\r\n\r\nseconds=60"
+    );
+    let (status, body) = raw(addr, &form).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body.lines().count(), 1, "a one-line reason: {body:?}");
+
+    // Each rule on its own, the custom header present.
+    let with_header = |method: &str, path: &str, host: &str, extra: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nX-MQTT-SN-Admin: 1\r\n{extra}\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    for (what, request, reason) in [
+        (
+            "a foreign Origin",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &host,
+                "Origin: http://evil.example\r\n",
+            ),
+            "Origin",
+        ),
+        (
+            "Sec-Fetch-Site: cross-site",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &host,
+                "Sec-Fetch-Site: cross-site\r\n",
+            ),
+            "Sec-Fetch-Site",
+        ),
+        (
+            "a page of another local port (same site, other origin)",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &host,
+                "Sec-Fetch-Site: same-site\r\n",
+            ),
+            "Sec-Fetch-Site",
+        ),
+        (
+            // DNS rebinding: the attacker's name now resolves to 127.0.0.1, so the browser
+            // deems the request same-origin and lets the page add any header.
+            "a host name instead of an address",
+            with_header(
+                "POST",
+                "/api/pairing?seconds=600",
+                &format!("evil.example:{}", addr.port()),
+                &format!(
+                    "Origin: http://evil.example:{}\r\nSec-Fetch-Site: same-origin\r\n",
+                    addr.port()
+                ),
+            ),
+            "Host",
+        ),
+    ] {
+        let (status, body) = raw(addr, &request).await;
+        assert_eq!(status, 403, "{what}: {body}");
+        assert!(body.contains(reason), "{what}: {body}");
+        assert_eq!(body.lines().count(), 1, "{what}: {body:?}");
+    }
+    // Reading is refused without the header too (a cross-site <script src> would get it).
+    let (status, body) = raw(
+        addr,
+        &format!("GET /api/clients HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("X-MQTT-SN-Admin"), "{body}");
+
+    // Nothing above opened the pairing window.
+    let list = admin::clients(addr).await.unwrap();
+    assert_eq!(list.pairing_secs, None);
+    // A same-origin request with the header (a page served by the endpoint itself) and the
+    // routes that are not the admin API still answer.
+    let (status, body) = raw(
+        addr,
+        &with_header(
+            "GET",
+            "/api/clients",
+            &host,
+            &format!("Origin: http://{host}\r\nSec-Fetch-Site: same-origin\r\n"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = raw(
+        addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    gw.stop().await;
+}
+
+/// Whether `raw` holds a complete answer with a `content-length` body.
+fn complete(raw: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(raw);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    length.is_some_and(|n| body.len() >= n)
+}
+
+/// How the server ended a connection, as its client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// An orderly close (read returned 0), perhaps after an answer.
+    Eof,
+    /// A reset.
+    Reset,
+    /// Still open when the test stopped waiting.
+    Open,
+}
+
+/// Reads (and discards) until the server closes `s`, for at most `limit`.
+async fn until_closed(mut s: TcpStream, limit: Duration) -> Ended {
+    let mut buf = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => return Ended::Eof,
+                Ok(_) => {}
+                Err(_) => return Ended::Reset,
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all)
+        .await
+        .unwrap_or(Ended::Open)
+}
+
+#[tokio::test]
+async fn half_open_connections_are_capped_and_cut_and_the_endpoint_keeps_answering() {
+    let broker = Mosquitto::start().await.unwrap();
+    let (core, io) = settings(&broker);
+    let gw = TestGateway::start_with(core, io).await.unwrap();
+    gw.wait_upstream(true, WAIT).await.unwrap();
+    let addr = gw.http_addr().unwrap();
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(5);
+
+    // A keep-alive client that got its answer and then stays silent holds a slot.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    while !complete(&answer) {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(WAIT, idle.read(&mut buf))
+            .await
+            .expect("an answer to the keep-alive client")
+            .unwrap();
+        assert!(n > 0, "the keep-alive connection closed before its answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let idle = tokio::spawn(until_closed(idle, limit));
+
+    // Slowloris: more connections than the cap, each with part of a request head and then
+    // silence.
+    let flood = MAX_CONNECTIONS + 20;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..flood {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // A connection beyond the cap may already be closed: the write may fail then.
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(until_closed(s, limit).await);
+        });
+    }
+    drop(tx);
+
+    // The cap holds: every connection beyond it is closed at once, well before the header
+    // timeout, and the others stay open for now.
+    let beyond = flood - (MAX_CONNECTIONS - 1);
+    let mut ended = Vec::new();
+    let early = tokio::time::Instant::now() + HEADER_READ_TIMEOUT / 2;
+    while ended.len() < beyond {
+        match tokio::time::timeout_at(early, rx.recv()).await {
+            Ok(Some(e)) => ended.push(e),
+            _ => break,
+        }
+    }
+    assert_eq!(
+        ended.len(),
+        beyond,
+        "connections beyond the cap of {MAX_CONNECTIONS} closed at once: {ended:?}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "no connection within the cap is closed before the header timeout"
+    );
+
+    // The header timeout cuts every half-open connection within the cap, and the idle
+    // keep-alive connection as well: an orderly close each.
+    let mut cut = Vec::new();
+    while let Some(e) = rx.recv().await {
+        cut.push(e);
+    }
+    assert_eq!(cut.len(), MAX_CONNECTIONS - 1);
+    assert!(cut.iter().all(|e| *e == Ended::Eof), "{cut:?}");
+    assert_eq!(
+        idle.await.unwrap(),
+        Ended::Eof,
+        "the idle keep-alive connection"
+    );
+
+    // The endpoint answers again.
+    assert_eq!(http(addr, "GET", "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(http(addr, "GET", "/metrics").await.0, 200);
+    gw.stop().await;
 }

@@ -9,9 +9,11 @@ pub mod config;
 pub mod driver;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded_broker;
+pub mod fd_limit;
 pub mod http;
 mod log_events;
 pub mod notify;
+mod throttle;
 pub mod udp;
 pub mod upstream;
 

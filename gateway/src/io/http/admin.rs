@@ -1,16 +1,19 @@
-//! The admin routes (`/api/*`), server side: answered to loopback peers only, whatever address
-//! the endpoint listens on. The client side is [`crate::admin`].
+//! The admin routes (`/api/*`), server side. [`guard`] stands in front of every one of them:
+//! it answers loopback peers only, whatever address the endpoint listens on, and refuses what
+//! a web page in a local browser could send (see [`admit`]). The client side is
+//! [`crate::admin`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{AppState, json, text};
-use crate::admin::{ClientEntry, ClientList, Pairing};
+use crate::admin::{ADMIN_HEADER, ClientEntry, ClientList, Pairing};
 use crate::io::Snapshot;
 
 /// Longest pairing window the API opens (a day).
@@ -25,14 +28,87 @@ pub(crate) fn is_admin_peer(peer: SocketAddr) -> bool {
     peer.ip().to_canonical().is_loopback()
 }
 
-/// 403 for peers that are not on loopback.
-fn refuse(peer: SocketAddr) -> Option<Response> {
-    (!is_admin_peer(peer)).then(|| {
-        text(
-            StatusCode::FORBIDDEN,
-            "the admin API answers loopback peers only; run the command on the gateway host\n",
-        )
-    })
+/// Whether a request from `peer` with `headers` may use the admin routes; else the one-line
+/// reason of the refusal.
+///
+/// Besides the loopback peer, the request must not come from a web page: a browser on the
+/// gateway host is a loopback peer too, and a page of any site could make it send requests.
+/// So the request must carry [`ADMIN_HEADER`]` = 1` (a page cannot add a custom header to a
+/// request to another origin without a CORS preflight, which the endpoint never grants); its
+/// `Sec-Fetch-Site`, when present, must be `same-origin` or `none`; its `Origin`, when
+/// present, must be the endpoint itself; and its `Host` must be an IP address or `localhost`
+/// (a page whose host name was re-pointed at 127.0.0.1, DNS rebinding, counts as same-origin
+/// to the browser and sends its own name).
+pub(crate) fn admit(peer: SocketAddr, headers: &HeaderMap) -> Result<(), String> {
+    if !is_admin_peer(peer) {
+        return Err(
+            "the admin API answers loopback peers only; run the command on the gateway host".into(),
+        );
+    }
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+    };
+    if let Some(site) = value("sec-fetch-site")
+        && !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"))
+    {
+        return Err(format!(
+            "the admin API refuses requests from web pages of other sites (Sec-Fetch-Site: \
+             {site:.40})"
+        ));
+    }
+    let host = value(header::HOST.as_str());
+    if let Some(host) = &host
+        && !by_address(host)
+    {
+        return Err(format!(
+            "the admin API is reached by IP address or localhost, not by the name in Host: \
+             {host:.80}"
+        ));
+    }
+    if let Some(origin) = value(header::ORIGIN.as_str()) {
+        let own = host.as_ref().map(|h| format!("http://{h}"));
+        if !own.is_some_and(|own| own.eq_ignore_ascii_case(&origin)) {
+            return Err(format!(
+                "the admin API refuses requests from web pages of other origins (Origin: \
+                 {origin:.80})"
+            ));
+        }
+    }
+    if value(ADMIN_HEADER).as_deref() != Some("1") {
+        return Err(format!(
+            "the admin API needs the request header {ADMIN_HEADER}: 1 (the `pair` and \
+             `clients` commands send it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a `Host` header names an IP address or `localhost` (port optional).
+fn by_address(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // "[v6]" or "[v6]:port"
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+/// In front of every `/api/*` route: `403` with the reason of [`admit`] for a request it
+/// refuses.
+pub(super) async fn guard(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match admit(peer, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(reason) => {
+            tracing::debug!(%peer, %reason, "admin request refused");
+            text(StatusCode::FORBIDDEN, &format!("{reason}\n"))
+        }
+    }
 }
 
 /// The [`ClientList`] of a snapshot.
@@ -58,14 +134,8 @@ pub(crate) fn client_list(s: &Snapshot) -> ClientList {
     }
 }
 
-/// `GET /api/clients`.
-pub(super) async fn clients(
-    State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    if let Some(r) = refuse(peer) {
-        return r;
-    }
+/// `GET /api/clients` (behind [`guard`]).
+pub(super) async fn clients(State(st): State<AppState>) -> Response {
     match st.handle.snapshot().await {
         Some(s) => json(&client_list(&s)),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping\n"),
@@ -111,15 +181,12 @@ async fn unwritable_registry(registry: Option<&Path>, peer: SocketAddr) -> Optio
     ))
 }
 
-/// `POST /api/pairing?seconds=N`.
+/// `POST /api/pairing?seconds=N` (behind [`guard`]).
 pub(super) async fn pairing(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = refuse(peer) {
-        return r;
-    }
     let secs = match seconds_param(query.as_deref()) {
         Ok(n) => n,
         Err(reason) => return text(StatusCode::BAD_REQUEST, &reason),
@@ -164,6 +231,81 @@ mod tests {
         assert!(!ok("[fe80::1]:5000"));
         assert!(!ok("[::ffff:192.168.1.1]:5000"));
         assert!(!ok("0.0.0.0:5000"));
+    }
+
+    fn request(headers: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn only_requests_that_no_web_page_can_send_are_admitted() {
+        let lo: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let ok = |h: &[(&str, &str)]| admit(lo, &request(h));
+        let admin = (ADMIN_HEADER, "1");
+        let host = ("host", "127.0.0.1:8087");
+        // The command-line client.
+        assert_eq!(
+            ok(&[host, admin, ("user-agent", "mqtt-sn-gateway")]),
+            Ok(())
+        );
+        assert_eq!(ok(&[admin]), Ok(()));
+        assert_eq!(ok(&[("host", "localhost:8087"), admin]), Ok(()));
+        assert_eq!(ok(&[("host", "[::1]:8087"), admin]), Ok(()));
+        // A same-origin page of the endpoint itself.
+        assert_eq!(
+            ok(&[
+                host,
+                admin,
+                ("origin", "http://127.0.0.1:8087"),
+                ("sec-fetch-site", "same-origin")
+            ]),
+            Ok(())
+        );
+        let refused = |h: &[(&str, &str)], why: &str| {
+            let reason = ok(h).unwrap_err();
+            assert!(reason.contains(why), "{why:?} not in {reason:?}");
+            assert!(!reason.contains('\n'), "{reason:?}");
+        };
+        refused(&[host], "X-MQTT-SN-Admin: 1");
+        refused(&[host, (ADMIN_HEADER, "yes")], "X-MQTT-SN-Admin: 1");
+        refused(&[host, ("origin", "http://evil.example")], "Origin");
+        refused(&[host, admin, ("origin", "http://evil.example")], "Origin");
+        refused(&[host, admin, ("origin", "null")], "Origin");
+        refused(
+            &[host, admin, ("origin", "http://127.0.0.1:9999")],
+            "Origin",
+        );
+        refused(&[admin, ("origin", "http://127.0.0.1:8087")], "Origin");
+        refused(
+            &[host, admin, ("sec-fetch-site", "cross-site")],
+            "Sec-Fetch-Site",
+        );
+        refused(
+            &[host, admin, ("sec-fetch-site", "same-site")],
+            "Sec-Fetch-Site",
+        );
+        refused(
+            &[
+                ("host", "evil.example:8087"),
+                admin,
+                ("origin", "http://evil.example:8087"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            "Host",
+        );
+        let lan: SocketAddr = "192.168.4.20:5000".parse().unwrap();
+        assert!(
+            admit(lan, &request(&[host, admin]))
+                .unwrap_err()
+                .contains("loopback")
+        );
     }
 
     #[test]

@@ -6,17 +6,29 @@
 //! | `GET /metrics` | Prometheus text format 0.0.4 ([`metrics`]) |
 //! | `GET /healthz` | `200 ok` while the broker is reachable, else `503` with the reason |
 //! | `GET /` | HTML status page ([`status`]) |
-//! | `GET /api/clients` | JSON [`crate::admin::ClientList`] (loopback peers only) |
-//! | `POST /api/pairing?seconds=N` | opens the pairing window; JSON [`crate::admin::Pairing`] (loopback peers only) |
+//! | `GET /api/clients` | JSON [`crate::admin::ClientList`] (admin request, see below) |
+//! | `POST /api/pairing?seconds=N` | opens the pairing window; JSON [`crate::admin::Pairing`] (admin request) |
+//!
+//! An admin request (`/api/*`) must come from a loopback peer and carry the header
+//! `X-MQTT-SN-Admin: 1` ([`crate::admin::ADMIN_HEADER`]); one with `Sec-Fetch-Site` other than
+//! `same-origin` or `none`, an `Origin` other than the endpoint itself, or a `Host` that is a
+//! name other than `localhost` is refused too: `403` with a one-line reason. Together these
+//! keep web pages in a local browser out (cross-site forms, DNS rebinding).
 //!
 //! Every answer is built from one [`crate::io::Snapshot`] asked from the drive loop.
+//!
+//! Connections are bounded ([`server`]): at most [`MAX_CONNECTIONS`] at once (more are
+//! answered `503` and closed), a complete request head within [`HEADER_READ_TIMEOUT`] of the
+//! accept or of the previous answer, and at most [`CONNECTION_LIFETIME`] per connection.
 
 pub(crate) mod admin;
 pub(crate) mod metrics;
+pub(crate) mod server;
 pub(crate) mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -26,6 +38,37 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use super::GatewayHandle;
+
+/// HTTP connections served at once. A connection beyond it is answered `503` (when the
+/// answer can be written without waiting) and closed at once, so the endpoint holds at most
+/// this many connections' descriptors, plus its listener and the one it is refusing.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Time a connection has to send a complete request head, counted from its accept and again
+/// from each answer: a slower client (a half-open connection) or an idle keep-alive
+/// connection is closed when it runs out.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest life of one connection, however busy: then it is closed after the request in
+/// progress (and cut [`CLOSE_GRACE`] later if that request does not finish).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Time a connection asked to close (its lifetime is over, or the gateway is stopping) gets
+/// to finish its request in progress.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Largest request head buffered; hyper answers `431` beyond it. The endpoint's requests are
+/// a few hundred bytes.
+const MAX_REQUEST_BUFFER: usize = 64 * 1024;
+
+/// The production bounds.
+const LIMITS: server::Limits = server::Limits {
+    max_connections: MAX_CONNECTIONS,
+    header_read: HEADER_READ_TIMEOUT,
+    lifetime: CONNECTION_LIFETIME,
+    close_grace: CLOSE_GRACE,
+    max_buffer: MAX_REQUEST_BUFFER,
+};
 
 /// The HTTP endpoint could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -124,20 +167,23 @@ async fn not_found() -> Response {
     )
 }
 
-/// The routes.
+/// The routes; [`admin::guard`] stands in front of every `/api/*` route.
 fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/clients", get(admin::clients))
+        .route("/api/pairing", post(admin::pairing))
+        .route_layer(axum::middleware::from_fn(admin::guard));
     Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics_route))
         .route("/healthz", get(healthz))
-        .route("/api/clients", get(admin::clients))
-        .route("/api/pairing", post(admin::pairing))
+        .merge(api)
         .fallback(not_found)
         .with_state(state)
 }
 
-/// Binds `addr` and serves the endpoint until `shutdown` fires; returns the bound address
-/// (so port 0 works).
+/// Binds `addr` and serves the endpoint until `shutdown` fires (connections are then closed
+/// after their request in progress); returns the bound address (so port 0 works).
 pub(crate) async fn start(
     addr: SocketAddr,
     state: AppState,
@@ -148,14 +194,7 @@ pub(crate) async fn start(
         .await
         .map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::warn!(error = %e, "HTTP endpoint stopped");
-        }
-    });
+    tokio::spawn(server::serve(listener, router(state), LIMITS, shutdown));
     tracing::info!(addr = %local, "HTTP endpoint: /metrics, /healthz, status page, admin API");
     Ok(local)
 }

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::correlator::{Correlator, IncomingVerdict, OutgoingPublish, Unsent};
 use crate::core::upstream::{DeliveryId, LinkId, Refusal, Token, UpstreamEvent};
+use crate::io::fd_limit;
 
 /// What the connector tells a link task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +263,9 @@ impl LinkTask {
             other => {
                 let reason = other.to_string();
                 tracing::info!(%link, %reason, "upstream link down");
+                if fd_limit::is_exhausted(other) {
+                    fd_limit::warn_exhausted("opening an upstream connection", other);
+                }
                 self.emit(UpstreamEvent::LinkDown { link, reason });
             }
         }
