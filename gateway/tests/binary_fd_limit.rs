@@ -5,8 +5,12 @@
 //! Every wait is bounded; the only fixed wait is where an absence is asserted.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
+use common::{free_tcp_port, free_udp_port};
+
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,22 +19,6 @@ use std::time::{Duration, Instant};
 use sn_codec::{Connect, Packet};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `line` without ANSI colour sequences (`ESC [ ... m`).
 fn strip_ansi(line: &str) -> String {

@@ -3,34 +3,15 @@
 //! else needs to run. Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+mod common;
+
+use common::{encode, free_tcp_port, free_udp_port};
+
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sn_codec::{Connect, Packet, ReturnCode};
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn encode(p: &Packet<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; p.encoded_len().unwrap()];
-    let n = p.encode(&mut buf).unwrap();
-    buf.truncate(n);
-    buf
-}
 
 struct Mote {
     socket: UdpSocket,
@@ -92,33 +73,13 @@ fn signal(child: &Child, sig: &str) {
 
 #[test]
 fn sighup_reloads_the_registry_without_dropping_sessions_and_sigterm_stops_cleanly() {
-    let dir = std::env::temp_dir().join(format!("gw-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let udp = free_udp_port();
-    let broker = free_tcp_port();
-    std::fs::write(
-        dir.join("gateway.toml"),
-        format!(
-            "[[listeners.udp]]\nbind = \"127.0.0.1:{udp}\"\n[upstream]\nurl = \"embedded://127.0.0.1:{broker}\"\n\
-             [http]\nlisten = \"off\"\n[clients]\npolicy = \"registered-only\"\nregistry = \"clients.toml\"\n"
-        ),
-    )
-    .unwrap();
+    let dir = scratch("reload");
     std::fs::write(
         dir.join("clients.toml"),
         "# paired motes\n[[client]]\nclient_id = \"mote-a\"\n",
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mqtt-sn-gateway"))
-        .arg("--config")
-        .arg(dir.join("gateway.toml"))
-        .args(["--log", "warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let gw = Gateway(child);
-    let addr = SocketAddr::from(([127, 0, 0, 1], udp));
+    let (gw, addr) = start_registered_only(&dir);
 
     let a = Mote::new(addr);
     assert_eq!(

@@ -43,6 +43,19 @@ pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
+/// A non-blocking socket bound to `group` that joined it on loopback: it receives what the
+/// gateway sends to its discovery group (ADVERTISE, multicast GWINFO).
+pub fn loopback_group_member(group: std::net::SocketAddrV4) -> Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_multicast_all_v4(false)?;
+    s.bind(&SocketAddr::V4(group).into())?;
+    s.join_multicast_v4(group.ip(), &std::net::Ipv4Addr::LOCALHOST)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

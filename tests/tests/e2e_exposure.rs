@@ -325,6 +325,41 @@ async fn a_paired_mote_connects_when_strangers_have_filled_the_table() {
 
 // ----- 4. sessionless publishes -----
 
+/// A QoS −1 PUBLISH in the non-standard long-topic form: topic "door" (TopicId = its length 4,
+/// TopicIdType 0b00), data "open".
+const LONG_FORM_DOOR_OPEN: [u8; 15] = [
+    0x0F, 0x0C, 0x60, 0x00, 0x04, 0x00, 0x00, b'd', b'o', b'o', b'r', b'o', b'p', b'e', b'n',
+];
+
+/// A QoS −1 PUBLISH.
+fn minus1(topic: TopicRef<'_>, retain: bool, data: &[u8]) -> Vec<u8> {
+    encode(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::MinusOne,
+        retain,
+        topic,
+        msg_id: 0,
+        data,
+    }))
+}
+
+/// A broker client subscribed to every topic the sessionless tests publish to (not `#`: the
+/// gateway's own retained status would come first).
+async fn watch_sessionless_topics(broker: &Mosquitto) -> Subscriber {
+    Subscriber::connect(
+        &broker.url(),
+        "watcher",
+        &[
+            ("meters/#", MqttQoS::AtMostOnce),
+            ("site/#", MqttQoS::AtMostOnce),
+            ("ab", MqttQoS::AtMostOnce),
+            ("door", MqttQoS::AtMostOnce),
+        ],
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn sessionless_publishes_follow_registered_only_and_need_allowances() {
     let broker = Mosquitto::start().await.unwrap();
@@ -344,37 +379,13 @@ async fn sessionless_publishes_follow_registered_only_and_need_allowances() {
         ..Default::default()
     };
     let daemon = Daemon::start(&broker.url(), options).await.unwrap();
-    let mut sub = Subscriber::connect(
-        &broker.url(),
-        "watcher",
-        &[
-            ("meters/#", MqttQoS::AtMostOnce),
-            ("site/#", MqttQoS::AtMostOnce),
-            ("ab", MqttQoS::AtMostOnce),
-            ("door", MqttQoS::AtMostOnce),
-        ],
-    )
-    .await
-    .unwrap();
-    let minus1 = |topic, retain, data: &'static [u8]| {
-        encode(&Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::MinusOne,
-            retain,
-            topic,
-            msg_id: 0,
-            data,
-        }))
-    };
+    let mut sub = watch_sessionless_topics(&broker).await;
     // A stranger: predefined, short name, long-topic form, retained — none goes through.
     for bytes in [
         minus1(TopicRef::Predefined(2), false, b"forged"),
         minus1(TopicRef::Short(*b"ab"), false, b"forged"),
         minus1(TopicRef::Predefined(1), true, b"forged"),
-        vec![
-            0x0F, 0x0C, 0x60, 0x00, 0x04, 0x00, 0x00, b'd', b'o', b'o', b'r', b'o', b'p', b'e',
-            b'n',
-        ],
+        LONG_FORM_DOOR_OPEN.to_vec(),
     ] {
         stranger.send_to(&bytes, daemon.udp).unwrap();
     }
@@ -406,40 +417,12 @@ async fn by_default_the_long_topic_form_and_retained_sessionless_publishes_are_r
         ..Default::default()
     };
     let daemon = Daemon::start(&broker.url(), options).await.unwrap();
-    let mut sub = Subscriber::connect(
-        &broker.url(),
-        "watcher",
-        &[
-            ("meters/#", MqttQoS::AtMostOnce),
-            ("site/#", MqttQoS::AtMostOnce),
-            ("ab", MqttQoS::AtMostOnce),
-            ("door", MqttQoS::AtMostOnce),
-        ],
-    )
-    .await
-    .unwrap();
+    let mut sub = watch_sessionless_topics(&broker).await;
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let long_form = [
-        0x0F, 0x0C, 0x60, 0x00, 0x04, 0x00, 0x00, b'd', b'o', b'o', b'r', b'o', b'p', b'e', b'n',
-    ];
-    sender.send_to(&long_form, daemon.udp).unwrap();
-    let retained = encode(&Packet::Publish(Publish {
-        dup: false,
-        qos: QoS::MinusOne,
-        retain: true,
-        topic: TopicRef::Predefined(1),
-        msg_id: 0,
-        data: b"forged",
-    }));
+    sender.send_to(&LONG_FORM_DOOR_OPEN, daemon.udp).unwrap();
+    let retained = minus1(TopicRef::Predefined(1), true, b"forged");
     sender.send_to(&retained, daemon.udp).unwrap();
-    let plain = encode(&Packet::Publish(Publish {
-        dup: false,
-        qos: QoS::MinusOne,
-        retain: false,
-        topic: TopicRef::Predefined(1),
-        msg_id: 0,
-        data: b"ok",
-    }));
+    let plain = minus1(TopicRef::Predefined(1), false, b"ok");
     sender.send_to(&plain, daemon.udp).unwrap();
     let m = sub.next_message(WAIT).await.expect("the plain publish");
     assert_eq!(
@@ -462,7 +445,7 @@ async fn a_searchgw_flood_gets_a_few_gwinfo_answers() {
         ..Default::default()
     };
     let daemon = Daemon::start(&broker.url(), options).await.unwrap();
-    let member = group_member(group);
+    let member = sn_tests::ports::loopback_group_member(group).unwrap();
     // 20 searchers, each repeating its SEARCHGW every 10 ms for 2 s.
     let searchers: Vec<UdpSocket> = (0..20)
         .map(|_| {
@@ -506,19 +489,4 @@ async fn a_searchgw_flood_gets_a_few_gwinfo_answers() {
         "{multicast} multicast GWINFO for 4000 SEARCHGW"
     );
     daemon.stop().await;
-}
-
-/// A non-blocking socket that joined `group` on loopback.
-fn group_member(group: SocketAddrV4) -> UdpSocket {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-    s.set_reuse_address(true).unwrap();
-    s.set_multicast_all_v4(false).unwrap();
-    s.bind(&SocketAddr::V4(group).into()).unwrap();
-    s.join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST)
-        .unwrap();
-    let s: UdpSocket = s.into();
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    s
 }

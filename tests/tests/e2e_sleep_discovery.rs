@@ -131,14 +131,7 @@ async fn a_sleeping_mote_gets_every_qos1_message_on_wake_up_exactly_as_the_broke
 }
 
 fn group_listener(group: SocketAddrV4) -> UdpSocket {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-    s.set_reuse_address(true).unwrap();
-    s.set_multicast_all_v4(false).unwrap();
-    s.bind(&SocketAddr::V4(group).into()).unwrap();
-    s.join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST)
-        .unwrap();
-    s.set_nonblocking(true).unwrap();
-    UdpSocket::from_std(s.into()).unwrap()
+    UdpSocket::from_std(sn_tests::ports::loopback_group_member(group).unwrap()).unwrap()
 }
 
 async fn discovery_gateway(broker_url: &str, id: u8, group: SocketAddrV4) -> TestGateway {
