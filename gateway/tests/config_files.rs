@@ -187,6 +187,18 @@ fn the_full_fixture_sets_every_value() {
     assert_ne!(c.discovery, d.discovery);
     assert_ne!(c.qos_minus1, d.qos_minus1);
     assert_ne!(c.forwarders, d.forwarders);
+    assert_ne!(
+        c.limits.new_sessions_per_address,
+        d.limits.new_sessions_per_address
+    );
+    assert_ne!(
+        c.limits.new_sessions_per_forwarder,
+        d.limits.new_sessions_per_forwarder
+    );
+    assert_eq!(
+        c.limits.unregistered_idle_timeout, None,
+        "\"0s\" turns it off"
+    );
     assert_ne!(c.predefined, d.predefined);
     assert_ne!(c.upstream.client_id_prefix, d.upstream.client_id_prefix);
     assert_ne!(c.upstream.topic_prefix, d.upstream.topic_prefix);
