@@ -136,7 +136,7 @@ impl Gateway {
         if let Some(link) = s.link.take() {
             s.link_up = false;
             self.by_link.remove(&link);
-            self.cmds.push_back(UpstreamCmd::Close {
+            self.out.command(UpstreamCmd::Close {
                 link,
                 graceful: true,
             });
@@ -376,7 +376,7 @@ impl Gateway {
         let resumed = s.link.take();
         if let Some(old) = resumed {
             self.by_link.remove(&old);
-            self.cmds.push_back(UpstreamCmd::Close {
+            self.out.command(UpstreamCmd::Close {
                 link: old,
                 graceful: true,
             });
@@ -388,7 +388,7 @@ impl Gateway {
         // A resumed session must not lose its broker-side state.
         let cmd = open_cmd(&self.cfg, s, link, s.clean_session && resumed.is_none());
         self.by_link.insert(link, sid);
-        self.cmds.push_back(cmd);
+        self.out.command(cmd);
     }
 
     /// CONNACK accepted; the session is Active.
@@ -457,7 +457,7 @@ impl Gateway {
             return;
         };
         if let Some(link) = s.link.take() {
-            self.cmds.push_back(UpstreamCmd::Close { link, graceful });
+            self.out.command(UpstreamCmd::Close { link, graceful });
             self.by_link.remove(&link);
         }
         s.link_up = false;

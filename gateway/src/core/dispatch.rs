@@ -3,7 +3,7 @@
 use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnCode};
 
 use super::addr::{PeerAddr, Wnid};
-use super::event::{DropReason, GatewayEvent};
+use super::event::DropReason;
 use super::session::State;
 use super::{Gateway, SessionId};
 
@@ -99,7 +99,7 @@ impl Gateway {
     }
 
     fn route(&mut self, now: Instant, from: PeerAddr, packet: Packet<'_>) {
-        self.stats.count_in(packet.msg_type());
+        self.out.stats.count_in(packet.msg_type());
         // Messages that need no session.
         match packet {
             Packet::Connect(c) => return self.on_connect(now, from, c),
@@ -192,16 +192,12 @@ impl Gateway {
     }
 
     pub(super) fn drop_from(&mut self, peer: Option<PeerAddr>, reason: DropReason) {
-        self.event(GatewayEvent::Dropped { peer, reason });
+        self.out.drop(peer, reason);
     }
 
     /// Queues a packet to a peer, bounded by the client transport's size limit.
     pub(super) fn send(&mut self, to: &PeerAddr, packet: &Packet<'_>) -> bool {
-        let ok = self.out.push(to, packet, self.cfg.max_packet_size).is_ok();
-        if !ok {
-            self.drop_from(Some(to.clone()), DropReason::TooLargeForClient);
-        }
-        ok
+        self.out.send(to, packet)
     }
 
     /// Queues a packet to a session's client.

@@ -38,7 +38,7 @@ impl Gateway {
         }
         let delivery = reliable.then_some(delivery);
         let Some(topic) = topics::from_upstream(&self.cfg.upstream.topic_prefix, topic) else {
-            return self.discard(sid, delivery, DropReason::UnexpectedType);
+            return self.discard(sid, delivery, DropReason::ForeignTopic);
         };
         if s.rejected.contains(topic) {
             return self.discard(sid, delivery, DropReason::TopicRejected);
@@ -84,6 +84,12 @@ impl Gateway {
     fn discard(&mut self, sid: SessionId, delivery: Option<DeliveryId>, reason: DropReason) {
         let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
         self.drop_from(peer, reason);
+        self.release(sid, delivery);
+    }
+
+    /// Acknowledges upstream a downlink message that was already counted as dropped (e.g. by
+    /// the send that could not encode it).
+    fn release(&mut self, sid: SessionId, delivery: Option<DeliveryId>) {
         if let Some(d) = delivery {
             self.complete_ack(sid, d);
         }
@@ -105,7 +111,7 @@ impl Gateway {
             if let Some(a) = s.acks.pop_front()
                 && Some(a.link) == s.link
             {
-                self.cmds.push_back(UpstreamCmd::Ack {
+                self.out.command(UpstreamCmd::Ack {
                     link: a.link,
                     delivery: a.delivery,
                 });
@@ -158,7 +164,7 @@ impl Gateway {
             &self.cfg.predefined,
             self.cfg.max_topics_per_client,
         ) else {
-            return self.discard(sid, msg.delivery, DropReason::QueueFull);
+            return self.discard(sid, msg.delivery, DropReason::TopicIdsExhausted);
         };
         let msg_id = s.take_msg_id();
         let reg = Packet::Register(Register {
@@ -167,7 +173,8 @@ impl Gateway {
             topic_name: msg.topic.as_bytes(),
         });
         if !self.send_to_session(sid, &reg) {
-            return self.discard(sid, msg.delivery, DropReason::TooLargeForClient);
+            // Counted by the send.
+            return self.release(sid, msg.delivery);
         }
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.inflight = Some(Inflight {
@@ -198,9 +205,11 @@ impl Gateway {
             data: &msg.payload,
         });
         if !self.send_to_session(sid, &p) {
-            return self.discard(sid, msg.delivery, DropReason::TooLargeForClient);
+            // Counted by the send.
+            return self.release(sid, msg.delivery);
         }
-        self.stats
+        self.out
+            .stats
             .count_publish(msg.qos, super::stats::Direction::Downstream);
         if msg.qos == QoS::Zero {
             return;
@@ -296,7 +305,7 @@ impl Gateway {
                     self.discard(sid, inflight.msg.delivery, DropReason::TopicRejected);
                 }
             }
-            _ => self.discard(sid, inflight.msg.delivery, DropReason::QueueFull),
+            _ => self.discard(sid, inflight.msg.delivery, DropReason::ClientRejected),
         }
         self.pump(now, sid);
     }
@@ -417,17 +426,8 @@ impl Gateway {
             }),
             InflightStep::Pubcomp => Packet::Pubrel { msg_id: i.msg_id },
         };
-        if self
-            .out
-            .push(&s.peer, &packet, self.cfg.max_packet_size)
-            .is_err()
-        {
-            let peer = Some(s.peer.clone());
-            self.events.push_back(GatewayEvent::Dropped {
-                peer,
-                reason: DropReason::TooLargeForClient,
-            });
-        }
+        let peer = s.peer.clone();
+        self.out.send(&peer, &packet);
         Some(packet.msg_type())
     }
 }

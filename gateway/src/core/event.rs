@@ -84,6 +84,13 @@ pub enum DropReason {
     RetainNotAllowed,
     /// The registry file could not be written, so a pairing was not completed.
     PairingNotSaved,
+    /// A broker message on a topic outside the configured topic prefix (mountpoint).
+    ForeignTopic,
+    /// A broker message for a client whose topic-id table is full (no id to REGISTER).
+    TopicIdsExhausted,
+    /// A message the client refused in its PUBACK (a return code other than "invalid topic
+    /// id").
+    ClientRejected,
 }
 
 impl DropReason {
@@ -110,6 +117,9 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::RetainNotAllowed => "retain_not_allowed",
             DropReason::PairingNotSaved => "pairing_not_saved",
+            DropReason::ForeignTopic => "foreign_topic",
+            DropReason::TopicIdsExhausted => "topic_ids_exhausted",
+            DropReason::ClientRejected => "client_rejected",
         }
     }
 }

@@ -14,7 +14,7 @@ impl Gateway {
             UpstreamEvent::LinkUp { .. } => {
                 let topic = self.status_topic();
                 let token = self.new_token();
-                self.cmds.push_back(UpstreamCmd::Publish {
+                self.out.command(UpstreamCmd::Publish {
                     link: LinkId::GATEWAY,
                     token,
                     topic,
@@ -41,7 +41,7 @@ impl Gateway {
                 qos: 1..=2,
                 ..
             } => {
-                self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
+                self.out.command(UpstreamCmd::Ack { link, delivery });
             }
             _ => {}
         }
@@ -70,6 +70,6 @@ impl Gateway {
             credentials: up.credentials.clone(),
             identity: None,
         };
-        self.cmds.push_back(cmd);
+        self.out.command(cmd);
     }
 }

@@ -31,7 +31,7 @@ impl Gateway {
                 ..
             } = event
             {
-                self.cmds.push_back(UpstreamCmd::Ack { link, delivery });
+                self.out.command(UpstreamCmd::Ack { link, delivery });
             }
             return;
         };

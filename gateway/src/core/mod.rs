@@ -24,6 +24,7 @@ pub mod event;
 mod gateway_link;
 mod link_events;
 mod outbox;
+mod outputs;
 mod policy;
 mod qos_minus1;
 mod rate_limit;
@@ -39,7 +40,7 @@ mod uplink;
 pub mod upstream;
 mod will;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use sn_codec::Instant;
@@ -47,7 +48,7 @@ use sn_codec::Instant;
 use self::addr::PeerAddr;
 use self::config::GatewayConfig;
 use self::event::{GatewayEvent, Transmit};
-use self::outbox::Outbox;
+use self::outputs::Outputs;
 use self::session::{Session, State};
 use self::stats::{Gauges, Stats};
 use self::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
@@ -87,9 +88,8 @@ pub struct Gateway {
     next_token: u64,
     /// Sessions by their earliest deadline.
     timers: BTreeSet<(Instant, SessionId)>,
-    out: Outbox,
-    cmds: VecDeque<UpstreamCmd>,
-    events: VecDeque<GatewayEvent>,
+    /// Datagrams, upstream commands, events and counters produced by the inputs.
+    out: Outputs,
     /// The gateway's own link (QoS −1) is connected.
     gateway_link_up: bool,
     /// Last unsolicited DISCONNECT per address (rate limit).
@@ -103,7 +103,6 @@ pub struct Gateway {
     refusals: rate_limit::RateLimiter<SocketAddr>,
     shut_down: bool,
     discovery: discovery::Discovery,
-    stats: Stats,
     /// End of the pairing window.
     pairing_until: Option<Instant>,
     /// Aggregating mode: carries every client's link over the gateway's own.
@@ -116,6 +115,7 @@ impl Gateway {
     pub fn new(cfg: GatewayConfig, now: Instant, seed: u64) -> Self {
         let aggregator = (cfg.upstream.mode == config::UpstreamMode::Aggregating)
             .then(aggregating::Aggregator::default);
+        let out = Outputs::new(cfg.max_packet_size);
         let mut gw = Gateway {
             cfg,
             sessions: BTreeMap::new(),
@@ -126,9 +126,7 @@ impl Gateway {
             next_link: 1,
             next_token: 1,
             timers: BTreeSet::new(),
-            out: Outbox::default(),
-            cmds: VecDeque::new(),
-            events: VecDeque::new(),
+            out,
             gateway_link_up: false,
             disconnect_sent: BTreeMap::new(),
             new_sessions_by_address: rate_limit::RateLimiter::default(),
@@ -136,7 +134,6 @@ impl Gateway {
             refusals: rate_limit::RateLimiter::default(),
             shut_down: false,
             discovery: discovery::Discovery::new(seed),
-            stats: Stats::default(),
             pairing_until: None,
             aggregator,
         };
@@ -162,8 +159,8 @@ impl Gateway {
     /// The upstream connector reported something.
     pub fn handle_upstream(&mut self, now: Instant, event: UpstreamEvent) {
         match &event {
-            UpstreamEvent::LinkUp { .. } => self.stats.upstream_connects += 1,
-            UpstreamEvent::LinkDown { .. } => self.stats.upstream_disconnects += 1,
+            UpstreamEvent::LinkUp { .. } => self.out.stats.upstream_connects += 1,
+            UpstreamEvent::LinkDown { .. } => self.out.stats.upstream_disconnects += 1,
             _ => {}
         }
         match self.aggregator.take() {
@@ -188,7 +185,7 @@ impl Gateway {
             return;
         };
         let mut events = Vec::new();
-        while let Some(cmd) = self.cmds.pop_front() {
+        while let Some(cmd) = self.out.next_command() {
             agg.command(cmd, &mut events);
             for e in events.drain(..) {
                 self.upstream_event(now, e);
@@ -223,12 +220,12 @@ impl Gateway {
         self.shut_down = true;
         let links: Vec<LinkId> = self.by_link.keys().copied().collect();
         for link in links {
-            self.cmds.push_back(UpstreamCmd::Close {
+            self.out.command(UpstreamCmd::Close {
                 link,
                 graceful: true,
             });
         }
-        self.cmds.push_back(UpstreamCmd::Close {
+        self.out.command(UpstreamCmd::Close {
             link: LinkId::GATEWAY,
             graceful: true,
         });
@@ -241,22 +238,20 @@ impl Gateway {
     /// The next datagram to send, written into `buf` (64 KiB always suffices). A datagram that
     /// does not fit `buf` is skipped.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        let t = self.out.pop(buf)?;
-        self.stats.count_out(t.msg_type);
-        Some(t)
+        self.out.next_datagram(buf)
     }
 
     /// The next command for the upstream connector.
     pub fn poll_upstream(&mut self) -> Option<UpstreamCmd> {
         match self.aggregator.as_mut() {
             Some(agg) => agg.poll(),
-            None => self.cmds.pop_front(),
+            None => self.out.next_command(),
         }
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<GatewayEvent> {
-        self.events.pop_front()
+        self.out.next_event()
     }
 
     /// When [`Gateway::handle_timeout`] should be called next.
@@ -287,7 +282,7 @@ impl Gateway {
 
     /// Counters since start.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.out.stats
     }
 
     /// Current gauges (one pass over the sessions: call it on a timer, not per datagram).
@@ -329,14 +324,7 @@ impl Gateway {
     }
 
     fn event(&mut self, e: GatewayEvent) {
-        match &e {
-            GatewayEvent::Dropped { reason, .. } => self.stats.count_drop(reason.label()),
-            GatewayEvent::Retransmitted { msg_type, .. } => {
-                self.stats.count_retransmission(*msg_type)
-            }
-            _ => {}
-        }
-        self.events.push_back(e);
+        self.out.event(e);
     }
 
     /// Files the session under its earliest deadline.

@@ -67,10 +67,11 @@ impl Gateway {
         // The upstream topic is built once, prefix included.
         let topic = topics::to_upstream(&self.cfg.upstream.topic_prefix, name);
         let payload = Bytes::copy_from_slice(data);
-        self.stats
+        self.out
+            .stats
             .count_publish(sn_codec::QoS::MinusOne, super::stats::Direction::Upstream);
         let token = self.new_token();
-        self.cmds.push_back(UpstreamCmd::Publish {
+        self.out.command(UpstreamCmd::Publish {
             link: LinkId::GATEWAY,
             token,
             topic,

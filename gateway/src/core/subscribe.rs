@@ -95,7 +95,7 @@ impl Gateway {
         );
         s.subscriptions.insert(filter.clone(), (kind, qos));
         let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &filter);
-        self.cmds.push_back(UpstreamCmd::Subscribe {
+        self.out.command(UpstreamCmd::Subscribe {
             link,
             token,
             filter,
@@ -172,7 +172,7 @@ impl Gateway {
             if let Some(s) = self.sessions.get_mut(&sid) {
                 s.pending_unsubs.insert(token, filter.clone());
             }
-            self.cmds.push_back(UpstreamCmd::Unsubscribe {
+            self.out.command(UpstreamCmd::Unsubscribe {
                 link,
                 token,
                 filter,
@@ -208,7 +208,7 @@ impl Gateway {
                 },
             );
             let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &filter);
-            self.cmds.push_back(UpstreamCmd::Subscribe {
+            self.out.command(UpstreamCmd::Subscribe {
                 link,
                 token,
                 filter,

@@ -96,7 +96,8 @@ impl Gateway {
             let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
             return self.drop_from(peer, DropReason::TopicNotAllowed);
         }
-        self.stats
+        self.out
+            .stats
             .count_publish(p.qos, super::stats::Direction::Upstream);
         match p.qos {
             QoS::MinusOne | QoS::Zero => self.publish_qos0(sid, topic, p.data, p.retain),
@@ -110,7 +111,7 @@ impl Gateway {
         };
         let Some(link) = s.link else { return };
         let token = self.new_token();
-        self.cmds.push_back(UpstreamCmd::Publish {
+        self.out.command(UpstreamCmd::Publish {
             link,
             token,
             topic,
@@ -204,7 +205,7 @@ impl Gateway {
         if u.stage == UplinkStage::Completed {
             return;
         }
-        self.cmds.push_back(UpstreamCmd::Publish {
+        self.out.command(UpstreamCmd::Publish {
             link,
             token,
             topic: u.topic.clone(),
@@ -227,7 +228,7 @@ impl Gateway {
             } else if let Some(p) = s.pending_subs.get(token) {
                 let qos = s.subscriptions.get(&p.filter).map_or(0, |(_, q)| *q);
                 let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &p.filter);
-                self.cmds.push_back(UpstreamCmd::Subscribe {
+                self.out.command(UpstreamCmd::Subscribe {
                     link,
                     token: *token,
                     filter,
@@ -235,7 +236,7 @@ impl Gateway {
                 });
             } else if let Some(filter) = s.pending_unsubs.get(token) {
                 let filter = filter.clone();
-                self.cmds.push_back(UpstreamCmd::Unsubscribe {
+                self.out.command(UpstreamCmd::Unsubscribe {
                     link,
                     token: *token,
                     filter,

@@ -72,7 +72,7 @@ impl Gateway {
         };
         let Some(old) = s.link.take() else { return };
         self.by_link.remove(&old);
-        self.cmds.push_back(UpstreamCmd::Close {
+        self.out.command(UpstreamCmd::Close {
             link: old,
             graceful: true,
         });
@@ -96,7 +96,7 @@ impl Gateway {
         s.clean_session = false;
         let cmd = super::connect::open_cmd(&self.cfg, s, link, false);
         self.by_link.insert(link, sid);
-        self.cmds.push_back(cmd);
+        self.out.command(cmd);
         // Publishes not yet completed go again on the new link.
         let pending: Vec<_> = s.uplink.keys().copied().collect();
         for token in pending {

@@ -3,6 +3,7 @@
 
 mod aggregating;
 mod discovery;
+mod drops;
 mod exposure;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,97 @@
+//! [`Outputs`]: everything an input produces for the shell — datagrams, upstream commands,
+//! events — and the counters kept as they are produced. Every drop and every retransmission
+//! goes through [`Outputs::event`], so each is counted exactly once, under its reason.
+
+use std::collections::VecDeque;
+
+use sn_codec::Packet;
+
+use super::addr::PeerAddr;
+use super::event::{Destination, DropReason, GatewayEvent, Transmit};
+use super::outbox::{Outbox, Unencodable};
+use super::stats::Stats;
+use super::upstream::UpstreamCmd;
+
+/// The core's outputs, drained by the shell after every input.
+#[derive(Debug)]
+pub(crate) struct Outputs {
+    /// Encoded datagrams.
+    datagrams: Outbox,
+    /// Commands for the upstream connector.
+    cmds: VecDeque<UpstreamCmd>,
+    /// Events for logs, metrics and tests.
+    events: VecDeque<GatewayEvent>,
+    /// Counters since start.
+    pub(crate) stats: Stats,
+    /// Largest datagram a client's transport takes (`max_packet_size`).
+    max_packet_size: usize,
+}
+
+impl Outputs {
+    /// Empty outputs for clients whose datagrams are at most `max_packet_size` octets.
+    pub(crate) fn new(max_packet_size: usize) -> Self {
+        Outputs {
+            datagrams: Outbox::default(),
+            cmds: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            max_packet_size,
+        }
+    }
+
+    /// Queues `packet` to `to`; a packet too large for the client's transport is dropped and
+    /// counted instead (false).
+    pub(crate) fn send(&mut self, to: &PeerAddr, packet: &Packet<'_>) -> bool {
+        match self.datagrams.push(to, packet, self.max_packet_size) {
+            Ok(()) => true,
+            Err(Unencodable) => {
+                self.drop(Some(to.clone()), DropReason::TooLargeForClient);
+                false
+            }
+        }
+    }
+
+    /// Queues `packet` to a multicast destination (discovery).
+    pub(crate) fn send_to(&mut self, to: Destination, packet: &Packet<'_>) {
+        let _ = self.datagrams.push_to(to, packet);
+    }
+
+    /// A datagram or message from (or for) `peer` is dropped for `reason`.
+    pub(crate) fn drop(&mut self, peer: Option<PeerAddr>, reason: DropReason) {
+        self.event(GatewayEvent::Dropped { peer, reason });
+    }
+
+    /// Reports `e`, counting drops and retransmissions.
+    pub(crate) fn event(&mut self, e: GatewayEvent) {
+        match &e {
+            GatewayEvent::Dropped { reason, .. } => self.stats.count_drop(reason.label()),
+            GatewayEvent::Retransmitted { msg_type, .. } => {
+                self.stats.count_retransmission(*msg_type)
+            }
+            _ => {}
+        }
+        self.events.push_back(e);
+    }
+
+    /// Queues a command for the upstream connector.
+    pub(crate) fn command(&mut self, c: UpstreamCmd) {
+        self.cmds.push_back(c);
+    }
+
+    /// The next upstream command, in order.
+    pub(crate) fn next_command(&mut self) -> Option<UpstreamCmd> {
+        self.cmds.pop_front()
+    }
+
+    /// The next datagram, written into `buf`, counted by message type.
+    pub(crate) fn next_datagram(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        let t = self.datagrams.pop(buf)?;
+        self.stats.count_out(t.msg_type);
+        Some(t)
+    }
+
+    /// The next event.
+    pub(crate) fn next_event(&mut self) -> Option<GatewayEvent> {
+        self.events.pop_front()
+    }
+}
