@@ -138,7 +138,7 @@ impl Gateway {
             let secs = d.advertise_interval.as_secs();
             let duration = u16::try_from(secs).unwrap_or(u16::MAX);
             let adv = Packet::Advertise { gw_id, duration };
-            let _ = self.out.send_to(
+            self.out.send_to(
                 Destination::Multicast {
                     listener: None,
                     ttl: None,
@@ -165,7 +165,7 @@ impl Gateway {
                 && multicast_due
             {
                 self.discovery.multicast_at = Some(now);
-                let _ = self.out.send_to(
+                self.out.send_to(
                     Destination::Multicast {
                         listener: Some(listener),
                         ttl: Some(ttl),
