@@ -47,15 +47,16 @@ impl Gateway {
             }
         };
 
-        let existing = self.by_client.get(&client_id).copied();
-        if let Some(s) = existing.and_then(|sid| self.sessions.get(&sid)) {
+        let existing = self.table.find_client(&client_id);
+        if let Some(s) = existing.and_then(|sid| self.table.get(sid)) {
             // A retransmitted CONNECT while the pairing is being written: the answer follows.
-            if matches!(s.state, State::Connecting(ConnectPhase::Pairing { .. })) && s.peer == from
+            if matches!(s.state, State::Connecting(ConnectPhase::Pairing { .. }))
+                && *s.peer() == from
             {
                 return;
             }
             // Taking a live session over from another address needs the operator's consent.
-            if s.state.is_live() && s.peer != from && !self.cfg.allow_address_change {
+            if s.state.is_live() && *s.peer() != from && !self.cfg.allow_address_change {
                 self.drop_from(Some(from.clone()), DropReason::AddressChangeRefused);
                 return self.refuse_connect_limited(
                     now,
@@ -66,42 +67,28 @@ impl Gateway {
             }
         }
 
-        let sid = match existing {
-            Some(sid) => sid,
-            None => {
-                let registered = paired || self.is_registered(&client_id);
-                if !registered && !self.allow_new_session(now, &from) {
-                    self.drop_from(Some(from.clone()), DropReason::RateLimited);
-                    return self.refuse_connect_limited(
-                        now,
-                        &from,
-                        client_id,
-                        ReturnCode::Congestion,
-                    );
-                }
-                if !self.make_room(registered) {
-                    return self.refuse_connect_limited(
-                        now,
-                        &from,
-                        client_id,
-                        ReturnCode::Congestion,
-                    );
-                }
-                let sid = self.next_session;
-                self.next_session += 1;
-                self.sessions
-                    .insert(sid, Session::new(client_id.clone(), from.clone(), now));
-                self.by_client.insert(client_id.clone(), sid);
-                sid
+        if existing.is_none() {
+            let registered = paired || self.is_registered(&client_id);
+            if !registered && !self.allow_new_session(now, &from) {
+                self.drop_from(Some(from.clone()), DropReason::RateLimited);
+                return self.refuse_connect_limited(now, &from, client_id, ReturnCode::Congestion);
             }
-        };
+            if !self.make_room(registered) {
+                return self.refuse_connect_limited(now, &from, client_id, ReturnCode::Congestion);
+            }
+        }
 
         // The address belonged to another client: that binding ends (no Will).
-        if let Some(&other) = self.by_peer.get(&from)
-            && other != sid
+        if let Some(other) = self.table.find_peer(&from)
+            && Some(other) != existing
         {
             self.end_session(other, true);
         }
+
+        let sid = match existing {
+            Some(sid) => sid,
+            None => self.table.insert(client_id.clone(), from.clone(), now),
+        };
 
         if paired {
             self.event(GatewayEvent::ClientPaired {
@@ -110,7 +97,7 @@ impl Gateway {
             });
         }
         self.rebind(sid, from);
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.last_rx = now;
@@ -119,7 +106,7 @@ impl Gateway {
         s.keep_alive = keep_alive(&self.cfg, c.duration);
 
         // CONNECT while asleep or awake is a wake signal: the session resumes (§11 row 15).
-        if !paired && matches!(s.state, State::Asleep | State::Awake) && s.link.is_some() {
+        if !paired && matches!(s.state, State::Asleep | State::Awake) && s.link().is_some() {
             s.sleep = None;
             s.state_deadline = None;
             if c.will {
@@ -133,25 +120,17 @@ impl Gateway {
         }
 
         // A new connection: whatever link the session had is closed without Will.
-        if let Some(link) = s.link.take() {
-            s.link_up = false;
-            self.by_link.remove(&link);
+        if let Some(link) = self.table.detach_link(sid) {
             self.out.command(UpstreamCmd::Close {
                 link,
                 graceful: true,
             });
         }
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.clean_session = c.clean_session;
-        s.queue.clear();
-        s.inflight = None;
-        s.acks.clear();
-        s.uplink.clear();
-        s.pending_subs.clear();
-        s.pending_unsubs.clear();
-        s.sleep = None;
+        s.reset_exchanges();
         if c.clean_session {
             s.clear_state();
         } else {
@@ -169,7 +148,7 @@ impl Gateway {
 
     /// After admission: Will prompting, or straight to the upstream link.
     fn continue_connect(&mut self, now: Instant, sid: SessionId, will: bool) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         if will {
@@ -195,10 +174,10 @@ impl Gateway {
                 .entry(client_id.to_owned())
                 .or_insert_with(super::policy::paired_entry);
         }
-        let Some(&sid) = self.by_client.get(client_id) else {
+        let Some(sid) = self.table.find_client(client_id) else {
             return;
         };
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
         let State::Connecting(ConnectPhase::Pairing { will }) = s.state else {
@@ -208,7 +187,7 @@ impl Gateway {
             self.continue_connect(now, sid, will);
             self.reschedule(sid);
         } else {
-            let peer = s.peer.clone();
+            let peer = s.peer().clone();
             self.drop_from(Some(peer.clone()), DropReason::PairingNotSaved);
             self.end_session(sid, true);
             self.refuse_connect(&peer, client_id.to_owned(), ReturnCode::Congestion);
@@ -221,7 +200,7 @@ impl Gateway {
     /// that was quiet longest. False when there is no room.
     fn make_room(&mut self, registered: bool) -> bool {
         // Counting live sessions is a pass over the table: only when the table is full.
-        if self.sessions.len() < self.cfg.max_clients
+        if self.table.len() < self.cfg.max_clients
             || self.live_sessions() < self.cfg.max_clients
             || self.evict_one_dormant()
         {
@@ -261,17 +240,17 @@ impl Gateway {
 
     /// Sessions that hold resources (anything but Disconnected/Lost).
     fn live_sessions(&self) -> usize {
-        self.sessions.values().filter(|s| s.state.is_live()).count()
+        self.table.iter().filter(|(_, s)| s.state.is_live()).count()
     }
 
     /// Forgets the least recently seen Disconnected/Lost session to make room.
     fn evict_one_dormant(&mut self) -> bool {
         let victim = self
-            .sessions
+            .table
             .iter()
             .filter(|(_, s)| !s.state.is_live())
             .min_by_key(|(_, s)| s.last_rx)
-            .map(|(sid, _)| *sid);
+            .map(|(sid, _)| sid);
         match victim {
             Some(sid) => self.remove_session(sid).is_some(),
             None => false,
@@ -282,11 +261,11 @@ impl Gateway {
     /// DISCONNECT; its Will is published as for a lost client).
     fn evict_one_unregistered(&mut self) -> bool {
         let victim = self
-            .sessions
+            .table
             .iter()
-            .filter(|(_, s)| s.state.is_live() && !self.is_registered(&s.client_id))
+            .filter(|(_, s)| s.state.is_live() && !self.is_registered(s.client_id()))
             .min_by_key(|(_, s)| s.last_rx)
-            .map(|(sid, _)| *sid);
+            .map(|(sid, _)| sid);
         let Some(sid) = victim else {
             return false;
         };
@@ -297,21 +276,14 @@ impl Gateway {
 
     /// Moves a session to a new address (takeover, NAT rebinding).
     pub(super) fn rebind(&mut self, sid: SessionId, to: PeerAddr) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(from) = self.table.rebind(sid, to.clone()) else {
             return;
         };
-        if s.peer == to {
-            self.by_peer.insert(to, sid);
+        let Some(s) = self.table.get(sid) else {
             return;
-        }
-        let from = std::mem::replace(&mut s.peer, to.clone());
-        let client_id = s.client_id.clone();
-        let was_live = s.state.is_live();
-        if self.by_peer.get(&from) == Some(&sid) {
-            self.by_peer.remove(&from);
-        }
-        self.by_peer.insert(to.clone(), sid);
-        if was_live {
+        };
+        if s.state.is_live() {
+            let client_id = s.client_id().to_owned();
             self.event(GatewayEvent::ClientMoved {
                 client_id,
                 from,
@@ -321,7 +293,7 @@ impl Gateway {
     }
 
     pub(super) fn on_will_topic(&mut self, now: Instant, sid: SessionId, t: Option<WillTopic<'_>>) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         if s.state != State::Connecting(ConnectPhase::WillTopic) {
@@ -341,7 +313,7 @@ impl Gateway {
                     self.send_to_session(sid, &Packet::WillMsgReq);
                 }
                 Err(_) => {
-                    let (peer, id) = (s.peer.clone(), s.client_id.clone());
+                    let (peer, id) = (s.peer().clone(), s.client_id().to_owned());
                     self.end_session(sid, true);
                     self.refuse_connect(&peer, id, ReturnCode::NotSupported);
                 }
@@ -350,7 +322,7 @@ impl Gateway {
     }
 
     pub(super) fn on_will_msg(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         if s.state != State::Connecting(ConnectPhase::WillMsg) {
@@ -370,43 +342,42 @@ impl Gateway {
     /// Opens (or re-opens, keeping the broker session) the client's upstream link.
     pub(super) fn open_session_link(&mut self, now: Instant, sid: SessionId) {
         let link = self.new_link();
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        if self.table.get(sid).is_none() {
             return;
-        };
-        let resumed = s.link.take();
+        }
+        let resumed = self.table.attach_link(sid, link);
         if let Some(old) = resumed {
-            self.by_link.remove(&old);
             self.out.command(UpstreamCmd::Close {
                 link: old,
                 graceful: true,
             });
         }
-        s.link = Some(link);
-        s.link_up = false;
+        let Some(s) = self.table.get_mut(sid) else {
+            return;
+        };
         s.state = State::Connecting(ConnectPhase::Upstream);
         s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
         // A resumed session must not lose its broker-side state.
         let cmd = open_cmd(&self.cfg, s, link, s.clean_session && resumed.is_none());
-        self.by_link.insert(link, sid);
         self.out.command(cmd);
     }
 
     /// CONNACK accepted; the session is Active.
     pub(super) fn accept_connect(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.state = State::Active;
         s.state_deadline = None;
         s.last_rx = now;
-        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
+        let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
         // A stranger's session that never says anything after its CONNECT does not keep its
         // place for long.
         let silent_until = match self.cfg.limits.unregistered_idle_timeout {
             Some(t) if !self.is_registered(&client_id) => Some(now.saturating_add(t)),
             _ => None,
         };
-        if let Some(s) = self.sessions.get_mut(&sid) {
+        if let Some(s) = self.table.get_mut(sid) {
             s.silent_until = silent_until;
         }
         self.send_to_session(
@@ -426,10 +397,10 @@ impl Gateway {
             Some(d) if d > 0 => self.go_to_sleep(now, sid, d),
             _ => {
                 self.send_to_session(sid, &Packet::Disconnect { duration: None });
-                let Some(s) = self.sessions.get(&sid) else {
+                let Some(s) = self.table.get(sid) else {
                     return;
                 };
-                let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
+                let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
                 self.end_session(sid, true);
                 self.event(GatewayEvent::ClientDisconnected { client_id, peer });
             }
@@ -437,7 +408,7 @@ impl Gateway {
     }
 
     pub(super) fn on_pingreq(&mut self, now: Instant, sid: SessionId) {
-        let state = self.sessions.get(&sid).map(|s| s.state);
+        let state = self.table.get(sid).map(|s| s.state);
         match state {
             Some(State::Asleep) => self.on_wake_pingreq(now, sid),
             Some(State::Awake) => self.resend_inflight(now, sid),
@@ -453,34 +424,17 @@ impl Gateway {
     /// Ends a session: the link is closed (gracefully: no Will; otherwise the broker publishes
     /// it). A CleanSession=0 session is remembered as Disconnected for a later reconnect.
     pub(super) fn end_session(&mut self, sid: SessionId, graceful: bool) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        if let Some(link) = self.table.detach_link(sid) {
+            self.out.command(UpstreamCmd::Close { link, graceful });
+        }
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
-        if let Some(link) = s.link.take() {
-            self.out.command(UpstreamCmd::Close { link, graceful });
-            self.by_link.remove(&link);
-        }
-        s.link_up = false;
-        s.inflight = None;
-        s.queue.clear();
-        s.acks.clear();
-        s.uplink.clear();
-        s.pending_subs.clear();
-        s.pending_unsubs.clear();
-        s.sleep = None;
-        s.state_deadline = None;
-        s.state = if graceful {
-            State::Disconnected
-        } else {
-            State::Lost
-        };
+        s.end(graceful);
         if s.clean_session {
             self.remove_session(sid);
         } else {
-            let peer = s.peer.clone();
-            if self.by_peer.get(&peer) == Some(&sid) {
-                self.by_peer.remove(&peer);
-            }
+            self.table.unbind_peer(sid);
             self.reschedule(sid);
         }
     }
@@ -488,10 +442,10 @@ impl Gateway {
     /// The client is Lost: its link is dropped without DISCONNECT so the broker publishes the
     /// Will.
     pub(super) fn lose(&mut self, sid: SessionId, reason: LostReason) {
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
-        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
+        let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
         self.end_session(sid, false);
         self.event(GatewayEvent::ClientLost {
             client_id,
@@ -502,7 +456,7 @@ impl Gateway {
 
     /// A deadline of the session passed (it may have moved since it was filed).
     pub(super) fn session_timeout(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
         if let Some(deadline) = s.state_deadline
@@ -510,19 +464,19 @@ impl Gateway {
         {
             match s.state {
                 State::Connecting(_) => {
-                    let (peer, client_id) = (s.peer.clone(), s.client_id.clone());
+                    let (peer, client_id) = (s.peer().clone(), s.client_id().to_owned());
                     self.end_session(sid, true);
                     return self.refuse_connect(&peer, client_id, ReturnCode::Congestion);
                 }
                 State::Asleep | State::Awake => return self.lose(sid, LostReason::SleepExpired),
                 _ => {
-                    if let Some(s) = self.sessions.get_mut(&sid) {
+                    if let Some(s) = self.table.get_mut(sid) {
                         s.state_deadline = None;
                     }
                 }
             }
         }
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
         if s.state == State::Active
@@ -570,15 +524,15 @@ pub(super) fn open_cmd(
     });
     UpstreamCmd::Open {
         link,
-        client_id: topics::to_upstream(&up.client_id_prefix, &s.client_id),
+        client_id: topics::to_upstream(&up.client_id_prefix, s.client_id()),
         clean_session,
         keep_alive: up.keep_alive,
         will,
         credentials: up
             .per_client_credentials
-            .get(&s.client_id)
+            .get(s.client_id())
             .or(up.credentials.as_ref())
             .cloned(),
-        identity: up.per_client_identity.get(&s.client_id).cloned(),
+        identity: up.per_client_identity.get(s.client_id()).cloned(),
     }
 }

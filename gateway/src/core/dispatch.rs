@@ -73,7 +73,7 @@ impl Gateway {
                 topic_id,
                 msg_id,
             } => {
-                let Some(sid) = self.by_peer.get(&from).copied() else {
+                let Some(sid) = self.table.find_peer(&from) else {
                     return;
                 };
                 self.touch(now, sid);
@@ -104,7 +104,9 @@ impl Gateway {
         match packet {
             Packet::Connect(c) => return self.on_connect(now, from, c),
             Packet::SearchGw { radius } => return self.on_searchgw(now, from, radius),
-            Packet::Publish(p) if p.qos == QoS::MinusOne && !self.by_peer.contains_key(&from) => {
+            Packet::Publish(p)
+                if p.qos == QoS::MinusOne && self.table.find_peer(&from).is_none() =>
+            {
                 return self.on_publish_minus1(now, from, p);
             }
             Packet::Pingreq {
@@ -118,11 +120,11 @@ impl Gateway {
             Packet::Advertise { .. } | Packet::GwInfo { .. } => return, // other gateways, clients
             _ => {}
         }
-        let Some(sid) = self.by_peer.get(&from).copied() else {
+        let Some(sid) = self.table.find_peer(&from) else {
             return self.unknown_peer(now, from);
         };
         self.touch(now, sid);
-        let state = self.sessions.get(&sid).map(|s| s.state);
+        let state = self.table.get(sid).map(|s| s.state);
         match (state, packet) {
             (Some(State::Connecting(_)), Packet::WillTopic(t)) => self.on_will_topic(now, sid, t),
             (Some(State::Connecting(_)), Packet::WillMsg { msg }) => {
@@ -166,7 +168,7 @@ impl Gateway {
 
     /// Records activity of a session's client.
     pub(super) fn touch(&mut self, now: Instant, sid: SessionId) {
-        if let Some(s) = self.sessions.get_mut(&sid) {
+        if let Some(s) = self.table.get_mut(sid) {
             s.last_rx = now;
             s.rx_count += 1;
             if s.silent_until.take().is_some() {
@@ -202,11 +204,11 @@ impl Gateway {
 
     /// Queues a packet to a session's client.
     pub(super) fn send_to_session(&mut self, sid: SessionId, packet: &Packet<'_>) -> bool {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return false;
         };
         s.tx_count += 1;
-        let peer = s.peer.clone();
+        let peer = s.peer().clone();
         self.send(&peer, packet)
     }
 }

@@ -25,7 +25,7 @@ impl Gateway {
         qos: u8,
         retain: bool,
     ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let reliable = qos >= 1;
@@ -72,7 +72,7 @@ impl Gateway {
                 self.discard(sid, v.delivery, DropReason::QueueFull);
             }
         }
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.queue.push_back(msg);
@@ -82,7 +82,7 @@ impl Gateway {
     /// Drops a downlink message by policy: counted, and acknowledged upstream so the broker
     /// does not redeliver it forever.
     fn discard(&mut self, sid: SessionId, delivery: Option<DeliveryId>, reason: DropReason) {
-        let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
+        let peer = self.table.get(sid).map(|s| s.peer().clone());
         self.drop_from(peer, reason);
         self.release(sid, delivery);
     }
@@ -97,7 +97,7 @@ impl Gateway {
 
     /// Marks an upstream delivery as done and releases every ack that is now at the front.
     pub(super) fn complete_ack(&mut self, sid: SessionId, delivery: DeliveryId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         if let Some(a) = s
@@ -109,7 +109,7 @@ impl Gateway {
         }
         while s.acks.front().is_some_and(|a| a.done) {
             if let Some(a) = s.acks.pop_front()
-                && Some(a.link) == s.link
+                && Some(a.link) == s.link()
             {
                 self.out.command(UpstreamCmd::Ack {
                     link: a.link,
@@ -122,7 +122,7 @@ impl Gateway {
     /// Sends queued messages while nothing is in flight (Active or Awake only).
     pub(super) fn pump(&mut self, now: Instant, sid: SessionId) {
         loop {
-            let Some(s) = self.sessions.get_mut(&sid) else {
+            let Some(s) = self.table.get_mut(sid) else {
                 return;
             };
             if !matches!(s.state, State::Active | State::Awake) || s.inflight.is_some() {
@@ -135,7 +135,7 @@ impl Gateway {
                 return;
             };
             // Which topic reference the client knows for this topic.
-            let known = if let Some(id) = self.cfg.predefined.id_of(&s.client_id, &msg.topic) {
+            let known = if let Some(id) = self.cfg.predefined.id_of(s.client_id(), &msg.topic) {
                 Some(TopicRef::Predefined(id))
             } else if let (Some(short), Some((SubKind::Short, _))) =
                 (short_bytes(&msg.topic), s.subscriptions.get(&msg.topic))
@@ -155,7 +155,7 @@ impl Gateway {
     }
 
     fn send_register(&mut self, now: Instant, sid: SessionId, msg: Downlink) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let Ok(topic_id) = s.registry.id_for(
@@ -176,7 +176,7 @@ impl Gateway {
             // Counted by the send.
             return self.release(sid, msg.delivery);
         }
-        if let Some(s) = self.sessions.get_mut(&sid) {
+        if let Some(s) = self.table.get_mut(sid) {
             s.inflight = Some(Inflight {
                 msg,
                 msg_id,
@@ -188,7 +188,7 @@ impl Gateway {
     }
 
     fn send_publish(&mut self, now: Instant, sid: SessionId, msg: Downlink, topic: TopicRef<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let msg_id = if msg.qos == QoS::Zero {
@@ -218,7 +218,7 @@ impl Gateway {
             topic_id: topic.id_field(),
             id_type: topic.id_type(),
         };
-        if let Some(s) = self.sessions.get_mut(&sid) {
+        if let Some(s) = self.table.get_mut(sid) {
             s.inflight = Some(Inflight {
                 msg,
                 msg_id,
@@ -237,7 +237,7 @@ impl Gateway {
         msg_id: u16,
         rc: ReturnCode,
     ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let matches = s
@@ -270,7 +270,7 @@ impl Gateway {
         msg_id: u16,
         rc: ReturnCode,
     ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let matches = s
@@ -311,7 +311,7 @@ impl Gateway {
     }
 
     pub(super) fn on_pubrec(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let Some(i) = s.inflight.as_mut().filter(|i| i.msg_id == msg_id) else {
@@ -337,7 +337,7 @@ impl Gateway {
     }
 
     pub(super) fn on_pubcomp(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         if s.inflight
@@ -352,7 +352,7 @@ impl Gateway {
     /// Retransmits the message in flight when T_RETRY has passed; after N_RETRY the client is
     /// Lost (Active) or goes back to sleep keeping the message (Awake).
     pub(super) fn retransmit_due(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         if !matches!(s.state, State::Active | State::Awake) {
@@ -375,7 +375,7 @@ impl Gateway {
         }
         i.retries += 1;
         i.sent_at = now;
-        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
+        let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
         let msg_type = self.send_inflight(sid, true);
         if let Some(msg_type) = msg_type {
             self.event(GatewayEvent::Retransmitted {
@@ -388,7 +388,7 @@ impl Gateway {
 
     /// Sends the message in flight again right away (repeated PINGREQ, wake-up, resume).
     pub(super) fn resend_inflight(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         match s.inflight.as_mut() {
@@ -403,7 +403,7 @@ impl Gateway {
 
     /// Encodes the in-flight message again (PUBLISH with DUP set when `dup`).
     fn send_inflight(&mut self, sid: SessionId, dup: bool) -> Option<sn_codec::MsgType> {
-        let s = self.sessions.get_mut(&sid)?;
+        let s = self.table.get_mut(sid)?;
         s.tx_count += 1;
         let i = s.inflight.as_ref()?;
         let packet = match i.step {
@@ -426,7 +426,7 @@ impl Gateway {
             }),
             InflightStep::Pubcomp => Packet::Pubrel { msg_id: i.msg_id },
         };
-        let peer = s.peer.clone();
+        let peer = s.peer().clone();
         self.out.send(&peer, &packet);
         Some(packet.msg_type())
     }

@@ -22,7 +22,7 @@ impl Gateway {
         if link == LinkId::GATEWAY {
             return self.gateway_link_event(now, event);
         }
-        let Some(sid) = self.by_link.get(&link).copied() else {
+        let Some(sid) = self.table.find_link(link) else {
             // A link the core already let go of: acknowledge what it still delivers so the
             // broker is not left waiting.
             if let UpstreamEvent::Message {
@@ -47,7 +47,7 @@ impl Gateway {
                 self.on_suback(now, sid, token, granted)
             }
             UpstreamEvent::UnsubAck { token, .. } => {
-                if let Some(s) = self.sessions.get_mut(&sid) {
+                if let Some(s) = self.table.get_mut(sid) {
                     s.pending_unsubs.remove(&token);
                 }
             }
@@ -75,7 +75,7 @@ impl Gateway {
         session_present: bool,
         lost: Vec<super::upstream::Token>,
     ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.link_up = true;
@@ -84,14 +84,14 @@ impl Gateway {
         if restore {
             self.resubscribe_all(sid);
         }
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
         if s.state == State::Connecting(ConnectPhase::Upstream) {
             let resumed_sleeper = s.sleep.is_some();
             if resumed_sleeper {
                 // Will update while asleep/awake: back to sleep with the new link.
-                if let Some(s) = self.sessions.get_mut(&sid) {
+                if let Some(s) = self.table.get_mut(sid) {
                     s.state = State::Asleep;
                 }
             } else {
@@ -105,7 +105,7 @@ impl Gateway {
     /// The link failed or was refused. While connecting, the client gets a CONNACK with a
     /// meaningful code; afterwards the connector keeps retrying and the session waits.
     fn on_link_down(&mut self, _now: Instant, sid: SessionId, refusal: Option<Refusal>) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.link_up = false;
@@ -116,7 +116,7 @@ impl Gateway {
             None | Some(Refusal::ServerUnavailable) => ReturnCode::Congestion,
             Some(_) => ReturnCode::NotSupported,
         };
-        let (peer, client_id) = (s.peer.clone(), s.client_id.clone());
+        let (peer, client_id) = (s.peer().clone(), s.client_id().to_owned());
         self.end_session(sid, true);
         self.refuse_connect(&peer, client_id, code);
     }

@@ -40,7 +40,7 @@ mod uplink;
 pub mod upstream;
 mod will;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use sn_codec::Instant;
@@ -49,12 +49,9 @@ use self::addr::PeerAddr;
 use self::config::GatewayConfig;
 use self::event::{GatewayEvent, Transmit};
 use self::outputs::Outputs;
-use self::session::{Session, State};
+use self::session::{Session, SessionId, SessionTable, State};
 use self::stats::{Gauges, Stats};
 use self::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
-
-/// Index of a session in the gateway's table.
-type SessionId = u64;
 
 /// A client as shown by `clients` listings and the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,15 +76,10 @@ pub struct ClientInfo {
 #[derive(Debug)]
 pub struct Gateway {
     cfg: GatewayConfig,
-    sessions: BTreeMap<SessionId, Session>,
-    by_client: BTreeMap<String, SessionId>,
-    by_peer: BTreeMap<PeerAddr, SessionId>,
-    by_link: BTreeMap<LinkId, SessionId>,
-    next_session: SessionId,
+    /// The sessions, their indexes and timers.
+    table: SessionTable,
     next_link: u64,
     next_token: u64,
-    /// Sessions by their earliest deadline.
-    timers: BTreeSet<(Instant, SessionId)>,
     /// Datagrams, upstream commands, events and counters produced by the inputs.
     out: Outputs,
     /// The gateway's own link (QoS −1) is connected.
@@ -118,14 +110,9 @@ impl Gateway {
         let out = Outputs::new(cfg.max_packet_size);
         let mut gw = Gateway {
             cfg,
-            sessions: BTreeMap::new(),
-            by_client: BTreeMap::new(),
-            by_peer: BTreeMap::new(),
-            by_link: BTreeMap::new(),
-            next_session: 1,
+            table: SessionTable::default(),
             next_link: 1,
             next_token: 1,
-            timers: BTreeSet::new(),
             out,
             gateway_link_up: false,
             disconnect_sent: BTreeMap::new(),
@@ -196,14 +183,7 @@ impl Gateway {
 
     /// Time has reached (or passed) [`Gateway::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, sid)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            if let Some(s) = self.sessions.get_mut(&sid) {
-                s.timer_key = None;
-            }
+        while let Some(sid) = self.table.pop_due(now) {
             self.session_timeout(now, sid);
             self.reschedule(sid);
         }
@@ -218,8 +198,7 @@ impl Gateway {
     /// published for clients that were fine. Inputs after this are ignored.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.shut_down = true;
-        let links: Vec<LinkId> = self.by_link.keys().copied().collect();
-        for link in links {
+        for link in self.table.shut_down() {
             self.out.command(UpstreamCmd::Close {
                 link,
                 graceful: true,
@@ -229,8 +208,6 @@ impl Gateway {
             link: LinkId::GATEWAY,
             graceful: true,
         });
-        self.by_link.clear();
-        self.timers.clear();
         self.discovery = discovery::Discovery::new(0);
         self.settle(now);
     }
@@ -256,7 +233,7 @@ impl Gateway {
 
     /// When [`Gateway::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sessions = self.timers.first().map(|(at, _)| *at);
+        let sessions = self.table.next_deadline();
         [sessions, self.discovery.next_deadline()]
             .into_iter()
             .flatten()
@@ -265,12 +242,11 @@ impl Gateway {
 
     /// The clients the gateway knows, in ClientId order.
     pub fn clients(&self) -> Vec<ClientInfo> {
-        self.by_client
-            .values()
-            .filter_map(|sid| self.sessions.get(sid))
+        self.table
+            .in_client_order()
             .map(|s| ClientInfo {
-                client_id: s.client_id.clone(),
-                peer: s.peer.clone(),
+                client_id: s.client_id().to_owned(),
+                peer: s.peer().clone(),
                 state: s.state.name(),
                 last_seen: s.last_rx,
                 rx: s.rx_count,
@@ -288,14 +264,14 @@ impl Gateway {
     /// Current gauges (one pass over the sessions: call it on a timer, not per datagram).
     pub fn gauges(&self) -> Gauges {
         let mut g = Gauges::default();
-        for s in self.sessions.values() {
+        for (_, s) in self.table.iter() {
             *g.clients.entry(s.state.name()).or_default() += 1;
             let queued = s.queue.len() as u64 + u64::from(s.inflight.is_some());
             match s.state {
                 State::Asleep => g.sleep_buffered += queued,
                 _ => g.downlink_queued += queued,
             }
-            match (s.link, s.link_up) {
+            match (s.link(), s.link_up) {
                 (Some(_), true) => g.links_up += 1,
                 (Some(_), false) => g.links_down += 1,
                 _ => {}
@@ -329,38 +305,18 @@ impl Gateway {
 
     /// Files the session under its earliest deadline.
     fn reschedule(&mut self, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let next = next_deadline(&self.cfg, s);
-        if s.timer_key == next {
-            return;
-        }
-        if let Some(old) = s.timer_key.take() {
-            self.timers.remove(&(old, sid));
-        }
-        if let Some(at) = next {
-            self.timers.insert((at, sid));
-            s.timer_key = Some(at);
-        }
+        self.table.reschedule(sid, &self.cfg);
     }
 
     /// Removes a session and every index pointing at it.
     fn remove_session(&mut self, sid: SessionId) -> Option<Session> {
-        let s = self.sessions.remove(&sid)?;
-        if let Some(at) = s.timer_key {
-            self.timers.remove(&(at, sid));
-        }
-        if self.by_client.get(&s.client_id) == Some(&sid) {
-            self.by_client.remove(&s.client_id);
-        }
-        if self.by_peer.get(&s.peer) == Some(&sid) {
-            self.by_peer.remove(&s.peer);
-        }
-        if let Some(link) = s.link {
-            self.by_link.remove(&link);
-        }
-        Some(s)
+        self.table.remove(sid)
+    }
+
+    /// Checks the session table's indexes and timers (property tests, after every step).
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        self.table.check(&self.cfg)
     }
 
     fn prune_disconnect_limits(&mut self, now: Instant) {
@@ -374,31 +330,4 @@ impl Gateway {
             .prune(limits.new_sessions_per_forwarder, now);
         self.refusals.prune(policy::REFUSALS, now);
     }
-}
-
-/// The earliest instant a session needs attention: its state deadline (connect setup, sleep
-/// timer), keep-alive supervision, or a retransmission.
-fn next_deadline(cfg: &GatewayConfig, s: &Session) -> Option<Instant> {
-    use self::session::State;
-    let keep_alive = match s.state {
-        State::Active => s
-            .keep_alive
-            .map(|k| s.last_rx.saturating_add(cfg.tolerance.supervise(k))),
-        _ => None,
-    };
-    let silent = match s.state {
-        State::Active => s.silent_until,
-        _ => None,
-    };
-    let retry = match s.state {
-        State::Active | State::Awake => s
-            .inflight
-            .as_ref()
-            .map(|i| i.sent_at.saturating_add(cfg.t_retry)),
-        _ => None,
-    };
-    [s.state_deadline, keep_alive, retry, silent]
-        .into_iter()
-        .flatten()
-        .min()
 }

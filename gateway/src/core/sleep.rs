@@ -13,7 +13,7 @@ use super::{Gateway, SessionId};
 impl Gateway {
     /// DISCONNECT(duration): Asleep (from Active, Awake or Asleep with a new duration).
     pub(super) fn go_to_sleep(&mut self, now: Instant, sid: SessionId, duration: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         if !matches!(s.state, State::Active | State::Asleep | State::Awake) {
@@ -23,7 +23,7 @@ impl Gateway {
         s.sleep = Some(d);
         s.state = State::Asleep;
         s.state_deadline = Some(now.saturating_add(self.cfg.tolerance.supervise(d)));
-        let (client_id, peer) = (s.client_id.clone(), s.peer.clone());
+        let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
         self.send_to_session(sid, &Packet::Disconnect { duration: None });
         self.event(GatewayEvent::ClientAsleep {
             client_id,
@@ -46,20 +46,19 @@ impl Gateway {
     ) -> Option<SessionId> {
         let sid = std::str::from_utf8(id)
             .ok()
-            .and_then(|id| self.by_client.get(id))
-            .copied();
-        let found = sid.and_then(|sid| Some((sid, self.sessions.get(&sid)?)));
+            .and_then(|id| self.table.find_client(id));
+        let found = sid.and_then(|sid| Some((sid, self.table.get(sid)?)));
         let Some((sid, s)) = found.filter(|(_, s)| s.state.is_live()) else {
             self.drop_from(Some(from.clone()), DropReason::UnknownClient);
             self.refuse_pingreq(now, from);
             return None;
         };
-        if self.pinned_elsewhere(&s.client_id, from) {
+        if self.pinned_elsewhere(s.client_id(), from) {
             self.drop_from(Some(from.clone()), DropReason::PinnedElsewhere);
             self.refuse_pingreq(now, from);
             return None;
         }
-        if &s.peer != from {
+        if s.peer() != from {
             let refusal = if s.state != State::Asleep {
                 Some(DropReason::NotAsleep)
             } else if !self.cfg.sleep.allow_wake_from_new_address {
@@ -87,7 +86,7 @@ impl Gateway {
 
     /// A wake-up PINGREQ (or a PINGREQ of an Active client, answered at once).
     pub(super) fn on_wake_pingreq(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         match s.state {
@@ -95,8 +94,8 @@ impl Gateway {
                 s.state = State::Awake;
                 s.state_deadline = None;
                 let (client_id, peer, buffered) = (
-                    s.client_id.clone(),
-                    s.peer.clone(),
+                    s.client_id().to_owned(),
+                    s.peer().clone(),
                     s.queue.len() + usize::from(s.inflight.is_some()),
                 );
                 self.event(GatewayEvent::ClientAwake {
@@ -122,7 +121,7 @@ impl Gateway {
 
     /// Back to Asleep with the sleep timer restarted; PINGRESP only when the buffer is drained.
     pub(super) fn back_to_sleep(&mut self, now: Instant, sid: SessionId, drained: bool) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let d = s.sleep.unwrap_or_default();

@@ -23,7 +23,7 @@ impl Gateway {
             };
             this.send_to_session(sid, &reply);
         };
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         // A retransmitted SUBSCRIBE still waiting for the broker: answered once, when it comes.
@@ -39,7 +39,7 @@ impl Gateway {
                 Ok(filter) => (filter.to_owned(), SubKind::Name),
                 Err(_) => return reject(self, ReturnCode::NotSupported),
             },
-            TopicRef::Predefined(id) => match self.cfg.predefined.topic(Some(&s.client_id), id) {
+            TopicRef::Predefined(id) => match self.cfg.predefined.topic(Some(s.client_id()), id) {
                 Some(name) => (name.to_owned(), SubKind::Predefined(id)),
                 None => return reject(self, ReturnCode::InvalidTopicId),
             },
@@ -52,8 +52,8 @@ impl Gateway {
             },
             TopicRef::Normal(_) => return reject(self, ReturnCode::NotSupported),
         };
-        if !super::policy::subscribe_allowed(&self.cfg, &s.client_id, &filter) {
-            let peer = Some(s.peer.clone());
+        if !super::policy::subscribe_allowed(&self.cfg, s.client_id(), &filter) {
+            let peer = Some(s.peer().clone());
             self.drop_from(peer, super::event::DropReason::TopicNotAllowed);
             return reject(self, ReturnCode::NotSupported);
         }
@@ -71,17 +71,17 @@ impl Gateway {
             }
         };
         if s.outstanding_requests() >= self.cfg.max_inflight_from_client {
-            let peer = Some(s.peer.clone());
+            let peer = Some(s.peer().clone());
             self.drop_from(peer, super::event::DropReason::TooManyInflight);
             return reject(self, ReturnCode::Congestion);
         }
-        let Some(link) = s.link.filter(|_| s.link_up) else {
+        let Some(link) = s.link().filter(|_| s.link_up) else {
             return reject(self, ReturnCode::Congestion);
         };
         // A new SUBSCRIBE lifts earlier REGACK rejections (§9.8 step 4).
         s.rejected.clear();
         let token = self.new_token();
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.pending_subs.insert(
@@ -110,7 +110,7 @@ impl Gateway {
         token: Token,
         granted: Option<u8>,
     ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let Some(p) = s.pending_subs.remove(&token) else {
@@ -150,7 +150,7 @@ impl Gateway {
     }
 
     pub(super) fn on_unsubscribe(&mut self, _now: Instant, sid: SessionId, u: Unsubscribe<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let filter = match u.topic {
@@ -158,18 +158,18 @@ impl Gateway {
             TopicRef::Predefined(id) => self
                 .cfg
                 .predefined
-                .topic(Some(&s.client_id), id)
+                .topic(Some(s.client_id()), id)
                 .map(str::to_owned),
             TopicRef::Short(n) => std::str::from_utf8(&n).ok().map(str::to_owned),
             TopicRef::Normal(_) => None,
         };
         if let Some(filter) = filter
             && s.subscriptions.remove(&filter).is_some()
-            && let Some(link) = s.link
+            && let Some(link) = s.link()
         {
             let token = self.new_token();
             let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &filter);
-            if let Some(s) = self.sessions.get_mut(&sid) {
+            if let Some(s) = self.table.get_mut(sid) {
                 s.pending_unsubs.insert(token, filter.clone());
             }
             self.out.command(UpstreamCmd::Unsubscribe {
@@ -184,10 +184,10 @@ impl Gateway {
 
     /// Subscribes every filter of the session again (after the broker lost the session).
     pub(super) fn resubscribe_all(&mut self, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
-        let Some(link) = s.link else { return };
+        let Some(link) = s.link() else { return };
         let subs: Vec<(String, u8)> = s
             .subscriptions
             .iter()
@@ -195,7 +195,7 @@ impl Gateway {
             .collect();
         for (filter, qos) in subs {
             let token = self.new_token();
-            let Some(s) = self.sessions.get_mut(&sid) else {
+            let Some(s) = self.table.get_mut(sid) else {
                 return;
             };
             s.pending_subs.insert(

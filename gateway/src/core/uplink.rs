@@ -15,7 +15,7 @@ const RECENT_REPLIES: usize = 16;
 
 impl Gateway {
     pub(super) fn on_register(&mut self, _now: Instant, sid: SessionId, r: Register<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let (topic_id, rc) = match topics::topic_name(r.topic_name) {
@@ -46,7 +46,7 @@ impl Gateway {
     /// The upstream topic (prefix applied, one allocation) a client's PUBLISH refers to.
     fn resolve_uplink_topic(&mut self, sid: SessionId, topic: TopicRef<'_>) -> Option<String> {
         let prefix = &self.cfg.upstream.topic_prefix;
-        let s = self.sessions.get_mut(&sid)?;
+        let s = self.table.get_mut(sid)?;
         match topic {
             TopicRef::Normal(id) => {
                 let name = topics::to_upstream(prefix, s.registry.name(id)?);
@@ -56,7 +56,7 @@ impl Gateway {
             TopicRef::Predefined(id) => self
                 .cfg
                 .predefined
-                .topic(Some(&s.client_id), id)
+                .topic(Some(s.client_id()), id)
                 .map(|t| topics::to_upstream(prefix, t)),
             TopicRef::Short(n) => topics::topic_name(&n)
                 .ok()
@@ -75,13 +75,13 @@ impl Gateway {
                 };
                 self.send_to_session(sid, &reply);
             }
-            let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
+            let peer = self.table.get(sid).map(|s| s.peer().clone());
             return self.drop_from(peer, DropReason::UnknownTopicId);
         };
         let client_id = self
-            .sessions
-            .get(&sid)
-            .map(|s| s.client_id.as_str())
+            .table
+            .get(sid)
+            .map(|s| s.client_id())
             .unwrap_or_default();
         let name = topics::from_upstream(&self.cfg.upstream.topic_prefix, &topic).unwrap_or(&topic);
         if !self.may_publish(client_id, name) {
@@ -93,7 +93,7 @@ impl Gateway {
                 };
                 self.send_to_session(sid, &reply);
             }
-            let peer = self.sessions.get(&sid).map(|s| s.peer.clone());
+            let peer = self.table.get(sid).map(|s| s.peer().clone());
             return self.drop_from(peer, DropReason::TopicNotAllowed);
         }
         self.out
@@ -106,10 +106,10 @@ impl Gateway {
     }
 
     fn publish_qos0(&mut self, sid: SessionId, topic: String, data: &[u8], retain: bool) {
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
-        let Some(link) = s.link else { return };
+        let Some(link) = s.link() else { return };
         let token = self.new_token();
         self.out.command(UpstreamCmd::Publish {
             link,
@@ -122,7 +122,7 @@ impl Gateway {
     }
 
     fn publish_reliable(&mut self, now: Instant, sid: SessionId, topic: String, p: Publish<'_>) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let qos = if p.qos == QoS::Two { 2 } else { 1 };
@@ -161,9 +161,9 @@ impl Gateway {
             return;
         }
         let too_many = s.outstanding_requests() >= self.cfg.max_inflight_from_client;
-        if too_many || s.uplink.len() >= self.cfg.uplink_buffer || s.link.is_none() {
+        if too_many || s.uplink.len() >= self.cfg.uplink_buffer || s.link().is_none() {
             if too_many {
-                let peer = Some(s.peer.clone());
+                let peer = Some(s.peer().clone());
                 self.drop_from(peer, DropReason::TooManyInflight);
             }
             let reply = Packet::Puback {
@@ -175,7 +175,7 @@ impl Gateway {
             return;
         }
         let token = self.new_token();
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.uplink.insert(
@@ -195,10 +195,10 @@ impl Gateway {
 
     /// Sends (again) an uplink publish on the session's current link.
     pub(super) fn resubmit_uplink(&mut self, sid: SessionId, token: Token) {
-        let Some(s) = self.sessions.get(&sid) else {
+        let Some(s) = self.table.get(sid) else {
             return;
         };
-        let (Some(link), Some(u)) = (s.link, s.uplink.get(&token)) else {
+        let (Some(link), Some(u)) = (s.link(), s.uplink.get(&token)) else {
             return;
         };
         // A QoS 2 message the broker already completed needs nothing more upstream.
@@ -219,10 +219,10 @@ impl Gateway {
     /// unsubscribes sent before it) go out again, in their original order.
     pub(super) fn resend_lost(&mut self, sid: SessionId, lost: &[Token]) {
         for token in lost {
-            let Some(s) = self.sessions.get(&sid) else {
+            let Some(s) = self.table.get(sid) else {
                 return;
             };
-            let Some(link) = s.link else { return };
+            let Some(link) = s.link() else { return };
             if s.uplink.contains_key(token) {
                 self.resubmit_uplink(sid, *token);
             } else if let Some(p) = s.pending_subs.get(token) {
@@ -246,7 +246,7 @@ impl Gateway {
     }
 
     pub(super) fn on_publish_received(&mut self, now: Instant, sid: SessionId, token: Token) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let Some(u) = s.uplink.get_mut(&token) else {
@@ -261,7 +261,7 @@ impl Gateway {
     }
 
     pub(super) fn on_publish_done(&mut self, now: Instant, sid: SessionId, token: Token) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let Some(u) = s.uplink.get_mut(&token) else {
@@ -297,7 +297,7 @@ impl Gateway {
     }
 
     pub(super) fn on_pubrel(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let found = s

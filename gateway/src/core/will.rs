@@ -16,7 +16,7 @@ impl Gateway {
         sid: SessionId,
         t: Option<WillTopic<'_>>,
     ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         let new_topic = match t {
@@ -49,7 +49,7 @@ impl Gateway {
     }
 
     pub(super) fn on_will_msg_upd(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.will.msg = Bytes::copy_from_slice(msg);
@@ -67,17 +67,20 @@ impl Gateway {
     /// MQTT 3.1.1 cannot change a Will in place: re-open the link with CleanSession=0 and the
     /// new Will. Subscriptions stay at the broker; messages in flight are redelivered there.
     fn reopen_for_will(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
-        let Some(old) = s.link.take() else { return };
-        self.by_link.remove(&old);
-        self.out.command(UpstreamCmd::Close {
-            link: old,
-            graceful: true,
-        });
+        if s.link().is_none() {
+            return;
+        }
         let link = self.new_link();
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        if let Some(old) = self.table.attach_link(sid, link) {
+            self.out.command(UpstreamCmd::Close {
+                link: old,
+                graceful: true,
+            });
+        }
+        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         // Upstream deliveries of the old link can no longer be acknowledged; the broker
@@ -90,12 +93,9 @@ impl Gateway {
         {
             s.inflight = None;
         }
-        s.link = Some(link);
-        s.link_up = false;
         s.restore_on_up = true;
         s.clean_session = false;
         let cmd = super::connect::open_cmd(&self.cfg, s, link, false);
-        self.by_link.insert(link, sid);
         self.out.command(cmd);
         // Publishes not yet completed go again on the new link.
         let pending: Vec<_> = s.uplink.keys().copied().collect();

@@ -111,6 +111,10 @@ impl Harness {
         while let Some(e) = self.gw.poll_event() {
             self.events.push(e);
         }
+        // Every scenario checks the session table after every input.
+        if let Err(e) = self.gw.check_invariants() {
+            panic!("session table: {e}");
+        }
     }
 
     /// Delivers raw bytes from a peer.

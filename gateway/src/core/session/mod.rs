@@ -1,5 +1,10 @@
-//! [`Session`]: everything the gateway keeps about one client, and its state machine's states
-//! (protocol reference §11).
+//! [`Session`]: everything the gateway keeps about one client, and its state machine's states.
+//! The [`SessionTable`] owns the sessions; only it changes a session's ClientId, address, link
+//! and timer filing, which it indexes.
+
+mod table;
+
+pub(crate) use table::{SessionId, SessionTable};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -8,6 +13,7 @@ use bytes::Bytes;
 use sn_codec::{Instant, QoS};
 
 use super::addr::PeerAddr;
+use super::config::GatewayConfig;
 use super::registry::TopicRegistry;
 use super::upstream::{DeliveryId, LinkId, Token};
 
@@ -168,8 +174,10 @@ pub(crate) struct PendingAck {
 /// Everything the gateway keeps about one client.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) client_id: String,
-    pub(crate) peer: PeerAddr,
+    /// MQTT-SN ClientId (indexed by the table).
+    client_id: String,
+    /// The address the client is bound to (indexed by the table while the session is live).
+    peer: PeerAddr,
     pub(crate) state: State,
     pub(crate) clean_session: bool,
     /// Keep-alive supervision period (None = no supervision).
@@ -181,8 +189,8 @@ pub(crate) struct Session {
     /// Deadline for the Connecting phase or the sleep timer.
     pub(crate) state_deadline: Option<Instant>,
     pub(crate) will: WillSpec,
-    /// The upstream link (None while prompting, Disconnected or Lost).
-    pub(crate) link: Option<LinkId>,
+    /// The upstream link (None while prompting, Disconnected or Lost; indexed by the table).
+    link: Option<LinkId>,
     pub(crate) link_up: bool,
     /// The link was re-opened by the gateway (Will update): the broker session it finds may
     /// predate some subscriptions, so they are restored on the next LinkUp whatever
@@ -208,15 +216,15 @@ pub(crate) struct Session {
     /// Messages received from and sent to the client (for `clients` listings).
     pub(crate) rx_count: u64,
     pub(crate) tx_count: u64,
-    /// The instant under which this session is filed in the timer table.
-    pub(crate) timer_key: Option<Instant>,
+    /// The instant under which this session is filed in the table's timers.
+    timer_key: Option<Instant>,
     /// An unregistered client that has sent nothing since its CONNECT was accepted is dropped
     /// at this instant (cleared by its next message).
     pub(crate) silent_until: Option<Instant>,
 }
 
 impl Session {
-    pub(crate) fn new(client_id: String, peer: PeerAddr, now: Instant) -> Self {
+    fn new(client_id: String, peer: PeerAddr, now: Instant) -> Self {
         Session {
             client_id,
             peer,
@@ -248,6 +256,49 @@ impl Session {
         }
     }
 
+    /// The client's ClientId.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The address the client is (or was last) bound to.
+    pub(crate) fn peer(&self) -> &PeerAddr {
+        &self.peer
+    }
+
+    /// The session's upstream link, if it has one.
+    pub(crate) fn link(&self) -> Option<LinkId> {
+        self.link
+    }
+
+    /// The earliest instant the session needs attention: its state deadline (connection
+    /// setup, sleep timer), keep-alive supervision, a retransmission, or the end of an
+    /// unregistered client's silence allowance. The timers and the timeout handling both use
+    /// this one rule.
+    pub(crate) fn deadline(&self, cfg: &GatewayConfig) -> Option<Instant> {
+        let keep_alive = match self.state {
+            State::Active => self
+                .keep_alive
+                .map(|k| self.last_rx.saturating_add(cfg.tolerance.supervise(k))),
+            _ => None,
+        };
+        let silent = match self.state {
+            State::Active => self.silent_until,
+            _ => None,
+        };
+        let retry = match self.state {
+            State::Active | State::Awake => self
+                .inflight
+                .as_ref()
+                .map(|i| i.sent_at.saturating_add(cfg.t_retry)),
+            _ => None,
+        };
+        [self.state_deadline, keep_alive, retry, silent]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// A fresh MsgId for a gateway-initiated message: 1..=0xFFFF, never 0.
     pub(crate) fn take_msg_id(&mut self) -> u16 {
         self.next_msg_id = self.next_msg_id.checked_add(1).unwrap_or(1).max(1);
@@ -257,6 +308,32 @@ impl Session {
     /// Client requests waiting for the broker (QoS 1/2 publishes, subscriptions).
     pub(crate) fn outstanding_requests(&self) -> usize {
         self.uplink.len() + self.pending_subs.values().filter(|p| !p.silent).count()
+    }
+
+    /// Forgets every exchange tied to the client's connection and upstream link: messages in
+    /// flight both ways, queued messages, upstream acks and requests waiting, the sleep.
+    pub(crate) fn reset_exchanges(&mut self) {
+        self.inflight = None;
+        self.queue.clear();
+        self.acks.clear();
+        self.uplink.clear();
+        self.pending_subs.clear();
+        self.pending_unsubs.clear();
+        self.sleep = None;
+    }
+
+    /// The session ended (DISCONNECT, or Lost when not `graceful`): nothing is exchanged any
+    /// more and no deadline is left; what a CleanSession=0 reconnect resumes stays.
+    pub(crate) fn end(&mut self, graceful: bool) {
+        self.reset_exchanges();
+        self.link_up = false;
+        self.state_deadline = None;
+        self.silent_until = None;
+        self.state = if graceful {
+            State::Disconnected
+        } else {
+            State::Lost
+        };
     }
 
     /// Forgets registrations, subscriptions and queued messages (CleanSession=1).
