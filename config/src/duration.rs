@@ -3,7 +3,7 @@
 //!
 //! Parsing happens inside serde ([`deserialize`], used through [`Dur`]), so a bad string is a
 //! deserialization error and toml attaches its position to it. [`parse`] reads the same syntax
-//! from a command-line flag, and [`format`] writes a duration back in it (for messages and the
+//! from a command-line flag, and [`format()`] writes a duration back in it (for messages and the
 //! `check-config` summary).
 
 use std::fmt;
