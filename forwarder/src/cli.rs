@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+pub use sn_config::logging::LogFormat;
 
 use crate::config::{self, ConfigError, Overrides, SHIPPED, Settings};
 
@@ -75,15 +76,6 @@ pub enum Command {
     CheckConfig,
 }
 
-/// Log output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 impl Cli {
     /// The subcommand, [`Command::Run`] when none was given.
     pub fn action(&self) -> Command {
@@ -105,11 +97,7 @@ impl Cli {
     }
 
     fn config_file_with_default(&self, default: &Path) -> Option<PathBuf> {
-        match &self.config {
-            Some(p) => Some(p.clone()),
-            None if default.try_exists().unwrap_or(true) => Some(default.to_path_buf()),
-            None => None,
-        }
+        sn_config::config_file(self.config.as_deref(), default)
     }
 
     fn settings_with_default(&self, default: &Path) -> Result<Settings, ConfigError> {
@@ -121,21 +109,18 @@ impl Cli {
     }
 
     fn overrides(&self) -> Result<Overrides, ConfigError> {
-        let flag = |flag: &str, reason: String| ConfigError::Flag {
-            flag: flag.to_owned(),
-            reason,
-        };
         let radios = self
             .radio
             .iter()
-            .map(|u| config::uri::parse_radio_uri(u).map_err(|r| flag("--radio", r)))
+            .map(|u| config::uri::parse_radio_uri(u).map_err(|r| ConfigError::flag("--radio", r)))
             .collect::<Result<Vec<_>, _>>()?;
         let gateway = self
             .gateway
             .as_deref()
             .map(|g| {
-                g.parse::<SocketAddr>()
-                    .map_err(|_| flag("--gateway", format!("{g:?} is not an ADDR:PORT")))
+                g.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::flag("--gateway", format!("{g:?} is not an ADDR:PORT"))
+                })
             })
             .transpose()?;
         Ok(Overrides { radios, gateway })

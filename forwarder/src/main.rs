@@ -4,9 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use forwarder::cli::{Cli, Command, LogFormat};
+use forwarder::cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,17 +17,7 @@ fn main() -> ExitCode {
 
 /// `check-config`: print the effective configuration (exit 0) or the error (exit 2).
 fn check_config(cli: &Cli) -> ExitCode {
-    match cli.settings() {
-        Ok(settings) => {
-            println!("configuration OK: {}", source(cli));
-            print!("{settings}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    sn_config::output::check_config(&cli.settings(), &source(cli))
 }
 
 fn source(cli: &Cli) -> String {
@@ -47,9 +36,9 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = init_logging(cli) {
-        eprintln!("error: --log {:?}: {e}", cli.log);
-        return ExitCode::from(2);
+    if let Err(e) = sn_config::logging::init(&cli.log, cli.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code());
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -63,8 +52,8 @@ fn run(cli: &Cli) -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        if let Err(e) = stop_on_signal(shutdown.clone()) {
-            eprintln!("error: cannot install the signal handlers: {e}");
+        if let Err(e) = sn_config::shutdown::cancel_on_signal(shutdown.clone(), || {}) {
+            eprintln!("error: {e}");
             return ExitCode::from(1);
         }
         tracing::info!(config = %source(cli), version = env!("CARGO_PKG_VERSION"), "starting");
@@ -80,33 +69,4 @@ fn run(cli: &Cli) -> ExitCode {
             }
         }
     })
-}
-
-fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError> {
-    let filter = EnvFilter::try_new(&cli.log)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.compact().init(),
-    }
-    Ok(())
-}
-
-/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed before this
-/// returns, so a signal that arrives right after start-up is not lost (nor fatal).
-fn stop_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
-    Ok(())
 }

@@ -1,5 +1,5 @@
-//! The `mqtt-sn-forwarder` binary as a process: `check-config` exit codes and messages, and a
-//! graceful stop on SIGTERM. Every wait is bounded.
+//! The `mqtt-sn-forwarder` binary as a process: `check-config` exit codes and messages (also
+//! into a pipe nobody reads), and a graceful stop on SIGTERM. Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -58,6 +58,27 @@ fn check_config_prints_the_effective_settings_or_the_positioned_error() {
 }
 
 #[test]
+fn check_config_into_a_closed_pipe_exits_0_without_a_panic() {
+    // The reading end is closed before the forwarder starts, so its first write fails with
+    // EPIPE, as with `check-config | head` once head has exited.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["--config", &config("forwarder.toml"), "check-config"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.is_empty(),
+        "a closed pipe is not worth a message: {err}"
+    );
+}
+
+#[test]
 fn sigterm_stops_the_forwarder_gracefully() {
     let dir = std::env::temp_dir().join(format!("fwd-bin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -88,6 +109,7 @@ fn sigterm_stops_the_forwarder_gracefully() {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
+                Ok(line) if line.contains('\u{1b}') => panic!("colour codes in a pipe: {line:?}"),
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
                 Err(e) => panic!("no log line with {needle:?}: {e}"),

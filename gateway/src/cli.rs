@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+pub use sn_config::logging::LogFormat;
 
 use crate::config::{self, ConfigError, MulticastInterface, Overrides, SHIPPED, Settings};
 
@@ -152,15 +153,6 @@ pub enum Command {
     },
 }
 
-/// Log output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 impl Cli {
     /// The subcommand, [`Command::Run`] when none was given.
     pub fn action(&self) -> Command {
@@ -201,12 +193,7 @@ impl Cli {
 
     /// [`Cli::config_file`] with `default` as the default path.
     fn config_file_with_default(&self, default: &Path) -> Option<PathBuf> {
-        match &self.config {
-            Some(p) => Some(p.clone()),
-            // An unreadable default file is still "the file": reading it reports the error.
-            None if default.try_exists().unwrap_or(true) => Some(default.to_path_buf()),
-            None => None,
-        }
+        sn_config::config_file(self.config.as_deref(), default)
     }
 
     /// [`Cli::settings`] with `default` as the default path.
@@ -325,10 +312,7 @@ pub fn pairing_duration(s: &str) -> Result<std::time::Duration, ConfigError> {
 
 /// Turns a reason into a [`ConfigError::Flag`] for `flag`.
 fn flag(flag: &'static str) -> impl Fn(String) -> ConfigError {
-    move |reason| ConfigError::Flag {
-        flag: flag.into(),
-        reason,
-    }
+    move |reason| ConfigError::flag(flag, reason)
 }
 
 #[cfg(test)]

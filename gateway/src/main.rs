@@ -1,14 +1,13 @@
 //! `mqtt-sn-gateway`: the MQTT-SN gateway daemon.
 #![forbid(unsafe_code)]
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gateway::cli::{Cli, Command, LogFormat};
+use gateway::cli::{Cli, Command};
 use gateway::io::notify;
+use sn_config::output::print;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,15 +70,15 @@ fn pair(cli: &Cli, duration: &str) -> ExitCode {
     match block_on(gateway::admin::open_pairing(addr, duration)) {
         Ok(Ok(p)) => {
             match p.registry {
-                Some(path) => println!(
-                    "pairing open for {} s; motes that connect now are added to {path}",
+                Some(path) => print(format_args!(
+                    "pairing open for {} s; motes that connect now are added to {path}\n",
                     p.seconds
-                ),
-                None => println!(
+                )),
+                None => print(format_args!(
                     "pairing open for {} s; motes that connect now are let in (no registry \
-                     file is configured, so they are not saved)",
+                     file is configured, so they are not saved)\n",
                     p.seconds
-                ),
+                )),
             }
             ExitCode::SUCCESS
         }
@@ -99,7 +98,7 @@ fn clients(cli: &Cli) -> ExitCode {
     };
     match block_on(gateway::admin::clients(addr)) {
         Ok(Ok(list)) => {
-            print!("{}", gateway::admin::format_clients(&list));
+            print(gateway::admin::format_clients(&list));
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => {
@@ -125,18 +124,19 @@ fn unpair(cli: &Cli, client_id: &str) -> ExitCode {
     let path = std::path::absolute(&path).unwrap_or(path);
     match gateway::config::registry::remove_client(&path, client_id) {
         Ok(unpaired) => {
-            println!("removed {client_id:?} from {}", path.display());
+            let mut out = format!("removed {client_id:?} from {}\n", path.display());
             if unpaired.remaining == 0 {
-                println!(
+                out.push_str(
                     "no client is left; the file now says allow_empty = true, so the reload \
-                     empties the gateway's registry"
+                     empties the gateway's registry\n",
                 );
             }
-            println!(
+            out.push_str(
                 "reload the running gateway to apply it: systemctl reload mqtt-sn-gateway (or \
                  send it SIGHUP); the mote's next CONNECT is then refused (a session it has open \
-                 stays until it disconnects)"
+                 stays until it disconnects)\n",
             );
+            print(out);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -148,19 +148,7 @@ fn unpair(cli: &Cli, client_id: &str) -> ExitCode {
 
 /// `check-config`: print the effective configuration (exit 0) or the error (exit 2).
 fn check_config(cli: &Cli) -> ExitCode {
-    match cli.settings() {
-        Ok(settings) => {
-            // A closed pipe (`check-config | head`) is not an error of the configuration.
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "configuration OK: {}", source(cli));
-            let _ = write!(out, "{settings}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    sn_config::output::check_config(&cli.settings(), &source(cli))
 }
 
 fn source(cli: &Cli) -> String {
@@ -179,9 +167,9 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = init_logging(cli) {
-        eprintln!("error: --log {:?}: {e}", cli.log);
-        return ExitCode::from(2);
+    if let Err(e) = sn_config::logging::init(&cli.log, cli.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code());
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -195,7 +183,10 @@ fn run(cli: &Cli) -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        if let Err(e) = sn_config::shutdown::cancel_on_signal(shutdown.clone(), notify::stopping) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
         tracing::info!(config = %source(cli), version = env!("CARGO_PKG_VERSION"), "starting");
         // Before the gateway opens its sockets (one per upstream connection in transparent mode).
         gateway::io::fd_limit::prepare(&settings.core, &settings.io);
@@ -266,41 +257,4 @@ async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle) {
     }
     #[cfg(not(unix))]
     let _ = (cli, handle);
-}
-
-fn init_logging(cli: &Cli) -> Result<(), tracing_subscriber::filter::ParseError> {
-    let filter = EnvFilter::try_new(&cli.log)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.compact().init(),
-    }
-    Ok(())
-}
-
-/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
-    notify::stopping();
-    shutdown.cancel();
 }

@@ -6,9 +6,8 @@
 //! own message (with position) instead of a type error.
 
 use serde::Deserialize;
+use sn_config::duration::Dur;
 use toml::Spanned;
-
-use super::duration::Dur;
 
 /// The whole file. Every table is optional, but at least one port is needed (here or from
 /// `--radio`).

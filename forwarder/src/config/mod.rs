@@ -1,13 +1,13 @@
 //! Configuration: TOML file → validated [`Settings`] (the core's `ForwarderConfig` + the shell's
 //! `IoConfig`).
 //!
-//! Pipeline (architecture.md §7): the text is deserialized into the `File*` shapes of `file.rs`
-//! (unknown keys, wrong types and bad duration strings fail here, with their position), then
-//! `validate.rs` fills defaults, checks ranges and cross-field rules and applies command-line
-//! [`Overrides`]. Only the first problem is reported; every [`ConfigError`] names the file and,
-//! when the value is in the file, its line and column. Durations are strings with a unit:
-//! `"250ms"`, `"10s"`, `"15m"`, `"2h"`. Serial device paths are not checked: a radio may be
-//! plugged in after start.
+//! Pipeline: the text is deserialized into the `File*` shapes of `file.rs` (unknown keys, wrong
+//! types and bad duration strings fail here, with their position), then `validate.rs` fills
+//! defaults, checks ranges and cross-field rules and applies command-line [`Overrides`]. Only
+//! the first problem is reported; every [`ConfigError`] names the file and, when the value is
+//! in the file, its line and column. Durations are strings with a unit: `"250ms"`, `"10s"`,
+//! `"15m"`, `"2h"`. Serial device paths are not checked: a radio may be plugged in after
+//! start.
 //!
 //! ```
 //! use std::path::Path;
@@ -19,8 +19,6 @@
 //! assert!(e.to_string().starts_with("inline.toml:3:8: invalid value for ports[0].baud"), "{e}");
 //! ```
 
-mod duration;
-mod error;
 mod file;
 mod summary;
 pub mod uri;
@@ -28,7 +26,7 @@ mod validate;
 
 use std::path::Path;
 
-pub use error::{ConfigError, Position};
+pub use sn_config::{ConfigError, Position};
 pub use validate::Overrides;
 
 pub use crate::io::config::Settings;
@@ -60,11 +58,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
 /// # Errors
 /// As [`load`]; [`ConfigError::Flag`] for overrides that clash.
 pub fn load_with(path: &Path, ov: &Overrides) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_with(&text, path, ov)
+    parse_with(&sn_config::read(path)?, path, ov)
 }
 
 /// [`parse`] with command-line overrides applied.
@@ -72,10 +66,6 @@ pub fn load_with(path: &Path, ov: &Overrides) -> Result<Settings, ConfigError> {
 /// # Errors
 /// As [`load_with`], without [`ConfigError::Read`].
 pub fn parse_with(text: &str, path: &Path, ov: &Overrides) -> Result<Settings, ConfigError> {
-    let file: file::FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        position: e.span().map(|s| Position::of_offset(text, s.start)),
-        message: e.message().trim().to_owned(),
-    })?;
+    let file: file::FileConfig = sn_config::from_toml(text, path)?;
     validate::validate(file, text, path, ov)
 }

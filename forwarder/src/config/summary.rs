@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use super::duration::format as dur;
+use sn_config::duration::format as dur;
+
 use super::validate::group_text;
 use crate::core::wnid::hex;
 use crate::io::config::{FlowControl, PortKind, Settings};

@@ -7,10 +7,10 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
+use sn_config::duration::{self, Dur};
 use toml::Spanned;
 
-use super::duration::{self, Dur};
-use super::error::{ConfigError, Position};
+use super::ConfigError;
 use super::file::{FileConfig, FilePort};
 use super::uri::{self, DEFAULT_BAUD};
 use crate::core::{DiscoverySettings, ForwarderConfig};
@@ -37,21 +37,11 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn at<T>(&self, v: &Spanned<T>, key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            position: Some(Position::of_offset(self.text, v.span().start)),
-            key: key.to_owned(),
-            reason: reason.into(),
-        }
+        ConfigError::invalid(self.path, self.text, Some(v.span()), key, reason)
     }
 
     fn nowhere(&self, key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            position: None,
-            key: key.to_owned(),
-            reason: reason.into(),
-        }
+        ConfigError::invalid(self.path, self.text, None, key, reason)
     }
 
     fn int<T: TryFrom<i64>>(

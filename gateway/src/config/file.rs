@@ -9,9 +9,8 @@ use std::fmt;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
+use sn_config::duration::Dur;
 use toml::Spanned;
-
-use super::duration::Dur;
 
 /// The whole file. Every table is optional.
 #[derive(Debug, Default, Deserialize)]

@@ -1,10 +1,10 @@
 //! Configuration: TOML file → validated [`GatewayConfig`] + [`IoConfig`] ([`Settings`]).
 //!
-//! Pipeline (architecture.md §7): the text is deserialized into the `File*` shapes of
-//! `file.rs` (unknown keys, wrong types and bad duration strings fail here, with their
-//! position), then `validate.rs` fills defaults, checks ranges and cross-field rules and checks
-//! that TLS files are readable. Only the first problem is reported; every [`ConfigError`] names
-//! the file and, when the value is in the file, its line and column.
+//! Pipeline: the text is deserialized into the `File*` shapes of `file.rs` (unknown keys, wrong
+//! types and bad duration strings fail here, with their position), then `validate.rs` fills
+//! defaults, checks ranges and cross-field rules and checks that TLS files are readable. Only
+//! the first problem is reported; every [`ConfigError`] names the file and, when the value is
+//! in the file, its line and column.
 //!
 //! Durations are strings with a unit: `"250ms"`, `"10s"`, `"15m"`, `"2h"`. Relative TLS file
 //! paths are taken from the configuration file's directory.
@@ -18,8 +18,6 @@
 //! assert!(e.to_string().starts_with("inline.toml:2:6: invalid value for gateway.id"));
 //! ```
 
-mod duration;
-mod error;
 mod file;
 pub mod registry;
 mod summary;
@@ -28,8 +26,8 @@ mod values;
 
 use std::path::Path;
 
-pub(crate) use duration::parse as parse_duration;
-pub use error::{ConfigError, Position};
+pub(crate) use sn_config::duration::parse as parse_duration;
+pub use sn_config::{ConfigError, Position};
 pub(crate) use validate::{MulticastInterface, Overrides};
 pub(crate) use values::{http_listen, predefined_flag, socket_addr, upstream_url};
 
@@ -78,20 +76,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
 
 /// [`load`] with command-line overrides applied.
 pub(crate) fn load_with(path: &Path, ov: &Overrides) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_with(&text, path, ov)
+    parse_with(&sn_config::read(path)?, path, ov)
 }
 
 /// [`parse`] with command-line overrides applied.
 pub(crate) fn parse_with(text: &str, path: &Path, ov: &Overrides) -> Result<Settings, ConfigError> {
-    let file: file::FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        position: e.span().map(|s| Position::of_span(text, &s)),
-        message: e.message().trim().to_owned(),
-    })?;
+    let file: file::FileConfig = sn_config::from_toml(text, path)?;
     validate::validate(file, text, path, ov)
 }
 

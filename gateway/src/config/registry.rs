@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{ConfigError, Position};
+use super::ConfigError;
 use super::values;
 use crate::core::config::{ClientEntry, ClientIdentity, Credentials, GatewayConfig, Pin};
 use crate::core::topics;
@@ -258,18 +258,10 @@ pub fn parse_registry(
     path: &Path,
     client_id_max_len: usize,
 ) -> Result<Registry, ConfigError> {
-    let file: FileRegistry = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        position: e.span().map(|s| Position::of_span(text, &s)),
-        message: e.message().trim().to_owned(),
-    })?;
-    let invalid =
-        |span: std::ops::Range<usize>, key: String, reason: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            position: Some(Position::of_span(text, &span)),
-            key,
-            reason,
-        };
+    let file: FileRegistry = sn_config::from_toml(text, path)?;
+    let invalid = |span: std::ops::Range<usize>, key: String, reason: String| {
+        ConfigError::invalid(path, text, Some(span), &key, reason)
+    };
     let mut reg = Registry {
         exists: true,
         allow_empty: file.allow_empty,
@@ -594,22 +586,22 @@ pub fn remove_client(path: &Path, client_id: &str) -> Result<Unpaired, UnpairErr
             }));
         }
     };
-    let parsed = toml_edit::Document::parse(text.as_str()).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        position: e.span().map(|s| Position::of_span(&text, &s)),
-        message: e.message().trim().to_owned(),
-    })?;
+    let parsed = toml_edit::Document::parse(text.as_str())
+        .map_err(|e| ConfigError::parse(path, &text, e.span(), e.message()))?;
     // Spans are there before the document is made editable.
     let client_span = parsed
         .as_table()
         .key("client")
         .and_then(toml_edit::Key::span);
     let mut doc = parsed.into_mut();
-    let not_tables = || ConfigError::Invalid {
-        path: path.to_path_buf(),
-        position: client_span.as_ref().map(|s| Position::of_span(&text, s)),
-        key: "client".to_owned(),
-        reason: "unpair edits [[client]] tables only; remove the entry by hand".to_owned(),
+    let not_tables = || {
+        ConfigError::invalid(
+            path,
+            &text,
+            client_span.clone(),
+            "client",
+            "unpair edits [[client]] tables only; remove the entry by hand",
+        )
     };
     let id_of = |t: &toml_edit::Table| {
         t.get("client_id")

@@ -4,8 +4,9 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use sn_config::duration::format as dur;
+
 use super::Settings;
-use super::duration::format as dur;
 use crate::core::config::{Credentials, OverflowPolicy};
 use crate::io::config::Scheme;
 

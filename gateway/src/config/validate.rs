@@ -1,8 +1,8 @@
 //! Second pass: `FileConfig` (shape already checked by serde) → [`Settings`].
 //!
-//! Fills defaults (from `GatewayConfig::default()` / `IoConfig::default()` and architecture.md
-//! §7), checks ranges and cross-field rules, resolves and checks TLS file paths, and applies the
-//! command-line [`Overrides`]. The first problem found is returned, with the position of the
+//! Fills defaults (from `GatewayConfig::default()` / `IoConfig::default()`; the shipped
+//! `config/gateway.toml` spells each one out), checks ranges and cross-field rules, resolves and
+//! checks TLS file paths, and applies the command-line [`Overrides`]. The first problem found is returned, with the position of the
 //! offending value when it is in the file.
 
 mod limits;
@@ -15,14 +15,13 @@ use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sn_config::duration::{self, Dur};
 use toml::Spanned;
 
-use super::Settings;
-use super::duration::{self, Dur};
-use super::error::{ConfigError, Position};
 use super::file::{FileAdmission, FileConfig, FileOverflow, Int};
 use super::registry::RegistryStatus;
 use super::values::UpstreamUrl;
+use super::{ConfigError, Settings};
 use crate::core::config::{
     Admission, DiscoveryConfig, ForwarderPolicy, GatewayConfig, OverflowPolicy, QosMinus1Config,
     SleepConfig, Tolerance,
@@ -80,12 +79,7 @@ pub(super) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// A validation error at `span` (or without a position).
     fn err(&self, span: Option<Range<usize>>, key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            position: span.map(|s| Position::of_span(self.text, &s)),
-            key: key.to_owned(),
-            reason: reason.into(),
-        }
+        ConfigError::invalid(self.path, self.text, span, key, reason)
     }
 
     /// A validation error at the position of `v`.

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::Ctx;
-use crate::config::error::ConfigError;
+use crate::config::ConfigError;
 use crate::config::file::{FileListeners, FileMulticast};
 use crate::config::values;
 use crate::io::config::{IoConfig, ListenerConfig, MulticastConfig};

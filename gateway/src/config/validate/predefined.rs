@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 use super::Ctx;
-use crate::config::error::ConfigError;
+use crate::config::ConfigError;
 use crate::config::file::FilePredefined;
 use crate::config::values;
 use crate::core::config::PredefinedTopics;

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Ctx, Overrides, positive, whole_seconds_u16};
-use crate::config::error::ConfigError;
+use crate::config::ConfigError;
 use crate::config::file::{FileTls, FileUpstream};
 use crate::config::values::{self, UpstreamUrl};
 use crate::core::config::{Credentials, GatewayConfig, UpstreamMode, UpstreamSessionConfig};
 use crate::io::config::{Scheme, TlsConfig, UpstreamEndpoint};
 
-/// Default MQTT keep-alive of upstream links (architecture.md §7).
+/// Default MQTT keep-alive of upstream links.
 const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 /// Rejects U+0000 (it cannot appear in an MQTT string).
@@ -76,7 +76,7 @@ pub(super) fn validate(
         if m < backoff_initial {
             Err(format!(
                 "is shorter than upstream.backoff_initial (\"{}\")",
-                crate::config::duration::format(backoff_initial)
+                sn_config::duration::format(backoff_initial)
             ))
         } else {
             Ok(())

@@ -2,7 +2,9 @@
 //! `"15m"`, `"2h"`.
 //!
 //! Parsing happens inside serde ([`deserialize`], used through [`Dur`]), so a bad string is a
-//! deserialization error and toml attaches its position to it.
+//! deserialization error and toml attaches its position to it. [`parse`] reads the same syntax
+//! from a command-line flag, and [`format()`] writes a duration back in it (for messages and the
+//! `check-config` summary).
 
 use std::fmt;
 use std::time::Duration;
@@ -15,7 +17,7 @@ const EXPECTED: &str = "a duration string: a whole number followed by ms, s, m o
 
 /// A duration read from the file; wrap it in `toml::Spanned` where its position matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Dur(pub(crate) Duration);
+pub struct Dur(pub Duration);
 
 impl<'de> serde::Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -24,7 +26,7 @@ impl<'de> serde::Deserialize<'de> for Dur {
 }
 
 /// `deserialize_with` function for a [`Duration`] written as a string with a unit.
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     d.deserialize_str(DurationVisitor)
 }
 
@@ -44,7 +46,11 @@ impl Visitor<'_> for DurationVisitor {
 }
 
 /// Parses `"<digits><unit>"` with unit `ms`, `s`, `m` or `h`.
-pub(crate) fn parse(s: &str) -> Result<Duration, String> {
+///
+/// # Errors
+///
+/// A message quoting `s` and the expected syntax (or saying the number is too large).
+pub fn parse(s: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {s:?}: expected {EXPECTED}");
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (digits, unit) = s.split_at(split);
@@ -73,7 +79,7 @@ pub(crate) fn parse(s: &str) -> Result<Duration, String> {
 /// Formats `d` so that [`parse`] reads it back: in milliseconds, moving up to seconds, minutes
 /// and hours while the number is at least 100 and the larger unit is exact (`"250ms"`, `"60s"`,
 /// `"15m"`, `"2h"`). Sub-millisecond parts are dropped.
-pub(crate) fn format(d: Duration) -> String {
+pub fn format(d: Duration) -> String {
     let mut n = d.as_millis();
     if n == 0 {
         return "0s".to_owned();

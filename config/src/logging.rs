@@ -1,0 +1,108 @@
+//! Logging setup of the binaries: a `tracing` subscriber writing to stderr, filtered by the
+//! `--log` directives (or the binary's environment variable), as text or JSON lines.
+//!
+//! Colours are written only when stderr is a terminal and `NO_COLOR` is unset or empty, so the
+//! journal and log files get plain text.
+
+use std::io::IsTerminal;
+
+/// Log output formats (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The `--log` value is not a level or a list of tracing directives.
+    ///
+    /// **Fault:** operator. **Recovery:** exit with code 2.
+    #[error("--log {directives:?}: {source}")]
+    Filter {
+        /// The value as given.
+        directives: String,
+        /// What the filter parser said.
+        source: tracing_subscriber::filter::ParseError,
+    },
+
+    /// A global subscriber (or `log` logger) was installed before.
+    ///
+    /// **Fault:** the program (set up logging once). **Recovery:** exit with code 1.
+    #[error("cannot install the logger: {0}")]
+    AlreadyInstalled(String),
+}
+
+impl LogError {
+    /// The exit code for this error: 2 when the operator has to fix `--log`, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LogError::Filter { .. } => 2,
+            LogError::AlreadyInstalled(_) => 1,
+        }
+    }
+}
+
+/// Installs the global subscriber: events passing `directives` (e.g. `info` or
+/// `info,gateway=debug`) go to stderr in `format`, coloured only on a terminal.
+///
+/// # Errors
+///
+/// [`LogError::Filter`] for bad directives; [`LogError::AlreadyInstalled`] when called twice.
+pub fn init(directives: &str, format: LogFormat) -> Result<(), LogError> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(directives).map_err(|source| LogError::Filter {
+            directives: directives.to_owned(),
+            source,
+        })?;
+    let no_color = std::env::var_os("NO_COLOR");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour(std::io::stderr().is_terminal(), no_color.as_deref()));
+    match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.compact().try_init(),
+    }
+    .map_err(|e| LogError::AlreadyInstalled(e.to_string()))
+}
+
+/// Whether to write ANSI colours: only to a terminal, and not when `NO_COLOR` is set to a
+/// non-empty value.
+fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".as_ref())));
+        assert!(!colour(true, Some("1".as_ref())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("".as_ref())));
+    }
+
+    #[test]
+    fn bad_directives_name_the_flag_and_the_value() {
+        let e = init("info,[", LogFormat::Text).unwrap_err();
+        assert!(matches!(e, LogError::Filter { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("--log \"info,[\": "), "{e}");
+    }
+
+    #[test]
+    fn a_second_logger_is_refused_instead_of_panicking() {
+        init("info", LogFormat::Json).unwrap();
+        let e = init("debug", LogFormat::Text).unwrap_err();
+        assert!(matches!(e, LogError::AlreadyInstalled(_)), "{e:?}");
+        assert_eq!(e.exit_code(), 1);
+    }
+}
