@@ -284,6 +284,10 @@ pub struct BrokerStats {
     pub qos2_duplicates: u64,
     /// Wills published.
     pub wills: u64,
+    /// Tokens reported in `LinkUp::lost`.
+    pub lost_tokens: u64,
+    /// PUBLISHes and PUBRELs the connector re-sent on a resumed session.
+    pub replayed: u64,
 }
 
 /// The simulated broker and connector; see the module documentation.
@@ -863,6 +867,7 @@ impl SimBroker {
         }
         lost.retain(Req::acknowledged);
         lost.sort_by_key(|r| r.seq);
+        self.stats.lost_tokens += lost.len() as u64;
         self.events.push_back(UpstreamEvent::LinkUp {
             link,
             session_present,
@@ -888,6 +893,7 @@ impl SimBroker {
                 replay.push((r.seq, ToBroker::PubRel(pkid)));
             }
             replay.sort_by_key(|(seq, _)| *seq);
+            self.stats.replayed += replay.len() as u64;
             for (_, pkt) in replay {
                 self.at(now + lat, Item::Broker { link, epoch, pkt });
             }
