@@ -1,7 +1,8 @@
 //! Deterministic simulation scenarios (`sn_tests::sim`): `firmware-demo` motes, the forwarder
 //! core, the gateway core and a simulated broker on seeded lossy links, in simulated time.
 //! Each scenario asserts exact counts at the MQTT side (the backend subscriber) and at the
-//! motes.
+//! motes. The two ignored scenarios pin gateway bugs they found (see their reasons); they pass
+//! once the bugs are fixed. `SIM_TRANSCRIPT_DIR=<dir>` keeps every scenario's transcript.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -214,6 +215,7 @@ fn commands_for(id: &str) -> Vec<String> {
 fn fifty_sleeping_motes_behind_a_forwarder_get_every_buffered_command() {
     let w = sleepers_world(SLEEPERS_SEED, true);
     assert_clean(&w);
+    assert_eq!(w.forwarder().map(|f| f.node_count()), Some(SLEEPERS));
     assert_loss(&w, Hop::RadioUp, 7, 13);
     assert_loss(&w, Hop::RadioDown, 7, 13);
     let mut buffered = 0;
@@ -446,23 +448,34 @@ fn transparent_link_bounces_with_persistent_sessions_keep_qos2_exactly_once() {
 }
 
 /// A small busy world: loss, duplication and reordering both ways, all three QoS levels,
-/// commands down, and a bounce of one mote's broker connection.
+/// commands down, a bounce of one mote's broker connection, and sleeping motes behind a
+/// forwarder.
 fn busy_world(seed: u64) -> World {
     let mut cfg = WorldConfig::new(seed);
-    cfg.direct = LinkModel::symmetric(Direction {
+    let shaky = LinkModel::symmetric(Direction {
         duplicate_ppm: 30_000,
         reorder_ppm: 50_000,
         ..Direction::lossy(15)
     });
-    cfg.motes = (0..12)
-        .map(|i| {
-            let plan = MotePlan {
-                commands: Some(QoS::One),
-                ..direct_plan(8, vec![QoS::Zero, QoS::One, QoS::Two])
-            };
-            MoteSpec::new(&format!("det-{i:02}"), Via::Direct, plan)
-        })
-        .collect();
+    cfg.direct = shaky;
+    cfg.radio = shaky;
+    let direct = (0..12).map(|i| {
+        let plan = MotePlan {
+            commands: Some(QoS::One),
+            ..direct_plan(8, vec![QoS::Zero, QoS::One, QoS::Two])
+        };
+        MoteSpec::new(&format!("det-{i:02}"), Via::Direct, plan)
+    });
+    let radio = (12..16).map(|i| {
+        let plan = MotePlan {
+            gap_ms: (0, 0),
+            commands: Some(QoS::Two),
+            sleep: Some(SleepPlan { asleep_s: 10 }),
+            ..direct_plan(4, vec![QoS::One])
+        };
+        MoteSpec::new(&format!("det-{i:02}"), Via::Forwarder, plan)
+    });
+    cfg.motes = direct.chain(radio).collect();
     let mut w = World::new(cfg).unwrap();
     w.backend_subscribe("motes/#", 2);
     let up = |w: &World| {
@@ -477,7 +490,7 @@ fn busy_world(seed: u64) -> World {
     let link = up(&w).unwrap();
     w.bounce(link, 2_000);
     w.run_until(w.now() + 2_000);
-    for i in 0..12 {
+    for i in 0..16 {
         let id = format!("det-{i:02}");
         w.backend_publish(&format!("motes/{id}/cmd"), b"led=on", 1, false);
     }

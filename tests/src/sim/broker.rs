@@ -16,8 +16,10 @@
 //!   receive order, a command for a link that is not open, a second `Open` of a link).
 //! - The **broker** keeps a session per MQTT ClientId (clean or persistent), subscriptions with
 //!   `+` and `#`, QoS 0/1/2 delivery with packet ids and in-flight state re-sent on a resumed
-//!   session, QoS 2 duplicate suppression on receipt, retained messages, and Wills published
-//!   when a connection dies without DISCONNECT.
+//!   session, retained messages, and Wills published when a connection dies without
+//!   DISCONNECT. An incoming QoS 2 message is routed when its PUBLISH arrives and its packet id
+//!   is remembered until PUBREL, so a re-sent PUBLISH is not routed again (unless the session
+//!   was discarded meanwhile).
 //!
 //! A **backend subscriber** ([`SimBroker::backend_subscribe`]) stands for an application
 //! attached to the broker directly: it receives every routed message that matches its filters
