@@ -1,8 +1,9 @@
 //! Shared harness for the workspace integration tests: a per-test mosquitto broker on a free
-//! loopback port, free ports, test TLS material, a small MQTT client on rumqttc, and helpers to
-//! drive the gateway over real UDP sockets.
+//! loopback port, free ports, test TLS material, a small MQTT client on rumqttc, helpers to
+//! drive the gateway over real UDP sockets, and a deterministic simulation of a whole site in
+//! simulated time ([`sim`]).
 //!
-//! Every wait in the harness is bounded (architecture.md §8.3). Interop with the Python
+//! Every wait in the harness is bounded. Interop with the Python
 //! `mqtt-sn-12` client is described in `src/README-interop.md`.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod interop;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod ports;
+pub mod sim;
 pub mod sn_client;
 pub mod tls;
 
