@@ -1,8 +1,8 @@
 //! Deterministic simulation scenarios (`sn_tests::sim`): `firmware-demo` motes, the forwarder
 //! core, the gateway core and a simulated broker on seeded lossy links, in simulated time.
 //! Each scenario asserts exact counts at the MQTT side (the backend subscriber) and at the
-//! motes. The two ignored scenarios pin gateway bugs they found (see their reasons); they pass
-//! once the bugs are fixed. `SIM_TRANSCRIPT_DIR=<dir>` keeps every scenario's transcript.
+//! motes. The ignored scenario pins a known limit of aggregating mode (see its reason); it
+//! passes once the shared link keeps its broker session across a reconnect. `SIM_TRANSCRIPT_DIR=<dir>` keeps every scenario's transcript.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -221,8 +221,8 @@ fn fifty_sleeping_motes_behind_a_forwarder_get_every_buffered_command() {
     let mut buffered = 0;
     for m in w.motes() {
         let r = m.report();
-        // Every command, in order of first arrival, and nothing else (exactly once is the
-        // ignored test below).
+        // Every command, in order of first arrival, and nothing else (exactly once on a
+        // network without duplicates is the next test).
         let mut first: Vec<&str> = Vec::new();
         for x in &r.received {
             assert_eq!(x.qos, QoS::Two, "{}: {}", m.id(), x.payload);
@@ -269,10 +269,6 @@ fn fifty_sleeping_motes_behind_a_forwarder_get_every_buffered_command() {
 }
 
 #[test]
-#[ignore = "gateway bug: a CleanSession=0 CONNECT from the address of an Active session (a \
-            retransmission after a lost CONNACK, or a duplicated datagram) reopens the upstream \
-            link and drops the downlink in flight; the broker re-sends the QoS 2 message and the \
-            mote receives it twice under a new MsgId"]
 fn fifty_sleeping_motes_behind_a_forwarder_get_every_qos2_command_exactly_once() {
     // Loss only: a network that duplicates and delays datagrams beyond a whole QoS 2 exchange
     // defeats exactly-once at any MQTT-SN receiver, which forgets a MsgId at PUBREL.
@@ -371,8 +367,8 @@ fn aggregating_shared_link_bounces_under_load_lose_nothing_acknowledged() {
 }
 
 #[test]
-#[ignore = "gateway bug: in aggregating mode the shared link connects with CleanSession=1, so \
-            after a bounce the broker has forgotten QoS 2 publishes it already received, the \
+#[ignore = "known limit of aggregating mode (documented in README): the shared link connects \
+            with CleanSession=1, so after a bounce the broker has forgotten QoS 2 publishes it already received, the \
             connector reports them lost and the core publishes them a second time"]
 fn aggregating_shared_link_bounces_keep_qos2_exactly_once() {
     let w = aggregating_world(AGG_SEED);

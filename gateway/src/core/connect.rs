@@ -96,6 +96,7 @@ impl Gateway {
                 peer: from.clone(),
             });
         }
+        let moved = self.table.get(sid).is_some_and(|s| *s.peer() != from);
         self.rebind(sid, from);
         let Some(s) = self.table.get_mut(sid) else {
             return;
@@ -105,7 +106,16 @@ impl Gateway {
         s.silent_until = None;
         s.keep_alive = keep_alive(&self.cfg, c.duration);
 
-        // CONNECT while asleep or awake is a wake signal: the session resumes (§11 row 15).
+        // A CleanSession=0 CONNECT without Will from the address of an active session resumes
+        // it as it is (typically the client repeating a CONNECT whose CONNACK was lost):
+        // re-opening the upstream link would make the broker redeliver what is in flight under
+        // new MsgIds, and QoS 2 would no longer be exactly once.
+        if !paired && !c.clean_session && !c.will && s.state == State::Active && !moved {
+            self.accept_connect(now, sid);
+            return self.reschedule(sid);
+        }
+
+        // CONNECT while asleep or awake is a wake signal: the session resumes.
         if !paired && matches!(s.state, State::Asleep | State::Awake) && s.link().is_some() {
             s.sleep = None;
             s.state_deadline = None;

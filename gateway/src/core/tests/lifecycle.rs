@@ -483,3 +483,58 @@ fn shutdown_closes_every_link_gracefully() {
         );
     }
 }
+
+#[test]
+fn a_repeated_clean_session_off_connect_of_an_active_mote_keeps_its_link_and_its_qos2_exchange() {
+    // The mote's CONNACK was lost and it repeats its CONNECT while a QoS 2 message from the
+    // broker is in flight to it: the session resumes as it is, with the same MsgId.
+    let mut h = Harness::default();
+    let a = peer(1);
+    let link = h.connect(&a, "mote-1", false, 60);
+    h.recv(
+        &a,
+        Packet::Subscribe(sn_codec::Subscribe {
+            dup: false,
+            qos: QoS::Two,
+            msg_id: 1,
+            topic: sn_codec::TopicRef::Short(*b"c1"),
+        }),
+    );
+    let token = h
+        .take_cmds()
+        .iter()
+        .find_map(|c| match c {
+            UpstreamCmd::Subscribe { token, .. } => Some(*token),
+            _ => None,
+        })
+        .unwrap();
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token,
+        granted: Some(2),
+    });
+    h.upstream(super::harness::message(link, 5, "c1", b"open", 2));
+    h.clear_datagrams();
+    h.take_cmds();
+    h.raw(&a, &connect("mote-1", false, false, 60));
+    assert!(
+        h.take_cmds().is_empty(),
+        "the upstream link is neither closed nor re-opened"
+    );
+    let sent = h.sent_to(&a);
+    assert_eq!(
+        Packet::decode(&sent[0]),
+        Ok(Packet::Connack {
+            return_code: ReturnCode::Accepted
+        })
+    );
+    // The QoS 2 PUBLISH in flight goes again at once, with its MsgId and DUP set.
+    let Ok(Packet::Publish(p)) = Packet::decode(&sent[1]) else {
+        panic!(
+            "expected the PUBLISH again, got {:?}",
+            Packet::decode(&sent[1])
+        )
+    };
+    assert!(p.dup);
+    assert_eq!((p.qos, p.data), (QoS::Two, &b"open"[..]));
+}
