@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gateway::core::config::Credentials;
 use gateway::core::upstream::{
-    DeliveryId, LinkId, Refusal, Token, UpstreamCmd, UpstreamEvent, Will,
+    BrokerRefusal, DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent, Will,
 };
 use gateway::io::config::{Scheme, UpstreamEndpoint};
 use gateway::io::upstream::{RumqttcConnector, UpstreamConnector};
@@ -765,7 +765,7 @@ async fn bad_credentials_are_refused_and_good_ones_accepted() {
         matches!(
             refused,
             UpstreamEvent::Refused {
-                refusal: Refusal::BadCredentials | Refusal::NotAuthorized,
+                refusal: BrokerRefusal::BadCredentials | BrokerRefusal::NotAuthorized,
                 ..
             }
         ),

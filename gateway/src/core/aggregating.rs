@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::topics;
-use super::upstream::{DeliveryId, LinkId, Refusal, Token, UpstreamCmd, UpstreamEvent, Will};
+use super::upstream::{BrokerRefusal, DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent, Will};
 
 /// Tokens the aggregator makes for its own upstream requests: disjoint from the core's, which
 /// count up from 1.
@@ -107,7 +107,7 @@ impl Aggregator {
                 } else {
                     UpstreamEvent::Refused {
                         link,
-                        refusal: Refusal::ServerUnavailable,
+                        refusal: BrokerRefusal::ServerUnavailable,
                     }
                 });
             }

@@ -8,7 +8,7 @@ use sn_codec::{Connect, Instant, Packet, ReturnCode, WillTopic};
 
 use super::addr::PeerAddr;
 use super::event::{DropReason, GatewayEvent, LostReason};
-use super::policy::Refusal;
+use super::policy::AdmissionRefusal;
 use super::session::{ConnectPhase, Session, State, WillSpec};
 use super::topics;
 use super::upstream::{UpstreamCmd, Will};
@@ -34,8 +34,8 @@ impl Gateway {
             Ok(paired) => paired,
             Err(why) => {
                 let reason = match why {
-                    Refusal::NotRegistered => DropReason::NotRegistered,
-                    Refusal::WrongAddress => DropReason::PinnedElsewhere,
+                    AdmissionRefusal::NotRegistered => DropReason::NotRegistered,
+                    AdmissionRefusal::WrongAddress => DropReason::PinnedElsewhere,
                 };
                 self.drop_from(Some(from.clone()), reason);
                 return self.refuse_connect_limited(
@@ -144,7 +144,7 @@ impl Gateway {
         if c.clean_session {
             s.clear_state();
         } else {
-            s.registry.unconfirm_all();
+            s.topic_ids.unconfirm_all();
         }
         if paired {
             // Admitted once the registry file holds it (`pairing_saved`).

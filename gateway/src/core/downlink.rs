@@ -142,7 +142,7 @@ impl Gateway {
             {
                 Some(TopicRef::Short(short))
             } else {
-                match s.registry.lookup(&msg.topic) {
+                match s.topic_ids.lookup(&msg.topic) {
                     Some((id, true)) => Some(TopicRef::Normal(id)),
                     _ => None,
                 }
@@ -158,7 +158,7 @@ impl Gateway {
         let Some(s) = self.table.get_mut(sid) else {
             return;
         };
-        let Ok(topic_id) = s.registry.id_for(
+        let Ok(topic_id) = s.topic_ids.id_for(
             &msg.topic,
             false,
             &self.cfg.predefined,
@@ -251,11 +251,11 @@ impl Gateway {
             return;
         };
         if rc.is_accepted() {
-            s.registry.confirm(topic_id);
+            s.topic_ids.confirm(topic_id);
             self.send_publish(now, sid, inflight.msg, TopicRef::Normal(topic_id));
         } else {
             // The client does not want this topic (§9.8 step 4).
-            s.registry.remove(topic_id);
+            s.topic_ids.remove(topic_id);
             s.rejected.insert(inflight.msg.topic.clone());
             self.discard(sid, inflight.msg.delivery, DropReason::TopicRejected);
         }
@@ -299,7 +299,7 @@ impl Gateway {
                     }
                 );
                 if normal {
-                    s.registry.unconfirm(topic_id);
+                    s.topic_ids.unconfirm(topic_id);
                     s.queue.push_front(inflight.msg);
                 } else {
                     self.discard(sid, inflight.msg.delivery, DropReason::TopicRejected);

@@ -3,7 +3,7 @@
 use sn_codec::{Instant, ReturnCode};
 
 use super::session::{ConnectPhase, State};
-use super::upstream::{LinkId, Refusal, UpstreamCmd, UpstreamEvent};
+use super::upstream::{BrokerRefusal, LinkId, UpstreamCmd, UpstreamEvent};
 use super::{Gateway, SessionId};
 
 impl Gateway {
@@ -104,7 +104,7 @@ impl Gateway {
 
     /// The link failed or was refused. While connecting, the client gets a CONNACK with a
     /// meaningful code; afterwards the connector keeps retrying and the session waits.
-    fn on_link_down(&mut self, _now: Instant, sid: SessionId, refusal: Option<Refusal>) {
+    fn on_link_down(&mut self, _now: Instant, sid: SessionId, refusal: Option<BrokerRefusal>) {
         let Some(s) = self.table.get_mut(sid) else {
             return;
         };
@@ -113,7 +113,7 @@ impl Gateway {
             return;
         }
         let code = match refusal {
-            None | Some(Refusal::ServerUnavailable) => ReturnCode::Congestion,
+            None | Some(BrokerRefusal::ServerUnavailable) => ReturnCode::Congestion,
             Some(_) => ReturnCode::NotSupported,
         };
         let (peer, client_id) = (s.peer().clone(), s.client_id().to_owned());

@@ -28,13 +28,13 @@ mod outputs;
 mod policy;
 mod qos_minus1;
 mod rate_limit;
-mod registry;
 mod session;
 mod sleep;
 pub mod stats;
 mod subscribe;
 #[cfg(test)]
 mod tests;
+mod topic_ids;
 pub mod topics;
 mod uplink;
 pub mod upstream;

@@ -19,7 +19,7 @@ pub(super) const REFUSALS: RateLimit = RateLimit {
 
 /// Why a CONNECT was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum AdmissionRefusal {
     /// Registered-only policy and the ClientId is not registered.
     NotRegistered,
     /// The ClientId is pinned to another address.
@@ -57,15 +57,15 @@ impl Gateway {
         now: Instant,
         client_id: &str,
         peer: &PeerAddr,
-    ) -> Result<bool, Refusal> {
+    ) -> Result<bool, AdmissionRefusal> {
         match self.cfg.clients.entry(client_id) {
             Some(entry) => match &entry.pin {
-                Some(pin) if !pin_matches(pin, peer) => Err(Refusal::WrongAddress),
+                Some(pin) if !pin_matches(pin, peer) => Err(AdmissionRefusal::WrongAddress),
                 _ => Ok(false),
             },
             None if self.pairing_until(now).is_some() => Ok(true),
             None if self.cfg.clients.admission == Admission::Open => Ok(false),
-            None => Err(Refusal::NotRegistered),
+            None => Err(AdmissionRefusal::NotRegistered),
         }
     }
 

@@ -64,7 +64,7 @@ impl Gateway {
             SubKind::Name if topics::is_wildcard(&filter) => 0,
             SubKind::Name => {
                 let (predefined, max) = (&self.cfg.predefined, self.cfg.max_topics_per_client);
-                match s.registry.id_for(&filter, true, predefined, max) {
+                match s.topic_ids.id_for(&filter, true, predefined, max) {
                     Ok(id) => id,
                     Err(_) => return reject(self, ReturnCode::Congestion),
                 }

@@ -21,7 +21,7 @@ impl Gateway {
         let (topic_id, rc) = match topics::topic_name(r.topic_name) {
             Err(_) => (0, ReturnCode::NotSupported),
             Ok(name) => {
-                match s.registry.id_for(
+                match s.topic_ids.id_for(
                     name,
                     true,
                     &self.cfg.predefined,
@@ -49,8 +49,8 @@ impl Gateway {
         let s = self.table.get_mut(sid)?;
         match topic {
             TopicRef::Normal(id) => {
-                let name = topics::to_upstream(prefix, s.registry.name(id)?);
-                s.registry.confirm(id);
+                let name = topics::to_upstream(prefix, s.topic_ids.name(id)?);
+                s.topic_ids.confirm(id);
                 Some(name)
             }
             TopicRef::Predefined(id) => self

@@ -139,7 +139,7 @@ pub enum UpstreamCmd {
 
 /// Why the broker refused a connection (MQTT 3.1.1 CONNACK codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum BrokerRefusal {
     /// 0x01.
     UnacceptableProtocolVersion,
     /// 0x02.
@@ -179,7 +179,7 @@ pub enum UpstreamEvent {
         /// The link.
         link: LinkId,
         /// The broker's reason.
-        refusal: Refusal,
+        refusal: BrokerRefusal,
     },
     /// A subscription was answered.
     SubAck {

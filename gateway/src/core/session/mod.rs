@@ -14,7 +14,7 @@ use sn_codec::{Instant, QoS};
 
 use super::addr::PeerAddr;
 use super::config::GatewayConfig;
-use super::registry::TopicRegistry;
+use super::topic_ids::TopicIds;
 use super::upstream::{DeliveryId, LinkId, Token};
 
 /// Where a client is in its life cycle, from the gateway's point of view.
@@ -196,7 +196,7 @@ pub(crate) struct Session {
     /// predate some subscriptions, so they are restored on the next LinkUp whatever
     /// `session_present` says (subscribing again is idempotent).
     pub(crate) restore_on_up: bool,
-    pub(crate) registry: TopicRegistry,
+    pub(crate) topic_ids: TopicIds,
     pub(crate) subscriptions: BTreeMap<String, (SubKind, u8)>,
     pub(crate) pending_subs: BTreeMap<Token, PendingSub>,
     /// Unsubscriptions waiting for the broker's UNSUBACK (upstream filter).
@@ -238,7 +238,7 @@ impl Session {
             link: None,
             link_up: false,
             restore_on_up: false,
-            registry: TopicRegistry::default(),
+            topic_ids: TopicIds::default(),
             subscriptions: BTreeMap::new(),
             pending_subs: BTreeMap::new(),
             pending_unsubs: BTreeMap::new(),
@@ -338,7 +338,7 @@ impl Session {
 
     /// Forgets registrations, subscriptions and queued messages (CleanSession=1).
     pub(crate) fn clear_state(&mut self) {
-        self.registry.clear();
+        self.topic_ids.clear();
         self.subscriptions.clear();
         self.pending_subs.clear();
         self.pending_unsubs.clear();

@@ -7,7 +7,7 @@ use sn_codec::{Packet, QoS, ReturnCode, WillTopic};
 
 use super::harness::{Harness, connect, node, peer};
 use crate::core::event::{DropReason, GatewayEvent, LostReason};
-use crate::core::upstream::{Refusal, UpstreamCmd, UpstreamEvent, Will};
+use crate::core::upstream::{BrokerRefusal, UpstreamCmd, UpstreamEvent, Will};
 
 #[test]
 fn connack_is_sent_only_after_the_broker_accepts_the_upstream_session() {
@@ -132,7 +132,7 @@ fn broker_refusal_and_unreachable_broker_give_meaningful_connack_codes() {
     let link = h.opened_link();
     h.upstream(UpstreamEvent::Refused {
         link,
-        refusal: Refusal::BadCredentials,
+        refusal: BrokerRefusal::BadCredentials,
     });
     h.expect(
         &a,

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::correlator::{Correlator, IncomingVerdict, OutgoingPublish, Unsent};
-use crate::core::upstream::{DeliveryId, LinkId, Refusal, Token, UpstreamEvent};
+use crate::core::upstream::{BrokerRefusal, DeliveryId, LinkId, Token, UpstreamEvent};
 use crate::io::fd_limit;
 
 /// What the connector tells a link task.
@@ -515,13 +515,13 @@ fn warn_unmatched(link: LinkId, what: &str, pkid: u16, matched: bool) {
     }
 }
 
-fn refusal(code: ConnectReturnCode) -> Option<Refusal> {
+fn refusal(code: ConnectReturnCode) -> Option<BrokerRefusal> {
     Some(match code {
         ConnectReturnCode::Success => return None,
-        ConnectReturnCode::RefusedProtocolVersion => Refusal::UnacceptableProtocolVersion,
-        ConnectReturnCode::BadClientId => Refusal::IdentifierRejected,
-        ConnectReturnCode::ServiceUnavailable => Refusal::ServerUnavailable,
-        ConnectReturnCode::BadUserNamePassword => Refusal::BadCredentials,
-        ConnectReturnCode::NotAuthorized => Refusal::NotAuthorized,
+        ConnectReturnCode::RefusedProtocolVersion => BrokerRefusal::UnacceptableProtocolVersion,
+        ConnectReturnCode::BadClientId => BrokerRefusal::IdentifierRejected,
+        ConnectReturnCode::ServiceUnavailable => BrokerRefusal::ServerUnavailable,
+        ConnectReturnCode::BadUserNamePassword => BrokerRefusal::BadCredentials,
+        ConnectReturnCode::NotAuthorized => BrokerRefusal::NotAuthorized,
     })
 }

@@ -50,7 +50,7 @@ use tokio::time::Instant;
 use self::backoff::{Backoff, XorShift64};
 use self::link::{LinkCtl, LinkShared, LinkTask, OutCmd, lock};
 use crate::core::config::{ClientIdentity, Credentials};
-use crate::core::upstream::{LinkId, Refusal, UpstreamCmd, UpstreamEvent, Will};
+use crate::core::upstream::{BrokerRefusal, LinkId, UpstreamCmd, UpstreamEvent, Will};
 use crate::io::config::UpstreamEndpoint;
 
 /// Capacity of each link's rumqttc request channel; commands beyond it wait in the outbox.
@@ -244,7 +244,7 @@ impl RumqttcConnector {
                     tracing::error!(%link, %client_id, cert = %id.cert.display(), error = %e, "unusable client certificate");
                     let _ = self.events.send(UpstreamEvent::Refused {
                         link,
-                        refusal: Refusal::BadCredentials,
+                        refusal: BrokerRefusal::BadCredentials,
                     });
                     return;
                 }

@@ -16,17 +16,17 @@ struct Entry {
 
 /// The table is full (`max_topics_per_client`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RegistryFull;
+pub(crate) struct TopicIdsFull;
 
 /// Topic ids of one client.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TopicRegistry {
+pub(crate) struct TopicIds {
     by_id: BTreeMap<u16, Entry>,
     by_name: BTreeMap<String, u16>,
     next: u16,
 }
 
-impl TopicRegistry {
+impl TopicIds {
     /// The id of `name`, allocating one when needed. An existing id keeps its confirmation
     /// state unless `confirm` is set.
     pub(crate) fn id_for(
@@ -35,7 +35,7 @@ impl TopicRegistry {
         confirm: bool,
         predefined: &PredefinedTopics,
         max: usize,
-    ) -> Result<u16, RegistryFull> {
+    ) -> Result<u16, TopicIdsFull> {
         if let Some(&id) = self.by_name.get(name) {
             if confirm {
                 self.confirm(id);
@@ -43,9 +43,9 @@ impl TopicRegistry {
             return Ok(id);
         }
         if self.by_id.len() >= max {
-            return Err(RegistryFull);
+            return Err(TopicIdsFull);
         }
-        let id = self.free_id(predefined).ok_or(RegistryFull)?;
+        let id = self.free_id(predefined).ok_or(TopicIdsFull)?;
         self.by_id.insert(
             id,
             Entry {
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn registering_the_same_name_twice_returns_the_same_id() {
-        let mut r = TopicRegistry::default();
+        let mut r = TopicIds::default();
         let p = predefined(&[]);
         let a = r.id_for("a", true, &p, 10).unwrap();
         assert_eq!(r.id_for("a", true, &p, 10), Ok(a));
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn predefined_and_reserved_ids_are_never_allocated() {
-        let mut r = TopicRegistry::default();
+        let mut r = TopicIds::default();
         let p = predefined(&[1, 2, 4]);
         assert_eq!(r.id_for("a", true, &p, 10), Ok(3));
         assert_eq!(r.id_for("b", true, &p, 10), Ok(5));
@@ -162,11 +162,11 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded() {
-        let mut r = TopicRegistry::default();
+        let mut r = TopicIds::default();
         let p = predefined(&[]);
         assert!(r.id_for("a", true, &p, 2).is_ok());
         assert!(r.id_for("b", true, &p, 2).is_ok());
-        assert_eq!(r.id_for("c", true, &p, 2), Err(RegistryFull));
+        assert_eq!(r.id_for("c", true, &p, 2), Err(TopicIdsFull));
         assert!(
             r.id_for("a", true, &p, 2).is_ok(),
             "existing names still resolve"
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn confirmation_follows_the_protocol_events() {
-        let mut r = TopicRegistry::default();
+        let mut r = TopicIds::default();
         let p = predefined(&[]);
         let id = r.id_for("a", false, &p, 4).unwrap();
         assert_eq!(r.lookup("a"), Some((id, false)));
