@@ -5,7 +5,7 @@ use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnC
 use super::addr::{PeerAddr, Wnid};
 use super::event::DropReason;
 use super::session::State;
-use super::{Gateway, SessionId};
+use super::{Gateway, SessionId, uplink};
 
 impl Gateway {
     pub(super) fn dispatch(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
@@ -134,7 +134,11 @@ impl Gateway {
                 self.drop_from(Some(from), DropReason::UnexpectedInState);
                 let _ = other;
             }
-            (_, Packet::Register(r)) => self.on_register(now, sid, r),
+            (_, Packet::Register(r)) => {
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    uplink::on_register(s, &mut f, r);
+                }
+            }
             (
                 _,
                 Packet::Regack {
@@ -143,7 +147,11 @@ impl Gateway {
                     return_code,
                 },
             ) => self.on_regack(now, sid, topic_id, msg_id, return_code),
-            (_, Packet::Publish(p)) => self.on_publish(now, sid, p),
+            (_, Packet::Publish(p)) => {
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    uplink::on_publish(s, &mut f, p);
+                }
+            }
             (
                 _,
                 Packet::Puback {
@@ -153,7 +161,11 @@ impl Gateway {
                 },
             ) => self.on_puback(now, sid, topic_id, msg_id, return_code),
             (_, Packet::Pubrec { msg_id }) => self.on_pubrec(now, sid, msg_id),
-            (_, Packet::Pubrel { msg_id }) => self.on_pubrel(now, sid, msg_id),
+            (_, Packet::Pubrel { msg_id }) => {
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    uplink::on_pubrel(s, &mut f, msg_id);
+                }
+            }
             (_, Packet::Pubcomp { msg_id }) => self.on_pubcomp(now, sid, msg_id),
             (_, Packet::Subscribe(s)) => self.on_subscribe(now, sid, s),
             (_, Packet::Unsubscribe(u)) => self.on_unsubscribe(now, sid, u),

@@ -4,7 +4,7 @@ use sn_codec::{Instant, ReturnCode};
 
 use super::session::{ConnectPhase, State};
 use super::upstream::{BrokerRefusal, LinkId, UpstreamCmd, UpstreamEvent};
-use super::{Gateway, SessionId};
+use super::{Gateway, SessionId, uplink};
 
 impl Gateway {
     pub(super) fn upstream_event(&mut self, now: Instant, event: UpstreamEvent) {
@@ -52,9 +52,15 @@ impl Gateway {
                 }
             }
             UpstreamEvent::Closed { .. } => {}
-            UpstreamEvent::PublishDone { token, .. } => self.on_publish_done(now, sid, token),
+            UpstreamEvent::PublishDone { token, .. } => {
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    uplink::on_publish_done(s, &mut f, token);
+                }
+            }
             UpstreamEvent::PublishReceived { token, .. } => {
-                self.on_publish_received(now, sid, token)
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    uplink::on_publish_received(s, &mut f, token);
+                }
             }
             UpstreamEvent::Message {
                 link,
@@ -80,7 +86,9 @@ impl Gateway {
         };
         s.link_up = true;
         let restore = !session_present || std::mem::take(&mut s.restore_on_up);
-        self.resend_lost(sid, &lost);
+        if let Some((s, mut f)) = self.flow(sid, now) {
+            uplink::resend_lost(s, &mut f, &lost);
+        }
         if restore {
             self.resubscribe_all(sid);
         }

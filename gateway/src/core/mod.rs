@@ -21,6 +21,7 @@ mod discovery;
 mod dispatch;
 mod downlink;
 pub mod event;
+mod flow;
 mod gateway_link;
 mod link_events;
 mod outbox;
@@ -79,7 +80,6 @@ pub struct Gateway {
     /// The sessions, their indexes and timers.
     table: SessionTable,
     next_link: u64,
-    next_token: u64,
     /// Datagrams, upstream commands, events and counters produced by the inputs.
     out: Outputs,
     /// The gateway's own link (QoS −1) is connected.
@@ -112,7 +112,6 @@ impl Gateway {
             cfg,
             table: SessionTable::default(),
             next_link: 1,
-            next_token: 1,
             out,
             gateway_link_up: false,
             disconnect_sent: BTreeMap::new(),
@@ -294,9 +293,7 @@ impl Gateway {
     }
 
     fn new_token(&mut self) -> Token {
-        let token = Token(self.next_token);
-        self.next_token += 1;
-        token
+        self.out.token()
     }
 
     fn event(&mut self, e: GatewayEvent) {

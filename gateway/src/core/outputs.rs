@@ -10,7 +10,7 @@ use super::addr::PeerAddr;
 use super::event::{Destination, DropReason, GatewayEvent, Transmit};
 use super::outbox::{Outbox, Unencodable};
 use super::stats::Stats;
-use super::upstream::UpstreamCmd;
+use super::upstream::{Token, UpstreamCmd};
 
 /// The core's outputs, drained by the shell after every input.
 #[derive(Debug)]
@@ -25,6 +25,8 @@ pub(crate) struct Outputs {
     pub(crate) stats: Stats,
     /// Largest datagram a client's transport takes (`max_packet_size`).
     max_packet_size: usize,
+    /// The last token handed out ([`Outputs::token`]).
+    last_token: u64,
 }
 
 impl Outputs {
@@ -36,6 +38,7 @@ impl Outputs {
             events: VecDeque::new(),
             stats: Stats::default(),
             max_packet_size,
+            last_token: 0,
         }
     }
 
@@ -71,6 +74,12 @@ impl Outputs {
             _ => {}
         }
         self.events.push_back(e);
+    }
+
+    /// A fresh token to correlate an upstream request with its answer.
+    pub(crate) fn token(&mut self) -> Token {
+        self.last_token += 1;
+        Token(self.last_token)
     }
 
     /// Queues a command for the upstream connector.

@@ -121,17 +121,16 @@ impl Gateway {
                 .map(|_| (id.as_str(), e))
         })
     }
+}
 
-    /// Whether the client may publish to `topic`.
-    pub(super) fn may_publish(&self, client_id: &str, topic: &str) -> bool {
-        allowed(
-            self.cfg
-                .clients
-                .entry(client_id)
-                .and_then(|e| e.publish.as_deref()),
-            topic,
-        )
-    }
+/// Whether the client may publish to `topic`.
+pub(super) fn publish_allowed(cfg: &GatewayConfig, client_id: &str, topic: &str) -> bool {
+    allowed(
+        cfg.clients
+            .entry(client_id)
+            .and_then(|e| e.publish.as_deref()),
+        topic,
+    )
 }
 
 /// Whether the client may subscribe to `filter` (it must lie within an allowed filter).

@@ -5,331 +5,282 @@ use bytes::Bytes;
 use sn_codec::{Instant, MsgType, Packet, Publish, QoS, Register, ReturnCode, TopicRef};
 
 use super::event::DropReason;
-use super::session::{Uplink, UplinkStage};
+use super::flow::Flow;
+use super::policy;
+use super::session::{Session, Uplink, UplinkStage};
 use super::topics;
 use super::upstream::{Token, UpstreamCmd};
-use super::{Gateway, SessionId};
 
 /// Most remembered replies per client (for retransmitted requests).
 const RECENT_REPLIES: usize = 16;
 
-impl Gateway {
-    pub(super) fn on_register(&mut self, _now: Instant, sid: SessionId, r: Register<'_>) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let (topic_id, rc) = match topics::topic_name(r.topic_name) {
-            Err(_) => (0, ReturnCode::NotSupported),
-            Ok(name) => {
-                match s.topic_ids.id_for(
-                    name,
-                    true,
-                    &self.cfg.predefined,
-                    self.cfg.max_topics_per_client,
-                ) {
-                    Ok(id) => (id, ReturnCode::Accepted),
-                    Err(_) => (0, ReturnCode::Congestion),
-                }
+/// REGISTER: a topic id for the client's topic name (REGACK 0x03 for a bad name, 0x01 when
+/// the client's table is full).
+pub(super) fn on_register(s: &mut Session, f: &mut Flow<'_>, r: Register<'_>) {
+    let (topic_id, rc) = match topics::topic_name(r.topic_name) {
+        Err(_) => (0, ReturnCode::NotSupported),
+        Ok(name) => {
+            match s
+                .topic_ids
+                .id_for(name, true, &f.cfg.predefined, f.cfg.max_topics_per_client)
+            {
+                Ok(id) => (id, ReturnCode::Accepted),
+                Err(_) => (0, ReturnCode::Congestion),
             }
-        };
-        self.send_to_session(
-            sid,
-            &Packet::Regack {
-                topic_id,
-                msg_id: r.msg_id,
-                return_code: rc,
-            },
-        );
-    }
+        }
+    };
+    let reply = Packet::Regack {
+        topic_id,
+        msg_id: r.msg_id,
+        return_code: rc,
+    };
+    f.reply(s, &reply);
+}
 
-    /// The MQTT-SN topic name a client's PUBLISH refers to.
-    /// The upstream topic (prefix applied, one allocation) a client's PUBLISH refers to.
-    fn resolve_uplink_topic(&mut self, sid: SessionId, topic: TopicRef<'_>) -> Option<String> {
-        let prefix = &self.cfg.upstream.topic_prefix;
-        let s = self.table.get_mut(sid)?;
-        match topic {
-            TopicRef::Normal(id) => {
-                let name = topics::to_upstream(prefix, s.topic_ids.name(id)?);
-                s.topic_ids.confirm(id);
-                Some(name)
-            }
-            TopicRef::Predefined(id) => self
-                .cfg
-                .predefined
-                .topic(Some(s.client_id()), id)
-                .map(|t| topics::to_upstream(prefix, t)),
-            TopicRef::Short(n) => topics::topic_name(&n)
-                .ok()
-                .map(|t| topics::to_upstream(prefix, t)),
-            TopicRef::Name(_) => None,
+/// The upstream topic (prefix applied, one allocation) a client's PUBLISH refers to.
+fn resolve_uplink_topic(s: &mut Session, f: &Flow<'_>, topic: TopicRef<'_>) -> Option<String> {
+    let prefix = &f.cfg.upstream.topic_prefix;
+    match topic {
+        TopicRef::Normal(id) => {
+            let name = topics::to_upstream(prefix, s.topic_ids.name(id)?);
+            s.topic_ids.confirm(id);
+            Some(name)
         }
+        TopicRef::Predefined(id) => f
+            .cfg
+            .predefined
+            .topic(Some(s.client_id()), id)
+            .map(|t| topics::to_upstream(prefix, t)),
+        TopicRef::Short(n) => topics::topic_name(&n)
+            .ok()
+            .map(|t| topics::to_upstream(prefix, t)),
+        TopicRef::Name(_) => None,
     }
+}
 
-    pub(super) fn on_publish(&mut self, now: Instant, sid: SessionId, p: Publish<'_>) {
-        let Some(topic) = self.resolve_uplink_topic(sid, p.topic) else {
-            if p.qos != QoS::MinusOne {
-                let reply = Packet::Puback {
-                    topic_id: p.topic.id_field(),
-                    msg_id: p.msg_id,
-                    return_code: ReturnCode::InvalidTopicId,
-                };
-                self.send_to_session(sid, &reply);
-            }
-            let peer = self.table.get(sid).map(|s| s.peer().clone());
-            return self.drop_from(peer, DropReason::UnknownTopicId);
-        };
-        let client_id = self
-            .table
-            .get(sid)
-            .map(|s| s.client_id())
-            .unwrap_or_default();
-        let name = topics::from_upstream(&self.cfg.upstream.topic_prefix, &topic).unwrap_or(&topic);
-        if !self.may_publish(client_id, name) {
-            if p.qos != QoS::MinusOne {
-                let reply = Packet::Puback {
-                    topic_id: p.topic.id_field(),
-                    msg_id: p.msg_id,
-                    return_code: ReturnCode::NotSupported,
-                };
-                self.send_to_session(sid, &reply);
-            }
-            let peer = self.table.get(sid).map(|s| s.peer().clone());
-            return self.drop_from(peer, DropReason::TopicNotAllowed);
-        }
-        self.out
-            .stats
-            .count_publish(p.qos, super::stats::Direction::Upstream);
-        match p.qos {
-            QoS::MinusOne | QoS::Zero => self.publish_qos0(sid, topic, p.data, p.retain),
-            QoS::One | QoS::Two => self.publish_reliable(now, sid, topic, p),
-        }
-    }
-
-    fn publish_qos0(&mut self, sid: SessionId, topic: String, data: &[u8], retain: bool) {
-        let Some(s) = self.table.get(sid) else {
-            return;
-        };
-        let Some(link) = s.link() else { return };
-        let token = self.new_token();
-        self.out.command(UpstreamCmd::Publish {
-            link,
-            token,
-            topic,
-            payload: Bytes::copy_from_slice(data),
-            qos: 0,
-            retain,
-        });
-    }
-
-    fn publish_reliable(&mut self, now: Instant, sid: SessionId, topic: String, p: Publish<'_>) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let qos = if p.qos == QoS::Two { 2 } else { 1 };
-        // A retransmission of a message still in flight: not published again; a QoS 2 message
-        // the broker already accepted gets its PUBREC again.
-        if let Some(u) = s
-            .uplink
-            .values()
-            .find(|u| u.msg_id == p.msg_id && u.qos == qos)
-        {
-            if u.qos == 2 && u.stage != UplinkStage::Sent {
-                let msg_id = u.msg_id;
-                self.send_to_session(sid, &Packet::Pubrec { msg_id });
-            }
-            return;
-        }
-        // A retransmission of a message already completed: the same answer again.
-        if let Some(&(_, _, kind, topic_id)) = s.recent_replies.iter().find(|(id, at, kind, _)| {
-            *id == p.msg_id
-                && now
-                    < at.saturating_add(
-                        self.cfg.t_retry.saturating_mul(u32::from(self.cfg.n_retry)),
-                    )
-                && (*kind == MsgType::Puback && qos == 1 || *kind == MsgType::Pubcomp && qos == 2)
-        }) {
-            let reply = if kind == MsgType::Puback {
-                Packet::Puback {
-                    topic_id,
-                    msg_id: p.msg_id,
-                    return_code: ReturnCode::Accepted,
-                }
-            } else {
-                Packet::Pubrec { msg_id: p.msg_id }
-            };
-            self.send_to_session(sid, &reply);
-            return;
-        }
-        let too_many = s.outstanding_requests() >= self.cfg.max_inflight_from_client;
-        if too_many || s.uplink.len() >= self.cfg.uplink_buffer || s.link().is_none() {
-            if too_many {
-                let peer = Some(s.peer().clone());
-                self.drop_from(peer, DropReason::TooManyInflight);
-            }
+/// PUBLISH from a connected client: resolved, checked against its allowed topics, then sent
+/// upstream (QoS 1/2 acknowledged to the client only after the broker).
+pub(super) fn on_publish(s: &mut Session, f: &mut Flow<'_>, p: Publish<'_>) {
+    let refuse = |s: &mut Session, f: &mut Flow<'_>, rc: ReturnCode, reason: DropReason| {
+        if p.qos != QoS::MinusOne {
             let reply = Packet::Puback {
                 topic_id: p.topic.id_field(),
                 msg_id: p.msg_id,
-                return_code: ReturnCode::Congestion,
+                return_code: rc,
             };
-            self.send_to_session(sid, &reply);
-            return;
+            f.reply(s, &reply);
         }
-        let token = self.new_token();
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        s.uplink.insert(
-            token,
-            Uplink {
-                msg_id: p.msg_id,
-                topic_id: p.topic.id_field(),
-                topic,
-                payload: Bytes::copy_from_slice(p.data),
-                qos,
-                retain: p.retain,
-                stage: UplinkStage::Sent,
-            },
-        );
-        self.resubmit_uplink(sid, token);
+        f.out.drop(Some(s.peer().clone()), reason);
+    };
+    let Some(topic) = resolve_uplink_topic(s, f, p.topic) else {
+        return refuse(s, f, ReturnCode::InvalidTopicId, DropReason::UnknownTopicId);
+    };
+    let name = topics::from_upstream(&f.cfg.upstream.topic_prefix, &topic).unwrap_or(&topic);
+    if !policy::publish_allowed(f.cfg, s.client_id(), name) {
+        return refuse(s, f, ReturnCode::NotSupported, DropReason::TopicNotAllowed);
     }
-
-    /// Sends (again) an uplink publish on the session's current link.
-    pub(super) fn resubmit_uplink(&mut self, sid: SessionId, token: Token) {
-        let Some(s) = self.table.get(sid) else {
-            return;
-        };
-        let (Some(link), Some(u)) = (s.link(), s.uplink.get(&token)) else {
-            return;
-        };
-        // A QoS 2 message the broker already completed needs nothing more upstream.
-        if u.stage == UplinkStage::Completed {
-            return;
-        }
-        self.out.command(UpstreamCmd::Publish {
-            link,
-            token,
-            topic: u.topic.clone(),
-            payload: u.payload.clone(),
-            qos: u.qos,
-            retain: u.retain,
-        });
+    f.out
+        .stats
+        .count_publish(p.qos, super::stats::Direction::Upstream);
+    match p.qos {
+        QoS::MinusOne | QoS::Zero => publish_qos0(s, f, topic, p.data, p.retain),
+        QoS::One | QoS::Two => publish_reliable(s, f, topic, p),
     }
+}
 
-    /// Requests the broker will never answer after a reconnect (publishes, subscribes and
-    /// unsubscribes sent before it) go out again, in their original order.
-    pub(super) fn resend_lost(&mut self, sid: SessionId, lost: &[Token]) {
-        for token in lost {
-            let Some(s) = self.table.get(sid) else {
-                return;
-            };
-            let Some(link) = s.link() else { return };
-            if s.uplink.contains_key(token) {
-                self.resubmit_uplink(sid, *token);
-            } else if let Some(p) = s.pending_subs.get(token) {
-                let qos = s.subscriptions.get(&p.filter).map_or(0, |(_, q)| *q);
-                let filter = topics::to_upstream(&self.cfg.upstream.topic_prefix, &p.filter);
-                self.out.command(UpstreamCmd::Subscribe {
-                    link,
-                    token: *token,
-                    filter,
-                    qos,
-                });
-            } else if let Some(filter) = s.pending_unsubs.get(token) {
-                let filter = filter.clone();
-                self.out.command(UpstreamCmd::Unsubscribe {
-                    link,
-                    token: *token,
-                    filter,
-                });
-            }
-        }
-    }
+fn publish_qos0(s: &Session, f: &mut Flow<'_>, topic: String, data: &[u8], retain: bool) {
+    let Some(link) = s.link() else { return };
+    let token = f.out.token();
+    f.out.command(UpstreamCmd::Publish {
+        link,
+        token,
+        topic,
+        payload: Bytes::copy_from_slice(data),
+        qos: 0,
+        retain,
+    });
+}
 
-    pub(super) fn on_publish_received(&mut self, now: Instant, sid: SessionId, token: Token) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let Some(u) = s.uplink.get_mut(&token) else {
-            return;
-        };
-        if u.qos == 2 && u.stage == UplinkStage::Sent {
-            u.stage = UplinkStage::Received;
+fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish<'_>) {
+    let qos = if p.qos == QoS::Two { 2 } else { 1 };
+    // A retransmission of a message still in flight: not published again; a QoS 2 message
+    // the broker already accepted gets its PUBREC again.
+    if let Some(u) = s
+        .uplink
+        .values()
+        .find(|u| u.msg_id == p.msg_id && u.qos == qos)
+    {
+        if u.qos == 2 && u.stage != UplinkStage::Sent {
             let msg_id = u.msg_id;
-            self.send_to_session(sid, &Packet::Pubrec { msg_id });
+            f.reply(s, &Packet::Pubrec { msg_id });
         }
-        let _ = now;
+        return;
     }
-
-    pub(super) fn on_publish_done(&mut self, now: Instant, sid: SessionId, token: Token) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
+    // A retransmission of a message already completed: the same answer again.
+    let remembered_for = f.cfg.t_retry.saturating_mul(u32::from(f.cfg.n_retry));
+    if let Some(&(_, _, kind, topic_id)) = s.recent_replies.iter().find(|(id, at, kind, _)| {
+        *id == p.msg_id
+            && f.now < at.saturating_add(remembered_for)
+            && (*kind == MsgType::Puback && qos == 1 || *kind == MsgType::Pubcomp && qos == 2)
+    }) {
+        let reply = if kind == MsgType::Puback {
+            Packet::Puback {
+                topic_id,
+                msg_id: p.msg_id,
+                return_code: ReturnCode::Accepted,
+            }
+        } else {
+            Packet::Pubrec { msg_id: p.msg_id }
         };
-        let Some(u) = s.uplink.get_mut(&token) else {
-            return;
-        };
-        match (u.qos, u.stage) {
-            (1, _) => {
-                let (msg_id, topic_id) = (u.msg_id, u.topic_id);
-                s.uplink.remove(&token);
-                remember(s, now, msg_id, MsgType::Puback, topic_id);
-                let reply = Packet::Puback {
-                    topic_id,
-                    msg_id,
-                    return_code: ReturnCode::Accepted,
-                };
-                self.send_to_session(sid, &reply);
-            }
-            // The broker completed before PUBREC reached the client: send it now.
-            (_, UplinkStage::Sent) => {
-                u.stage = UplinkStage::Completed;
-                let msg_id = u.msg_id;
-                self.send_to_session(sid, &Packet::Pubrec { msg_id });
-            }
-            (_, UplinkStage::Received) => u.stage = UplinkStage::Completed,
-            (_, UplinkStage::Released) => {
-                let msg_id = u.msg_id;
-                s.uplink.remove(&token);
-                remember(s, now, msg_id, MsgType::Pubcomp, 0);
-                self.send_to_session(sid, &Packet::Pubcomp { msg_id });
-            }
-            (_, UplinkStage::Completed) => {}
+        f.reply(s, &reply);
+        return;
+    }
+    let too_many = s.outstanding_requests() >= f.cfg.max_inflight_from_client;
+    if too_many || s.uplink.len() >= f.cfg.uplink_buffer || s.link().is_none() {
+        if too_many {
+            f.out
+                .drop(Some(s.peer().clone()), DropReason::TooManyInflight);
         }
-    }
-
-    pub(super) fn on_pubrel(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
+        let reply = Packet::Puback {
+            topic_id: p.topic.id_field(),
+            msg_id: p.msg_id,
+            return_code: ReturnCode::Congestion,
         };
-        let found = s
-            .uplink
-            .iter_mut()
-            .find(|(_, u)| u.msg_id == msg_id && u.qos == 2);
-        match found {
-            Some((&token, u)) => match u.stage {
-                UplinkStage::Completed => {
-                    s.uplink.remove(&token);
-                    remember(s, now, msg_id, MsgType::Pubcomp, 0);
-                    self.send_to_session(sid, &Packet::Pubcomp { msg_id });
-                }
-                UplinkStage::Received => u.stage = UplinkStage::Released,
-                // PUBREL before our PUBREC: a confused client; wait for the broker.
-                UplinkStage::Sent | UplinkStage::Released => {}
-            },
-            // Unknown or already completed: PUBCOMP, as MQTT prescribes for a repeated PUBREL.
-            None => {
-                self.send_to_session(sid, &Packet::Pubcomp { msg_id });
-            }
+        f.reply(s, &reply);
+        return;
+    }
+    let token = f.out.token();
+    s.uplink.insert(
+        token,
+        Uplink {
+            msg_id: p.msg_id,
+            topic_id: p.topic.id_field(),
+            topic,
+            payload: Bytes::copy_from_slice(p.data),
+            qos,
+            retain: p.retain,
+            stage: UplinkStage::Sent,
+        },
+    );
+    resubmit_uplink(s, f, token);
+}
+
+/// Sends (again) an uplink publish on the session's current link.
+pub(super) fn resubmit_uplink(s: &Session, f: &mut Flow<'_>, token: Token) {
+    let (Some(link), Some(u)) = (s.link(), s.uplink.get(&token)) else {
+        return;
+    };
+    // A QoS 2 message the broker already completed needs nothing more upstream.
+    if u.stage == UplinkStage::Completed {
+        return;
+    }
+    f.out.command(UpstreamCmd::Publish {
+        link,
+        token,
+        topic: u.topic.clone(),
+        payload: u.payload.clone(),
+        qos: u.qos,
+        retain: u.retain,
+    });
+}
+
+/// Requests the broker will never answer after a reconnect (publishes, subscribes and
+/// unsubscribes sent before it) go out again, in their original order.
+pub(super) fn resend_lost(s: &Session, f: &mut Flow<'_>, lost: &[Token]) {
+    let Some(link) = s.link() else { return };
+    for token in lost {
+        if s.uplink.contains_key(token) {
+            resubmit_uplink(s, f, *token);
+        } else if let Some(p) = s.pending_subs.get(token) {
+            let qos = s.subscriptions.get(&p.filter).map_or(0, |(_, q)| *q);
+            let filter = topics::to_upstream(&f.cfg.upstream.topic_prefix, &p.filter);
+            f.out.command(UpstreamCmd::Subscribe {
+                link,
+                token: *token,
+                filter,
+                qos,
+            });
+        } else if let Some(filter) = s.pending_unsubs.get(token) {
+            f.out.command(UpstreamCmd::Unsubscribe {
+                link,
+                token: *token,
+                filter: filter.clone(),
+            });
         }
     }
 }
 
-fn remember(
-    s: &mut super::session::Session,
-    now: Instant,
-    msg_id: u16,
-    kind: MsgType,
-    topic_id: u16,
-) {
+/// The broker accepted a QoS 2 publish (PUBREC): the client gets its PUBREC.
+pub(super) fn on_publish_received(s: &mut Session, f: &mut Flow<'_>, token: Token) {
+    let Some(u) = s.uplink.get_mut(&token) else {
+        return;
+    };
+    if u.qos == 2 && u.stage == UplinkStage::Sent {
+        u.stage = UplinkStage::Received;
+        let msg_id = u.msg_id;
+        f.reply(s, &Packet::Pubrec { msg_id });
+    }
+}
+
+/// The broker completed a publish: PUBACK, or the QoS 2 exchange moves on.
+pub(super) fn on_publish_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
+    let Some(u) = s.uplink.get_mut(&token) else {
+        return;
+    };
+    match (u.qos, u.stage) {
+        (1, _) => {
+            let (msg_id, topic_id) = (u.msg_id, u.topic_id);
+            s.uplink.remove(&token);
+            remember(s, f.now, msg_id, MsgType::Puback, topic_id);
+            let reply = Packet::Puback {
+                topic_id,
+                msg_id,
+                return_code: ReturnCode::Accepted,
+            };
+            f.reply(s, &reply);
+        }
+        // The broker completed before PUBREC reached the client: send it now.
+        (_, UplinkStage::Sent) => {
+            u.stage = UplinkStage::Completed;
+            let msg_id = u.msg_id;
+            f.reply(s, &Packet::Pubrec { msg_id });
+        }
+        (_, UplinkStage::Received) => u.stage = UplinkStage::Completed,
+        (_, UplinkStage::Released) => {
+            let msg_id = u.msg_id;
+            s.uplink.remove(&token);
+            remember(s, f.now, msg_id, MsgType::Pubcomp, 0);
+            f.reply(s, &Packet::Pubcomp { msg_id });
+        }
+        (_, UplinkStage::Completed) => {}
+    }
+}
+
+/// PUBREL from the client (QoS 2, second half).
+pub(super) fn on_pubrel(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
+    let found = s
+        .uplink
+        .iter_mut()
+        .find(|(_, u)| u.msg_id == msg_id && u.qos == 2);
+    match found {
+        Some((&token, u)) => match u.stage {
+            UplinkStage::Completed => {
+                s.uplink.remove(&token);
+                remember(s, f.now, msg_id, MsgType::Pubcomp, 0);
+                f.reply(s, &Packet::Pubcomp { msg_id });
+            }
+            UplinkStage::Received => u.stage = UplinkStage::Released,
+            // PUBREL before our PUBREC: a confused client; wait for the broker.
+            UplinkStage::Sent | UplinkStage::Released => {}
+        },
+        // Unknown or already completed: PUBCOMP, as MQTT prescribes for a repeated PUBREL.
+        None => {
+            f.reply(s, &Packet::Pubcomp { msg_id });
+        }
+    }
+}
+
+fn remember(s: &mut Session, now: Instant, msg_id: u16, kind: MsgType, topic_id: u16) {
     if s.recent_replies.len() >= RECENT_REPLIES {
         s.recent_replies.pop_front();
     }

@@ -7,7 +7,7 @@ use sn_codec::{Instant, Packet, ReturnCode, WillTopic};
 use super::session::WillSpec;
 use super::topics;
 use super::upstream::UpstreamCmd;
-use super::{Gateway, SessionId};
+use super::{Gateway, SessionId, uplink};
 
 impl Gateway {
     pub(super) fn on_will_topic_upd(
@@ -98,9 +98,11 @@ impl Gateway {
         let cmd = super::connect::open_cmd(&self.cfg, s, link, false);
         self.out.command(cmd);
         // Publishes not yet completed go again on the new link.
-        let pending: Vec<_> = s.uplink.keys().copied().collect();
-        for token in pending {
-            self.resubmit_uplink(sid, token);
+        if let Some((s, mut f)) = self.flow(sid, now) {
+            let pending: Vec<_> = s.uplink.keys().copied().collect();
+            for token in pending {
+                uplink::resubmit_uplink(s, &mut f, token);
+            }
         }
         let _ = now;
     }

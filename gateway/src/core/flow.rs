@@ -1,0 +1,47 @@
+//! [`Flow`]: what a protocol flow may touch besides the one session it works on — the
+//! configuration, the outputs and the time — so that flows borrow their session instead of
+//! looking it up again by id.
+
+use sn_codec::{Instant, Packet};
+
+use super::Gateway;
+use super::config::GatewayConfig;
+use super::outputs::Outputs;
+use super::session::{Session, SessionId};
+
+/// The context of one flow step.
+#[derive(Debug)]
+pub(crate) struct Flow<'a> {
+    /// The running configuration.
+    pub(crate) cfg: &'a GatewayConfig,
+    /// Datagrams, upstream commands, events, counters and tokens.
+    pub(crate) out: &'a mut Outputs,
+    /// The time of the input being handled.
+    pub(crate) now: Instant,
+}
+
+impl Flow<'_> {
+    /// Sends `packet` to the session's client (counted in its `tx`); false when it did not fit
+    /// the client's transport (then it is counted as dropped).
+    pub(crate) fn reply(&mut self, s: &mut Session, packet: &Packet<'_>) -> bool {
+        s.tx_count += 1;
+        self.out.send(s.peer(), packet)
+    }
+}
+
+impl Gateway {
+    /// Session `sid` and the context a flow needs, borrowed side by side.
+    pub(super) fn flow(
+        &mut self,
+        sid: SessionId,
+        now: Instant,
+    ) -> Option<(&mut Session, Flow<'_>)> {
+        let s = self.table.get_mut(sid)?;
+        let flow = Flow {
+            cfg: &self.cfg,
+            out: &mut self.out,
+            now,
+        };
+        Some((s, flow))
+    }
+}
