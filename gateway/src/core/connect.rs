@@ -12,7 +12,7 @@ use super::policy::AdmissionRefusal;
 use super::session::{ConnectPhase, Session, State, WillSpec};
 use super::topics;
 use super::upstream::{UpstreamCmd, Will};
-use super::{Gateway, SessionId};
+use super::{Gateway, SessionId, downlink};
 
 impl Gateway {
     pub(super) fn on_connect(&mut self, now: Instant, from: PeerAddr, c: Connect<'_>) {
@@ -399,7 +399,7 @@ impl Gateway {
         self.event(GatewayEvent::ClientConnected { client_id, peer });
         // A sleeper woken by CONNECT may have a message in flight from before its sleep: send
         // it again now (its retry timer ran out while the client slept), else start the queue.
-        self.resend_inflight(now, sid);
+        self.step(sid, now, downlink::resend_inflight);
     }
 
     pub(super) fn on_disconnect(&mut self, now: Instant, sid: SessionId, duration: Option<u16>) {
@@ -421,7 +421,9 @@ impl Gateway {
         let state = self.table.get(sid).map(|s| s.state);
         match state {
             Some(State::Asleep) => self.on_wake_pingreq(now, sid),
-            Some(State::Awake) => self.resend_inflight(now, sid),
+            Some(State::Awake) => {
+                self.step(sid, now, downlink::resend_inflight);
+            }
             Some(State::Active) => {
                 self.send_to_session(sid, &Packet::Pingresp);
             }
@@ -498,7 +500,9 @@ impl Gateway {
         if s.state == State::Active && s.silent_until.is_some_and(|at| now >= at) {
             return self.lose(sid, LostReason::SilentAfterConnect);
         }
-        self.retransmit_due(now, sid);
+        if let Some(Some(reason)) = self.step(sid, now, downlink::retransmit_due) {
+            self.lose(sid, reason);
+        }
     }
 }
 

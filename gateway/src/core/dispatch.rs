@@ -5,7 +5,7 @@ use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnC
 use super::addr::{PeerAddr, Wnid};
 use super::event::DropReason;
 use super::session::State;
-use super::{Gateway, SessionId, uplink};
+use super::{Gateway, SessionId, downlink, uplink};
 
 impl Gateway {
     pub(super) fn dispatch(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
@@ -146,7 +146,11 @@ impl Gateway {
                     msg_id,
                     return_code,
                 },
-            ) => self.on_regack(now, sid, topic_id, msg_id, return_code),
+            ) => {
+                self.step(sid, now, |s, f| {
+                    downlink::on_regack(s, f, topic_id, msg_id, return_code)
+                });
+            }
             (_, Packet::Publish(p)) => {
                 if let Some((s, mut f)) = self.flow(sid, now) {
                     uplink::on_publish(s, &mut f, p);
@@ -159,14 +163,22 @@ impl Gateway {
                     msg_id,
                     return_code,
                 },
-            ) => self.on_puback(now, sid, topic_id, msg_id, return_code),
-            (_, Packet::Pubrec { msg_id }) => self.on_pubrec(now, sid, msg_id),
+            ) => {
+                self.step(sid, now, |s, f| {
+                    downlink::on_puback(s, f, topic_id, msg_id, return_code)
+                });
+            }
+            (_, Packet::Pubrec { msg_id }) => {
+                self.step(sid, now, |s, f| downlink::on_pubrec(s, f, msg_id));
+            }
             (_, Packet::Pubrel { msg_id }) => {
                 if let Some((s, mut f)) = self.flow(sid, now) {
                     uplink::on_pubrel(s, &mut f, msg_id);
                 }
             }
-            (_, Packet::Pubcomp { msg_id }) => self.on_pubcomp(now, sid, msg_id),
+            (_, Packet::Pubcomp { msg_id }) => {
+                self.step(sid, now, |s, f| downlink::on_pubcomp(s, f, msg_id));
+            }
             (_, Packet::Subscribe(s)) => self.on_subscribe(now, sid, s),
             (_, Packet::Unsubscribe(u)) => self.on_unsubscribe(now, sid, u),
             (_, Packet::Pingreq { client_id: None }) => self.on_pingreq(now, sid),

@@ -1,435 +1,403 @@
-//! Broker → client (§9.8): queueing, REGISTER before the first PUBLISH on a topic, one
-//! REGISTER or QoS 1/2 PUBLISH in flight per client, retransmission (§9.11), and upstream acks
-//! released only after the client acknowledged, in the order the messages arrived.
+//! Broker → client: queueing, REGISTER before the first PUBLISH on a topic, one REGISTER or
+//! QoS 1/2 PUBLISH in flight per client, retransmission every T_RETRY up to N_RETRY times, and
+//! upstream acks released only after the client acknowledged, in the order the messages
+//! arrived. Every step is a flow on one session ([`Flow`]).
 
 use bytes::Bytes;
-use sn_codec::{Instant, Packet, Publish, QoS, Register, ReturnCode, TopicIdType, TopicRef};
+use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, TopicIdType, TopicRef};
 
 use super::config::OverflowPolicy;
 use super::event::{DropReason, GatewayEvent, LostReason};
-use super::session::{Downlink, Inflight, InflightStep, PendingAck, State, SubKind};
+use super::flow::Flow;
+use super::session::{Downlink, Inflight, InflightStep, PendingAck, Session, State, SubKind};
+use super::sleep;
 use super::topics;
 use super::upstream::{DeliveryId, LinkId, UpstreamCmd};
-use super::{Gateway, SessionId};
 
-impl Gateway {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_message(
-        &mut self,
-        now: Instant,
-        sid: SessionId,
-        link: LinkId,
-        delivery: DeliveryId,
-        topic: &str,
-        payload: Bytes,
-        qos: u8,
-        retain: bool,
-    ) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let reliable = qos >= 1;
-        if reliable {
-            s.acks.push_back(PendingAck {
-                link,
-                delivery,
-                done: false,
-            });
-        }
-        let delivery = reliable.then_some(delivery);
-        let Some(topic) = topics::from_upstream(&self.cfg.upstream.topic_prefix, topic) else {
-            return self.discard(sid, delivery, DropReason::ForeignTopic);
-        };
-        if s.rejected.contains(topic) {
-            return self.discard(sid, delivery, DropReason::TopicRejected);
-        }
-        let qos = match qos {
-            0 => QoS::Zero,
-            1 => QoS::One,
-            _ => QoS::Two,
-        };
-        let msg = Downlink {
-            topic: topic.to_owned(),
-            payload,
-            qos,
-            retain,
-            delivery,
-        };
-        let limit = match s.state {
-            State::Asleep => self.cfg.sleep.max_buffered,
-            _ => self.cfg.downlink_queue,
-        };
-        if s.queue.len() >= limit {
-            let oldest_qos0 = s.queue.iter().position(|m| m.qos == QoS::Zero);
-            let victim = match (oldest_qos0, self.cfg.sleep.overflow) {
-                (Some(i), _) => s.queue.remove(i),
-                (None, OverflowPolicy::DropOldest) => s.queue.pop_front(),
-                (None, OverflowPolicy::DropOldestQos0ThenReject) => {
-                    return self.discard(sid, msg.delivery, DropReason::QueueFull);
-                }
-            };
-            if let Some(v) = victim {
-                self.discard(sid, v.delivery, DropReason::QueueFull);
-            }
-        }
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        s.queue.push_back(msg);
-        self.pump(now, sid);
-    }
+/// A message from the broker for this session.
+#[derive(Debug)]
+pub(super) struct BrokerMessage<'a> {
+    /// The link it arrived on.
+    pub(super) link: LinkId,
+    /// For the upstream ack.
+    pub(super) delivery: DeliveryId,
+    /// Upstream topic (prefix still applied).
+    pub(super) topic: &'a str,
+    pub(super) payload: Bytes,
+    pub(super) qos: u8,
+    pub(super) retain: bool,
+}
 
-    /// Drops a downlink message by policy: counted, and acknowledged upstream so the broker
-    /// does not redeliver it forever.
-    fn discard(&mut self, sid: SessionId, delivery: Option<DeliveryId>, reason: DropReason) {
-        let peer = self.table.get(sid).map(|s| s.peer().clone());
-        self.drop_from(peer, reason);
-        self.release(sid, delivery);
-    }
-
-    /// Acknowledges upstream a downlink message that was already counted as dropped (e.g. by
-    /// the send that could not encode it).
-    fn release(&mut self, sid: SessionId, delivery: Option<DeliveryId>) {
-        if let Some(d) = delivery {
-            self.complete_ack(sid, d);
-        }
-    }
-
-    /// Marks an upstream delivery as done and releases every ack that is now at the front.
-    pub(super) fn complete_ack(&mut self, sid: SessionId, delivery: DeliveryId) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        if let Some(a) = s
-            .acks
-            .iter_mut()
-            .find(|a| !a.done && a.delivery == delivery)
-        {
-            a.done = true;
-        }
-        while s.acks.front().is_some_and(|a| a.done) {
-            if let Some(a) = s.acks.pop_front()
-                && Some(a.link) == s.link()
-            {
-                self.out.command(UpstreamCmd::Ack {
-                    link: a.link,
-                    delivery: a.delivery,
-                });
-            }
-        }
-    }
-
-    /// Sends queued messages while nothing is in flight (Active or Awake only).
-    pub(super) fn pump(&mut self, now: Instant, sid: SessionId) {
-        loop {
-            let Some(s) = self.table.get_mut(sid) else {
-                return;
-            };
-            if !matches!(s.state, State::Active | State::Awake) || s.inflight.is_some() {
-                return;
-            }
-            let Some(msg) = s.queue.pop_front() else {
-                if s.state == State::Awake {
-                    self.finish_wake(now, sid);
-                }
-                return;
-            };
-            // Which topic reference the client knows for this topic.
-            let known = if let Some(id) = self.cfg.predefined.id_of(s.client_id(), &msg.topic) {
-                Some(TopicRef::Predefined(id))
-            } else if let (Some(short), Some((SubKind::Short, _))) =
-                (short_bytes(&msg.topic), s.subscriptions.get(&msg.topic))
-            {
-                Some(TopicRef::Short(short))
-            } else {
-                match s.topic_ids.lookup(&msg.topic) {
-                    Some((id, true)) => Some(TopicRef::Normal(id)),
-                    _ => None,
-                }
-            };
-            match known {
-                Some(topic) => self.send_publish(now, sid, msg, topic),
-                None => self.send_register(now, sid, msg),
-            }
-        }
-    }
-
-    fn send_register(&mut self, now: Instant, sid: SessionId, msg: Downlink) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let Ok(topic_id) = s.topic_ids.id_for(
-            &msg.topic,
-            false,
-            &self.cfg.predefined,
-            self.cfg.max_topics_per_client,
-        ) else {
-            return self.discard(sid, msg.delivery, DropReason::TopicIdsExhausted);
-        };
-        let msg_id = s.take_msg_id();
-        let reg = Packet::Register(Register {
-            topic_id,
-            msg_id,
-            topic_name: msg.topic.as_bytes(),
+/// Queues a broker message for the client (bounded; the overflow policy decides what goes) and
+/// sends what it can.
+pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>) {
+    let reliable = m.qos >= 1;
+    if reliable {
+        s.acks.push_back(PendingAck {
+            link: m.link,
+            delivery: m.delivery,
+            done: false,
         });
-        if !self.send_to_session(sid, &reg) {
-            // Counted by the send.
-            return self.release(sid, msg.delivery);
-        }
-        if let Some(s) = self.table.get_mut(sid) {
-            s.inflight = Some(Inflight {
-                msg,
-                msg_id,
-                step: InflightStep::Regack { topic_id },
-                sent_at: now,
-                retries: 0,
-            });
-        }
     }
-
-    fn send_publish(&mut self, now: Instant, sid: SessionId, msg: Downlink, topic: TopicRef<'_>) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let msg_id = if msg.qos == QoS::Zero {
-            0
-        } else {
-            s.take_msg_id()
-        };
-        let p = Packet::Publish(Publish {
-            dup: false,
-            qos: msg.qos,
-            retain: msg.retain,
-            topic,
-            msg_id,
-            data: &msg.payload,
-        });
-        if !self.send_to_session(sid, &p) {
-            // Counted by the send.
-            return self.release(sid, msg.delivery);
-        }
-        self.out
-            .stats
-            .count_publish(msg.qos, super::stats::Direction::Downstream);
-        if msg.qos == QoS::Zero {
-            return;
-        }
-        let step = InflightStep::Publish {
-            topic_id: topic.id_field(),
-            id_type: topic.id_type(),
-        };
-        if let Some(s) = self.table.get_mut(sid) {
-            s.inflight = Some(Inflight {
-                msg,
-                msg_id,
-                step,
-                sent_at: now,
-                retries: 0,
-            });
-        }
+    let delivery = reliable.then_some(m.delivery);
+    let Some(topic) = topics::from_upstream(&f.cfg.upstream.topic_prefix, m.topic) else {
+        return discard(s, f, delivery, DropReason::ForeignTopic);
+    };
+    if s.rejected.contains(topic) {
+        return discard(s, f, delivery, DropReason::TopicRejected);
     }
-
-    pub(super) fn on_regack(
-        &mut self,
-        now: Instant,
-        sid: SessionId,
-        topic_id: u16,
-        msg_id: u16,
-        rc: ReturnCode,
-    ) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let matches = s
-            .inflight
-            .as_ref()
-            .is_some_and(|i| i.msg_id == msg_id && i.step == InflightStep::Regack { topic_id });
-        if !matches {
-            return;
-        }
-        let Some(inflight) = s.inflight.take() else {
-            return;
-        };
-        if rc.is_accepted() {
-            s.topic_ids.confirm(topic_id);
-            self.send_publish(now, sid, inflight.msg, TopicRef::Normal(topic_id));
-        } else {
-            // The client does not want this topic (§9.8 step 4).
-            s.topic_ids.remove(topic_id);
-            s.rejected.insert(inflight.msg.topic.clone());
-            self.discard(sid, inflight.msg.delivery, DropReason::TopicRejected);
-        }
-        self.pump(now, sid);
-    }
-
-    pub(super) fn on_puback(
-        &mut self,
-        now: Instant,
-        sid: SessionId,
-        topic_id: u16,
-        msg_id: u16,
-        rc: ReturnCode,
-    ) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let matches = s
-            .inflight
-            .as_ref()
-            .is_some_and(|i| i.msg_id == msg_id && matches!(i.step, InflightStep::Publish { .. }));
-        if !matches {
-            return;
-        }
-        let Some(inflight) = s.inflight.take() else {
-            return;
-        };
-        match rc {
-            ReturnCode::Accepted => {
-                if let Some(d) = inflight.msg.delivery {
-                    self.complete_ack(sid, d);
-                }
+    let qos = match m.qos {
+        0 => QoS::Zero,
+        1 => QoS::One,
+        _ => QoS::Two,
+    };
+    let msg = Downlink {
+        topic: topic.to_owned(),
+        payload: m.payload,
+        qos,
+        retain: m.retain,
+        delivery,
+    };
+    let limit = match s.state {
+        State::Asleep => f.cfg.sleep.max_buffered,
+        _ => f.cfg.downlink_queue,
+    };
+    if s.queue.len() >= limit {
+        let oldest_qos0 = s.queue.iter().position(|m| m.qos == QoS::Zero);
+        let victim = match (oldest_qos0, f.cfg.sleep.overflow) {
+            (Some(i), _) => s.queue.remove(i),
+            (None, OverflowPolicy::DropOldest) => s.queue.pop_front(),
+            (None, OverflowPolicy::DropOldestQos0ThenReject) => {
+                return discard(s, f, msg.delivery, DropReason::QueueFull);
             }
-            ReturnCode::InvalidTopicId => {
-                // The mapping is wrong: REGISTER again and resend (§9.8 step 5).
-                let normal = matches!(
-                    inflight.step,
-                    InflightStep::Publish {
-                        id_type: TopicIdType::Normal,
-                        ..
-                    }
-                );
-                if normal {
-                    s.topic_ids.unconfirm(topic_id);
-                    s.queue.push_front(inflight.msg);
-                } else {
-                    self.discard(sid, inflight.msg.delivery, DropReason::TopicRejected);
-                }
-            }
-            _ => self.discard(sid, inflight.msg.delivery, DropReason::ClientRejected),
-        }
-        self.pump(now, sid);
-    }
-
-    pub(super) fn on_pubrec(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
         };
-        let Some(i) = s.inflight.as_mut().filter(|i| i.msg_id == msg_id) else {
-            return;
-        };
-        match i.step {
-            InflightStep::Publish { .. } if i.msg.qos == QoS::Two => {
-                i.step = InflightStep::Pubcomp;
-                i.sent_at = now;
-                i.retries = 0;
-                let delivery = i.msg.delivery;
-                self.send_to_session(sid, &Packet::Pubrel { msg_id });
-                if let Some(d) = delivery {
-                    self.complete_ack(sid, d);
-                }
-            }
-            // A repeated PUBREC: our PUBREL was lost.
-            InflightStep::Pubcomp => {
-                self.send_to_session(sid, &Packet::Pubrel { msg_id });
-            }
-            _ => {}
+        if let Some(v) = victim {
+            discard(s, f, v.delivery, DropReason::QueueFull);
         }
     }
+    s.queue.push_back(msg);
+    pump(s, f);
+}
 
-    pub(super) fn on_pubcomp(&mut self, now: Instant, sid: SessionId, msg_id: u16) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        if s.inflight
-            .as_ref()
-            .is_some_and(|i| i.msg_id == msg_id && i.step == InflightStep::Pubcomp)
+/// Drops a downlink message by policy: counted, and acknowledged upstream so the broker does
+/// not redeliver it forever.
+fn discard(s: &mut Session, f: &mut Flow<'_>, delivery: Option<DeliveryId>, reason: DropReason) {
+    f.out.drop(Some(s.peer().clone()), reason);
+    release(s, f, delivery);
+}
+
+/// Acknowledges upstream a downlink message that was already counted as dropped (e.g. by the
+/// send that could not encode it).
+fn release(s: &mut Session, f: &mut Flow<'_>, delivery: Option<DeliveryId>) {
+    if let Some(d) = delivery {
+        complete_ack(s, f, d);
+    }
+}
+
+/// Marks an upstream delivery as done and releases every ack that is now at the front.
+fn complete_ack(s: &mut Session, f: &mut Flow<'_>, delivery: DeliveryId) {
+    if let Some(a) = s
+        .acks
+        .iter_mut()
+        .find(|a| !a.done && a.delivery == delivery)
+    {
+        a.done = true;
+    }
+    while s.acks.front().is_some_and(|a| a.done) {
+        if let Some(a) = s.acks.pop_front()
+            && Some(a.link) == s.link()
         {
-            s.inflight = None;
-            self.pump(now, sid);
+            f.out.command(UpstreamCmd::Ack {
+                link: a.link,
+                delivery: a.delivery,
+            });
         }
     }
+}
 
-    /// Retransmits the message in flight when T_RETRY has passed; after N_RETRY the client is
-    /// Lost (Active) or goes back to sleep keeping the message (Awake).
-    pub(super) fn retransmit_due(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        if !matches!(s.state, State::Active | State::Awake) {
+/// Sends queued messages while nothing is in flight (Active or Awake only); an awake client
+/// whose queue is empty goes back to sleep.
+pub(super) fn pump(s: &mut Session, f: &mut Flow<'_>) {
+    loop {
+        if !matches!(s.state, State::Active | State::Awake) || s.inflight.is_some() {
             return;
         }
-        let Some(i) = s.inflight.as_mut() else { return };
-        if now < i.sent_at.saturating_add(self.cfg.t_retry) {
-            return;
-        }
-        if i.retries >= self.cfg.n_retry {
+        let Some(msg) = s.queue.pop_front() else {
             if s.state == State::Awake {
-                if let Some(i) = s.inflight.take()
-                    && i.step != InflightStep::Pubcomp
-                {
-                    s.queue.push_front(i.msg);
-                }
-                return self.back_to_sleep(now, sid, false);
+                sleep::back_to_sleep(s, f, true);
             }
-            return self.lose(sid, LostReason::RetriesExhausted);
-        }
-        i.retries += 1;
-        i.sent_at = now;
-        let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
-        let msg_type = self.send_inflight(sid, true);
-        if let Some(msg_type) = msg_type {
-            self.event(GatewayEvent::Retransmitted {
-                client_id,
-                peer,
-                msg_type,
-            });
-        }
-    }
-
-    /// Sends the message in flight again right away (repeated PINGREQ, wake-up, resume).
-    pub(super) fn resend_inflight(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.table.get_mut(sid) else {
             return;
         };
-        match s.inflight.as_mut() {
-            Some(i) => {
-                i.sent_at = now;
-                i.retries = 0;
-                self.send_inflight(sid, true);
+        // Which topic reference the client knows for this topic.
+        let known = if let Some(id) = f.cfg.predefined.id_of(s.client_id(), &msg.topic) {
+            Some(TopicRef::Predefined(id))
+        } else if let (Some(short), Some((SubKind::Short, _))) =
+            (short_bytes(&msg.topic), s.subscriptions.get(&msg.topic))
+        {
+            Some(TopicRef::Short(short))
+        } else {
+            match s.topic_ids.lookup(&msg.topic) {
+                Some((id, true)) => Some(TopicRef::Normal(id)),
+                _ => None,
             }
-            None => self.pump(now, sid),
+        };
+        match known {
+            Some(topic) => send_publish(s, f, msg, topic),
+            None => send_register(s, f, msg),
         }
     }
+}
 
-    /// Encodes the in-flight message again (PUBLISH with DUP set when `dup`).
-    fn send_inflight(&mut self, sid: SessionId, dup: bool) -> Option<sn_codec::MsgType> {
-        let s = self.table.get_mut(sid)?;
-        s.tx_count += 1;
-        let i = s.inflight.as_ref()?;
-        let packet = match i.step {
-            InflightStep::Regack { topic_id } => Packet::Register(Register {
-                topic_id,
-                msg_id: i.msg_id,
-                topic_name: i.msg.topic.as_bytes(),
-            }),
-            InflightStep::Publish { topic_id, id_type } => Packet::Publish(Publish {
-                dup,
-                qos: i.msg.qos,
-                retain: i.msg.retain,
-                topic: match id_type {
-                    TopicIdType::Predefined => TopicRef::Predefined(topic_id),
-                    TopicIdType::Short => TopicRef::Short(topic_id.to_be_bytes()),
-                    _ => TopicRef::Normal(topic_id),
-                },
-                msg_id: i.msg_id,
-                data: &i.msg.payload,
-            }),
-            InflightStep::Pubcomp => Packet::Pubrel { msg_id: i.msg_id },
-        };
-        let peer = s.peer().clone();
-        self.out.send(&peer, &packet);
-        Some(packet.msg_type())
+fn send_register(s: &mut Session, f: &mut Flow<'_>, msg: Downlink) {
+    let Ok(topic_id) = s.topic_ids.id_for(
+        &msg.topic,
+        false,
+        &f.cfg.predefined,
+        f.cfg.max_topics_per_client,
+    ) else {
+        return discard(s, f, msg.delivery, DropReason::TopicIdsExhausted);
+    };
+    let msg_id = s.take_msg_id();
+    let reg = Packet::Register(Register {
+        topic_id,
+        msg_id,
+        topic_name: msg.topic.as_bytes(),
+    });
+    if !f.reply(s, &reg) {
+        // Counted by the send.
+        return release(s, f, msg.delivery);
     }
+    s.inflight = Some(Inflight {
+        msg,
+        msg_id,
+        step: InflightStep::Regack { topic_id },
+        sent_at: f.now,
+        retries: 0,
+    });
+}
+
+fn send_publish(s: &mut Session, f: &mut Flow<'_>, msg: Downlink, topic: TopicRef<'_>) {
+    let msg_id = if msg.qos == QoS::Zero {
+        0
+    } else {
+        s.take_msg_id()
+    };
+    let p = Packet::Publish(Publish {
+        dup: false,
+        qos: msg.qos,
+        retain: msg.retain,
+        topic,
+        msg_id,
+        data: &msg.payload,
+    });
+    if !f.reply(s, &p) {
+        // Counted by the send.
+        return release(s, f, msg.delivery);
+    }
+    f.out
+        .stats
+        .count_publish(msg.qos, super::stats::Direction::Downstream);
+    if msg.qos == QoS::Zero {
+        return;
+    }
+    let step = InflightStep::Publish {
+        topic_id: topic.id_field(),
+        id_type: topic.id_type(),
+    };
+    s.inflight = Some(Inflight {
+        msg,
+        msg_id,
+        step,
+        sent_at: f.now,
+        retries: 0,
+    });
+}
+
+/// REGACK for the gateway's REGISTER: the PUBLISH follows, or the topic is rejected until the
+/// client subscribes again.
+pub(super) fn on_regack(
+    s: &mut Session,
+    f: &mut Flow<'_>,
+    topic_id: u16,
+    msg_id: u16,
+    rc: ReturnCode,
+) {
+    let matches = s
+        .inflight
+        .as_ref()
+        .is_some_and(|i| i.msg_id == msg_id && i.step == InflightStep::Regack { topic_id });
+    if !matches {
+        return;
+    }
+    let Some(inflight) = s.inflight.take() else {
+        return;
+    };
+    if rc.is_accepted() {
+        s.topic_ids.confirm(topic_id);
+        send_publish(s, f, inflight.msg, TopicRef::Normal(topic_id));
+    } else {
+        // The client does not want this topic.
+        s.topic_ids.remove(topic_id);
+        s.rejected.insert(inflight.msg.topic.clone());
+        discard(s, f, inflight.msg.delivery, DropReason::TopicRejected);
+    }
+    pump(s, f);
+}
+
+/// PUBACK for the gateway's QoS 1 PUBLISH (or a refusal of a QoS 1/2 one).
+pub(super) fn on_puback(
+    s: &mut Session,
+    f: &mut Flow<'_>,
+    topic_id: u16,
+    msg_id: u16,
+    rc: ReturnCode,
+) {
+    let matches = s
+        .inflight
+        .as_ref()
+        .is_some_and(|i| i.msg_id == msg_id && matches!(i.step, InflightStep::Publish { .. }));
+    if !matches {
+        return;
+    }
+    let Some(inflight) = s.inflight.take() else {
+        return;
+    };
+    match rc {
+        ReturnCode::Accepted => {
+            if let Some(d) = inflight.msg.delivery {
+                complete_ack(s, f, d);
+            }
+        }
+        ReturnCode::InvalidTopicId => {
+            // The mapping is wrong: REGISTER again and send it again.
+            let normal = matches!(
+                inflight.step,
+                InflightStep::Publish {
+                    id_type: TopicIdType::Normal,
+                    ..
+                }
+            );
+            if normal {
+                s.topic_ids.unconfirm(topic_id);
+                s.queue.push_front(inflight.msg);
+            } else {
+                discard(s, f, inflight.msg.delivery, DropReason::TopicRejected);
+            }
+        }
+        _ => discard(s, f, inflight.msg.delivery, DropReason::ClientRejected),
+    }
+    pump(s, f);
+}
+
+/// PUBREC for the gateway's QoS 2 PUBLISH: PUBREL, and the broker's message is acknowledged.
+pub(super) fn on_pubrec(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
+    let Some(i) = s.inflight.as_mut().filter(|i| i.msg_id == msg_id) else {
+        return;
+    };
+    match i.step {
+        InflightStep::Publish { .. } if i.msg.qos == QoS::Two => {
+            i.step = InflightStep::Pubcomp;
+            i.sent_at = f.now;
+            i.retries = 0;
+            let delivery = i.msg.delivery;
+            f.reply(s, &Packet::Pubrel { msg_id });
+            if let Some(d) = delivery {
+                complete_ack(s, f, d);
+            }
+        }
+        // A repeated PUBREC: our PUBREL was lost.
+        InflightStep::Pubcomp => {
+            f.reply(s, &Packet::Pubrel { msg_id });
+        }
+        _ => {}
+    }
+}
+
+/// PUBCOMP: the QoS 2 exchange is over; the next message may go.
+pub(super) fn on_pubcomp(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
+    if s.inflight
+        .as_ref()
+        .is_some_and(|i| i.msg_id == msg_id && i.step == InflightStep::Pubcomp)
+    {
+        s.inflight = None;
+        pump(s, f);
+    }
+}
+
+/// Retransmits the message in flight when T_RETRY has passed. After N_RETRY an awake client
+/// goes back to sleep keeping the message; an active one is to be declared Lost (returned).
+pub(super) fn retransmit_due(s: &mut Session, f: &mut Flow<'_>) -> Option<LostReason> {
+    if !matches!(s.state, State::Active | State::Awake) {
+        return None;
+    }
+    let i = s.inflight.as_mut()?;
+    if f.now < i.sent_at.saturating_add(f.cfg.t_retry) {
+        return None;
+    }
+    if i.retries >= f.cfg.n_retry {
+        if s.state == State::Awake {
+            if let Some(i) = s.inflight.take()
+                && i.step != InflightStep::Pubcomp
+            {
+                s.queue.push_front(i.msg);
+            }
+            sleep::back_to_sleep(s, f, false);
+            return None;
+        }
+        return Some(LostReason::RetriesExhausted);
+    }
+    i.retries += 1;
+    i.sent_at = f.now;
+    if let Some(msg_type) = send_inflight(s, f, true) {
+        f.out.event(GatewayEvent::Retransmitted {
+            client_id: s.client_id().to_owned(),
+            peer: s.peer().clone(),
+            msg_type,
+        });
+    }
+    None
+}
+
+/// Sends the message in flight again right away (repeated PINGREQ, wake-up, resume), or
+/// starts the queue.
+pub(super) fn resend_inflight(s: &mut Session, f: &mut Flow<'_>) {
+    match s.inflight.as_mut() {
+        Some(i) => {
+            i.sent_at = f.now;
+            i.retries = 0;
+            send_inflight(s, f, true);
+        }
+        None => pump(s, f),
+    }
+}
+
+/// Encodes the in-flight message again (PUBLISH with DUP set when `dup`).
+fn send_inflight(s: &mut Session, f: &mut Flow<'_>, dup: bool) -> Option<sn_codec::MsgType> {
+    s.inflight.as_ref()?;
+    s.tx_count += 1;
+    let i = s.inflight.as_ref()?;
+    let packet = match i.step {
+        InflightStep::Regack { topic_id } => Packet::Register(Register {
+            topic_id,
+            msg_id: i.msg_id,
+            topic_name: i.msg.topic.as_bytes(),
+        }),
+        InflightStep::Publish { topic_id, id_type } => Packet::Publish(Publish {
+            dup,
+            qos: i.msg.qos,
+            retain: i.msg.retain,
+            topic: match id_type {
+                TopicIdType::Predefined => TopicRef::Predefined(topic_id),
+                TopicIdType::Short => TopicRef::Short(topic_id.to_be_bytes()),
+                _ => TopicRef::Normal(topic_id),
+            },
+            msg_id: i.msg_id,
+            data: &i.msg.payload,
+        }),
+        InflightStep::Pubcomp => Packet::Pubrel { msg_id: i.msg_id },
+    };
+    f.out.send(s.peer(), &packet);
+    Some(packet.msg_type())
 }
 
 /// The two octets of a 2-character topic name.

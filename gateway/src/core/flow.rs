@@ -44,4 +44,18 @@ impl Gateway {
         };
         Some((s, flow))
     }
+
+    /// Runs a flow `step` on session `sid`, then files the session under its (possibly moved)
+    /// deadline.
+    pub(super) fn step<R>(
+        &mut self,
+        sid: SessionId,
+        now: Instant,
+        step: impl FnOnce(&mut Session, &mut Flow<'_>) -> R,
+    ) -> Option<R> {
+        let (s, mut f) = self.flow(sid, now)?;
+        let r = step(s, &mut f);
+        self.reschedule(sid);
+        Some(r)
+    }
 }

@@ -4,7 +4,7 @@ use sn_codec::{Instant, ReturnCode};
 
 use super::session::{ConnectPhase, State};
 use super::upstream::{BrokerRefusal, LinkId, UpstreamCmd, UpstreamEvent};
-use super::{Gateway, SessionId, uplink};
+use super::{Gateway, SessionId, downlink, uplink};
 
 impl Gateway {
     pub(super) fn upstream_event(&mut self, now: Instant, event: UpstreamEvent) {
@@ -69,7 +69,19 @@ impl Gateway {
                 payload,
                 qos,
                 retain,
-            } => self.on_message(now, sid, link, delivery, &topic, payload, qos, retain),
+            } => {
+                let m = downlink::BrokerMessage {
+                    link,
+                    delivery,
+                    topic: &topic,
+                    payload,
+                    qos,
+                    retain,
+                };
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    downlink::on_message(s, &mut f, m);
+                }
+            }
         }
         self.reschedule(sid);
     }
@@ -105,8 +117,10 @@ impl Gateway {
             } else {
                 self.accept_connect(now, sid);
             }
-        } else if s.state == State::Active {
-            self.pump(now, sid);
+        } else if s.state == State::Active
+            && let Some((s, mut f)) = self.flow(sid, now)
+        {
+            downlink::pump(s, &mut f);
         }
     }
 

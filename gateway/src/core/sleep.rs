@@ -7,8 +7,9 @@ use sn_codec::{Instant, Packet};
 
 use super::addr::PeerAddr;
 use super::event::{DropReason, GatewayEvent};
-use super::session::State;
-use super::{Gateway, SessionId};
+use super::flow::Flow;
+use super::session::{Session, State};
+use super::{Gateway, SessionId, downlink};
 
 impl Gateway {
     /// DISCONNECT(duration): Asleep (from Active, Awake or Asleep with a new duration).
@@ -103,9 +104,11 @@ impl Gateway {
                     peer,
                     buffered,
                 });
-                self.resend_inflight(now, sid);
+                self.step(sid, now, downlink::resend_inflight);
             }
-            State::Awake => self.resend_inflight(now, sid),
+            State::Awake => {
+                self.step(sid, now, downlink::resend_inflight);
+            }
             State::Active => {
                 self.send_to_session(sid, &Packet::Pingresp);
             }
@@ -113,23 +116,15 @@ impl Gateway {
         }
         self.reschedule(sid);
     }
+}
 
-    /// Everything delivered and acknowledged: PINGRESP, and Asleep again.
-    pub(super) fn finish_wake(&mut self, now: Instant, sid: SessionId) {
-        self.back_to_sleep(now, sid, true);
-    }
-
-    /// Back to Asleep with the sleep timer restarted; PINGRESP only when the buffer is drained.
-    pub(super) fn back_to_sleep(&mut self, now: Instant, sid: SessionId, drained: bool) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        let d = s.sleep.unwrap_or_default();
-        s.state = State::Asleep;
-        s.state_deadline = Some(now.saturating_add(self.cfg.tolerance.supervise(d)));
-        if drained {
-            self.send_to_session(sid, &Packet::Pingresp);
-        }
-        self.reschedule(sid);
+/// Back to Asleep with the sleep timer restarted; PINGRESP only when the buffer is drained
+/// (everything delivered and acknowledged). The caller refiles the session.
+pub(super) fn back_to_sleep(s: &mut Session, f: &mut Flow<'_>, drained: bool) {
+    let d = s.sleep.unwrap_or_default();
+    s.state = State::Asleep;
+    s.state_deadline = Some(f.now.saturating_add(f.cfg.tolerance.supervise(d)));
+    if drained {
+        f.reply(s, &Packet::Pingresp);
     }
 }
