@@ -8,6 +8,7 @@ use sn_codec::{Connect, Instant, Packet, ReturnCode, WillTopic};
 
 use super::addr::PeerAddr;
 use super::event::{DropReason, GatewayEvent, LostReason};
+use super::flow::Flow;
 use super::policy::AdmissionRefusal;
 use super::session::{ConnectPhase, Session, State, WillSpec};
 use super::topics;
@@ -374,32 +375,7 @@ impl Gateway {
 
     /// CONNACK accepted; the session is Active.
     pub(super) fn accept_connect(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        s.state = State::Active;
-        s.state_deadline = None;
-        s.last_rx = now;
-        let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
-        // A stranger's session that never says anything after its CONNECT does not keep its
-        // place for long.
-        let silent_until = match self.cfg.limits.unregistered_idle_timeout {
-            Some(t) if !self.is_registered(&client_id) => Some(now.saturating_add(t)),
-            _ => None,
-        };
-        if let Some(s) = self.table.get_mut(sid) {
-            s.silent_until = silent_until;
-        }
-        self.send_to_session(
-            sid,
-            &Packet::Connack {
-                return_code: ReturnCode::Accepted,
-            },
-        );
-        self.event(GatewayEvent::ClientConnected { client_id, peer });
-        // A sleeper woken by CONNECT may have a message in flight from before its sleep: send
-        // it again now (its retry timer ran out while the client slept), else start the queue.
-        self.step(sid, now, downlink::resend_inflight);
+        self.step(sid, now, accept);
     }
 
     pub(super) fn on_disconnect(&mut self, now: Instant, sid: SessionId, duration: Option<u16>) {
@@ -549,4 +525,30 @@ pub(super) fn open_cmd(
             .cloned(),
         identity: up.per_client_identity.get(s.client_id()).cloned(),
     }
+}
+
+/// CONNACK accepted; the session is Active. A sleeper woken by CONNECT may have a message in
+/// flight from before its sleep: it goes again at once (its retry timer ran out while the
+/// client slept), else the queue starts.
+pub(super) fn accept(s: &mut Session, f: &mut Flow<'_>) {
+    s.state = State::Active;
+    s.state_deadline = None;
+    s.last_rx = f.now;
+    // A stranger's session that never says anything after its CONNECT does not keep its place
+    // for long.
+    s.silent_until = match f.cfg.limits.unregistered_idle_timeout {
+        Some(t) if f.cfg.clients.entry(s.client_id()).is_none() => Some(f.now.saturating_add(t)),
+        _ => None,
+    };
+    f.reply(
+        s,
+        &Packet::Connack {
+            return_code: ReturnCode::Accepted,
+        },
+    );
+    f.out.event(GatewayEvent::ClientConnected {
+        client_id: s.client_id().to_owned(),
+        peer: s.peer().clone(),
+    });
+    downlink::resend_inflight(s, f);
 }

@@ -5,7 +5,7 @@ use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnC
 use super::addr::{PeerAddr, Wnid};
 use super::event::DropReason;
 use super::session::State;
-use super::{Gateway, SessionId, downlink, uplink};
+use super::{Gateway, SessionId, downlink, subscribe, uplink};
 
 impl Gateway {
     pub(super) fn dispatch(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
@@ -179,8 +179,16 @@ impl Gateway {
             (_, Packet::Pubcomp { msg_id }) => {
                 self.step(sid, now, |s, f| downlink::on_pubcomp(s, f, msg_id));
             }
-            (_, Packet::Subscribe(s)) => self.on_subscribe(now, sid, s),
-            (_, Packet::Unsubscribe(u)) => self.on_unsubscribe(now, sid, u),
+            (_, Packet::Subscribe(sub)) => {
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    subscribe::on_subscribe(s, &mut f, sub);
+                }
+            }
+            (_, Packet::Unsubscribe(u)) => {
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    subscribe::on_unsubscribe(s, &mut f, u);
+                }
+            }
             (_, Packet::Pingreq { client_id: None }) => self.on_pingreq(now, sid),
             (_, Packet::Pingresp) => {}
             (_, Packet::Disconnect { duration }) => self.on_disconnect(now, sid, duration),

@@ -2,9 +2,12 @@
 
 use sn_codec::{Instant, ReturnCode};
 
+use super::flow::Flow;
+use super::session::Session;
 use super::session::{ConnectPhase, State};
+use super::upstream::Token;
 use super::upstream::{BrokerRefusal, LinkId, UpstreamCmd, UpstreamEvent};
-use super::{Gateway, SessionId, downlink, uplink};
+use super::{Gateway, SessionId, connect, downlink, subscribe, uplink};
 
 impl Gateway {
     pub(super) fn upstream_event(&mut self, now: Instant, event: UpstreamEvent) {
@@ -44,7 +47,9 @@ impl Gateway {
             UpstreamEvent::LinkDown { .. } => self.on_link_down(now, sid, None),
             UpstreamEvent::Refused { refusal, .. } => self.on_link_down(now, sid, Some(refusal)),
             UpstreamEvent::SubAck { token, granted, .. } => {
-                self.on_suback(now, sid, token, granted)
+                if let Some((s, mut f)) = self.flow(sid, now) {
+                    subscribe::on_suback(s, &mut f, token, granted);
+                }
             }
             UpstreamEvent::UnsubAck { token, .. } => {
                 if let Some(s) = self.table.get_mut(sid) {
@@ -91,36 +96,10 @@ impl Gateway {
         now: Instant,
         sid: SessionId,
         session_present: bool,
-        lost: Vec<super::upstream::Token>,
+        lost: Vec<Token>,
     ) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        s.link_up = true;
-        let restore = !session_present || std::mem::take(&mut s.restore_on_up);
         if let Some((s, mut f)) = self.flow(sid, now) {
-            uplink::resend_lost(s, &mut f, &lost);
-        }
-        if restore {
-            self.resubscribe_all(sid);
-        }
-        let Some(s) = self.table.get(sid) else {
-            return;
-        };
-        if s.state == State::Connecting(ConnectPhase::Upstream) {
-            let resumed_sleeper = s.sleep.is_some();
-            if resumed_sleeper {
-                // Will update while asleep/awake: back to sleep with the new link.
-                if let Some(s) = self.table.get_mut(sid) {
-                    s.state = State::Asleep;
-                }
-            } else {
-                self.accept_connect(now, sid);
-            }
-        } else if s.state == State::Active
-            && let Some((s, mut f)) = self.flow(sid, now)
-        {
-            downlink::pump(s, &mut f);
+            link_up(s, &mut f, session_present, &lost);
         }
     }
 
@@ -141,5 +120,27 @@ impl Gateway {
         let (peer, client_id) = (s.peer().clone(), s.client_id().to_owned());
         self.end_session(sid, true);
         self.refuse_connect(&peer, client_id, code);
+    }
+}
+
+/// The session's link is connected: requests the broker lost go again, subscriptions are
+/// restored when the broker lost them (or the gateway re-opened the link), and a connecting
+/// client is accepted.
+fn link_up(s: &mut Session, f: &mut Flow<'_>, session_present: bool, lost: &[Token]) {
+    s.link_up = true;
+    let restore = !session_present || std::mem::take(&mut s.restore_on_up);
+    uplink::resend_lost(s, f, lost);
+    if restore {
+        subscribe::resubscribe_all(s, f);
+    }
+    if s.state == State::Connecting(ConnectPhase::Upstream) {
+        if s.sleep.is_some() {
+            // Will update while asleep/awake: back to sleep with the new link.
+            s.state = State::Asleep;
+        } else {
+            connect::accept(s, f);
+        }
+    } else if s.state == State::Active {
+        downlink::pump(s, f);
     }
 }
