@@ -1,6 +1,7 @@
-//! Broker → client (§9.8): queueing, REGISTER before the first PUBLISH on a topic, one
-//! REGISTER or QoS 1/2 PUBLISH in flight per client, retransmission (§9.11), and upstream acks
-//! released only after the client acknowledged, in the order the messages arrived.
+//! Broker → client: queueing, REGISTER before the first PUBLISH on a topic, one REGISTER or
+//! QoS 1/2 PUBLISH in flight per client, retransmission after T_RETRY (N_RETRY times), and
+//! upstream acks released only after the client acknowledged, in the order the messages
+//! arrived (`docs/protocol.md`, "Delivering to a client" and "Retransmission").
 
 use bytes::Bytes;
 use sn_codec::{Instant, Packet, Publish, QoS, Register, ReturnCode, TopicIdType, TopicRef};
@@ -254,7 +255,8 @@ impl Gateway {
             s.registry.confirm(topic_id);
             self.send_publish(now, sid, inflight.msg, TopicRef::Normal(topic_id));
         } else {
-            // The client does not want this topic (§9.8 step 4).
+            // The client does not want this topic name (not the filter): forget its id and
+            // deliver nothing more on it until the client's next SUBSCRIBE.
             s.registry.remove(topic_id);
             s.rejected.insert(inflight.msg.topic.clone());
             self.discard(sid, inflight.msg.delivery, DropReason::TopicRejected);
@@ -290,7 +292,8 @@ impl Gateway {
                 }
             }
             ReturnCode::InvalidTopicId => {
-                // The mapping is wrong: REGISTER again and resend (§9.8 step 5).
+                // The mapping is wrong: mark the id unconfirmed, so the message goes out again
+                // after a fresh REGISTER.
                 let normal = matches!(
                     inflight.step,
                     InflightStep::Publish {

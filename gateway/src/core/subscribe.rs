@@ -1,4 +1,5 @@
-//! SUBSCRIBE / UNSUBSCRIBE by topic name or filter, predefined id and short name (§9.7).
+//! SUBSCRIBE / UNSUBSCRIBE by topic name or filter, predefined id and short name
+//! (`docs/protocol.md`, "Subscriptions").
 
 use sn_codec::{Instant, Packet, QoS, ReturnCode, Subscribe, TopicRef, Unsubscribe};
 
@@ -78,7 +79,7 @@ impl Gateway {
         let Some(link) = s.link().filter(|_| s.link_up) else {
             return reject(self, ReturnCode::Congestion);
         };
-        // A new SUBSCRIBE lifts earlier REGACK rejections (§9.8 step 4).
+        // A new SUBSCRIBE lifts earlier REGACK rejections: those topics may be delivered again.
         s.rejected.clear();
         let token = self.new_token();
         let Some(s) = self.table.get_mut(sid) else {
