@@ -1,4 +1,5 @@
-//! The forwarder's configuration fixtures in `config/` (architecture.md §7):
+//! The forwarder's configuration fixtures in `config/` (`docs/architecture.md`,
+//! "Configuration"):
 //!
 //! - `config/forwarder.toml` (the shipped file) loads and equals the compiled-in copy;
 //! - every `config/valid/forwarder-*.toml` loads;

@@ -1,4 +1,4 @@
-//! The configuration fixtures in `config/` (architecture.md §7):
+//! The configuration fixtures in `config/` (`docs/architecture.md`, "Configuration"):
 //!
 //! - `config/gateway.toml` (the shipped file) loads and equals the compiled-in copy;
 //! - every `config/valid/gateway-*.toml` loads;

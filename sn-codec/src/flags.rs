@@ -66,7 +66,7 @@ mod tests {
     }
 
     #[test]
-    fn quick_reference_octets_mean_what_the_protocol_reference_says() {
+    fn common_flag_octets_decode_to_the_flags_the_spec_gives_them() {
         let connect = Flags::from_byte(0x0C);
         assert!(connect.will && connect.clean_session);
         assert_eq!(Flags::from_byte(0x21).qos, QoS::One);

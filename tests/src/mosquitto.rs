@@ -1,4 +1,5 @@
-//! A real mosquitto broker per test (rust-notes §4, architecture.md §8.3).
+//! A real mosquitto broker per test (`docs/architecture.md`, "Rules for tests on real
+//! networks").
 //!
 //! [`Mosquitto::start`] writes a config into a fresh temporary directory, starts
 //! `mosquitto -c <config>` on a free loopback port (never 1883) and waits until a TCP connect

@@ -527,7 +527,8 @@ impl Drop for Subscriber {
     }
 }
 
-/// The subscriber's polling task (rust-notes §3.3: it only polls; commands use `try_*`).
+/// The subscriber's polling task. It only polls; commands use `try_*` (a polling task that
+/// also awaited a request on a full rumqttc request channel would deadlock).
 async fn run(
     mut eventloop: EventLoop,
     client: AsyncClient,

@@ -1,4 +1,5 @@
-//! Free loopback ports chosen by the OS (architecture.md §8.3).
+//! Free loopback ports chosen by the OS, never 1883 (`docs/architecture.md`, "Rules for tests
+//! on real networks").
 //!
 //! The port is found by binding `127.0.0.1:0`, reading the assigned port and closing the socket,
 //! so another process can in principle grab it before the caller binds it; callers that start a

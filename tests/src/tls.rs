@@ -1,13 +1,15 @@
-//! Test TLS material generated per run with the `openssl` CLI (architecture.md §8.4).
+//! Test TLS material generated per run with the `openssl` CLI (`docs/architecture.md`, "Rules
+//! for tests on real networks").
 //!
 //! One CA signs a server certificate (SANs from the caller, by default `DNS:localhost` and
-//! `IP:127.0.0.1`, rust-notes §3.1/§14 #16), a client certificate (`CN=client-1`) for
-//! client-certificate tests, and a "wrong host" server certificate whose only SAN is
-//! `DNS:wrong.example`, so a test can check that the host name check refuses it.
+//! `IP:127.0.0.1`: rustls checks the host name against the SANs, so connecting to 127.0.0.1
+//! needs the IP SAN), a client certificate (`CN=client-1`) for client-certificate tests, and a
+//! "wrong host" server certificate whose only SAN is `DNS:wrong.example`, so a test can check
+//! that the host name check refuses it.
 //!
 //! Keys are P-256 EC keys (fast to generate, supported by rustls/ring and mosquitto). Every file
 //! is mode 0644 and the directory 0755: mosquitto started as root drops privileges to the
-//! `mosquitto` user and must still read them (rust-notes §4). This is test-only material.
+//! `mosquitto` user and must still read them. This is test-only material.
 
 use std::fs;
 use std::net::IpAddr;

@@ -1,5 +1,6 @@
 //! IPv6 discovery multicast. Multicast on IPv6 loopback delivers nothing, so the test creates a
-//! private network namespace with a veth pair (rust-notes §5): the outer test re-runs this
+//! private network namespace with a veth pair (joining a group on `lo` succeeds, but nothing
+//! is delivered; the `dummy` link type is missing on some kernels): the outer test re-runs this
 //! binary under `unshare -n`, and the inner test does the work there. Skipped with a notice
 //! only when not running as root.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

@@ -1,5 +1,5 @@
 //! [`ClientConfig`]: who the client is, which gateway it talks to, and the protocol timers
-//! (protocol reference §12).
+//! (spec 7.2; `docs/protocol.md`, "Timers and bounds").
 
 use core::time::Duration;
 
@@ -19,7 +19,7 @@ pub const MAX_GATEWAYS: usize = 4;
 /// counted in [`super::Stats::events_dropped`].
 pub const EVENT_QUEUE: usize = 8;
 
-/// The protocol timers and counters (protocol reference §12), with the spec's recommendations
+/// The protocol timers and counters (spec 7.2), with the spec's recommendations
 /// as defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {

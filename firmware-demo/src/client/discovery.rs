@@ -1,7 +1,7 @@
-//! Gateway discovery (protocol reference §9.1): SEARCHGW after a random delay in
-//! `0..=T_SEARCHGW`, repeated with exponential back-off until a GWINFO or ADVERTISE arrives; a
-//! SEARCHGW heard from another client during the delay counts as our own (spec 6.1). Also the
-//! list of known gateways and the N_ADV supervision of ADVERTISE periods.
+//! Gateway discovery (`docs/protocol.md`, "The mote client's side"): SEARCHGW after a random
+//! delay in `0..=T_SEARCHGW`, repeated with exponential back-off until a GWINFO or ADVERTISE
+//! arrives; a SEARCHGW heard from another client during the delay counts as our own (spec 6.1).
+//! Also the list of known gateways and the N_ADV supervision of ADVERTISE periods.
 
 use core::time::Duration;
 

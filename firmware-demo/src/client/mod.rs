@@ -3,7 +3,8 @@
 //! # Calling contract
 //!
 //! The client never reads a clock, never touches a radio and never allocates. The caller owns
-//! both and drives the client with four kinds of calls (architecture.md §4.1):
+//! both and drives the client with four kinds of calls (the shape every core here has:
+//! `docs/architecture.md`, "The core's calling contract"):
 //!
 //! | Kind | Methods | Rule |
 //! |---|---|---|
@@ -401,7 +402,8 @@ where
                 self.pending_sleep = Some(duration)
             }
             State::Asleep | State::Awake => {
-                // DISCONNECT(d′) while asleep changes the duration (reference §11 row 13).
+                // DISCONNECT(d′) while asleep or awake: the gateway keeps the session asleep
+                // with the new duration.
                 let _ = self.outbox.finish();
                 self.outbox.start(outbox::Request::Sleep(duration), 0);
             }

@@ -1,6 +1,6 @@
-//! The client side of sleeping (protocol reference §11): entering Asleep, and what is known
-//! about the sleep cycle. The commands themselves are [`Client::sleep`], [`Client::wake`] and
-//! [`Client::connect`].
+//! The client side of sleeping (`docs/protocol.md`, "Sleeping clients"): entering Asleep, and
+//! what is known about the sleep cycle. The commands themselves are [`Client::sleep`],
+//! [`Client::wake`] and [`Client::connect`].
 //!
 //! | From | Event | To |
 //! |---|---|---|

@@ -1,4 +1,5 @@
-//! [`State`]: where the client is in its life cycle (protocol reference §11, client side).
+//! [`State`]: where the client is in its life cycle (`docs/protocol.md`, "The mote client's
+//! side").
 
 use core::fmt;
 

@@ -217,7 +217,8 @@ where
         let cfg = &self.cfg;
         let packet = match &i.req {
             Request::Connect { resume } => Some(Packet::Connect(Connect {
-                // A resume keeps the stored Will (reference A14): no prompting needed.
+                // A resume keeps the stored Will (the gateway treats a CONNECT while asleep
+                // as a wake signal and keeps the session): no prompting needed.
                 will: cfg.will.is_some() && !resume,
                 clean_session: cfg.clean_session && !resume,
                 duration: cfg.keep_alive,

@@ -1,5 +1,6 @@
-//! UDP sockets for simulated motes (socket2 + tokio), following rust-notes §5: one unicast socket
-//! per mote, and one shared multicast listener that plays the radio broadcast medium.
+//! UDP sockets for simulated motes (socket2 + tokio): one unicast socket per mote (a unicast
+//! port is never shared: unicast to a shared port reaches only one socket), and one shared
+//! multicast listener that plays the radio broadcast medium.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -34,7 +34,8 @@ pub const SERIAL_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::U
 /// Longest message carried over the line.
 const MAX_MESSAGE: usize = 1024;
 
-/// The forwarder's framings (rust-notes §7).
+/// The forwarder's serial framings (`sn_codec::framing`; `docs/architecture.md`, "Serial
+/// framings").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Framing {
     /// SLIP + CRC-16, one mote per line.

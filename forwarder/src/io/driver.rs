@@ -1,5 +1,6 @@
 //! The drive loop: owns the core, feeds it gateway datagrams, radio items and timeouts, and
-//! drains its outputs after every input (architecture.md §4.2).
+//! drains its outputs after every input, as the core's calling contract requires
+//! (`docs/architecture.md`, "The shell").
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! UDP sockets with socket2: the gateway-side socket (multicast interface and TTL set so the
 //! forwarder's SEARCHGW leaves on the configured interface), the discovery-group receiver
-//! (SO_REUSEADDR, IP_MULTICAST_ALL off, rust-notes §5), and UDP radio ports.
+//! (SO_REUSEADDR so several processes can listen to the group, IP_MULTICAST_ALL off so it does
+//! not also receive groups other sockets joined), and UDP radio ports.
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,8 +1,8 @@
-//! Aggregating upstream mode (architecture.md §5): every client keeps a link id of its own in
-//! the core, but the link is *virtual*. [`Aggregator`] sits between the session code and the
-//! connector and carries every virtual link over the gateway's own MQTT connection
-//! ([`LinkId::GATEWAY`]), so a site with thousands of motes holds one broker connection instead
-//! of thousands.
+//! Aggregating upstream mode (`docs/architecture.md`, "The upstream seam"): every client keeps a
+//! link id of its own in the core, but the link is *virtual*. [`Aggregator`] sits between the
+//! session code and the connector and carries every virtual link over the gateway's own MQTT
+//! connection ([`LinkId::GATEWAY`]), so a site with thousands of motes holds one broker
+//! connection instead of thousands.
 //!
 //! What it does with the core's commands:
 //! - `Open` of a virtual link answers at once: `LinkUp` (no broker session to resume, so the
@@ -16,7 +16,7 @@
 //!   that follow a SUBACK go only to the clients that SUBACK answers, so earlier holders get
 //!   no duplicates. `Unsubscribe` leaves the union and unsubscribes upstream at zero holders.
 //! - `Ack` of a virtual link is dropped: the aggregator acknowledged the broker when it took
-//!   custody of the message (architecture.md §5.1).
+//!   custody of the message, as soon as it routed it.
 //! - `Close` leaves every filter; a non-graceful close (client Lost) publishes the client's
 //!   Will on the shared link, since no broker connection of the client's own can die.
 //!

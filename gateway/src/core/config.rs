@@ -124,7 +124,8 @@ pub struct RateLimit {
 }
 
 /// Supervision tolerance: `t(d) = max(d·(1+long), min(d·(1+short), cap))`, by default
-/// `max(1.1·d, min(1.5·d, 90 s))` (protocol reference §9.9).
+/// `max(1.1·d, min(1.5·d, 90 s))`: the spec's +50 % up to 60 s and +10 % from 82 s, without its
+/// jump at one minute (`docs/protocol.md`, "Keep-alive and supervision").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerance {
     /// Extra fraction for long periods (spec: 10 %).
@@ -153,7 +154,7 @@ impl Tolerance {
     }
 }
 
-/// How clients' sessions reach the broker (architecture.md §5).
+/// How clients' sessions reach the broker (`docs/architecture.md`, "The upstream seam").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpstreamMode {
     /// One MQTT connection per client: the broker sees each client, its Will and its session.

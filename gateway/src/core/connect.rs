@@ -1,5 +1,6 @@
-//! Session life cycle: CONNECT and Will prompting (protocol reference §9.2, §9.3), the upstream
-//! link's answers, DISCONNECT, keep-alive supervision, Lost, and Will updates (§9.4).
+//! Session life cycle: CONNECT and Will prompting, the upstream link's answers, DISCONNECT,
+//! keep-alive supervision and Lost (`docs/protocol.md`, "Connecting", "Takeover and the session
+//! table", "Keep-alive and supervision", "Disconnect, Lost and unknown clients").
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
-//! Discovery (§9.1): ADVERTISE at once when the upstream becomes healthy and then every T_ADV,
-//! none while it is down; SEARCHGW answered with GWINFO — unicast to the searcher and on the
-//! multicast group (radius → TTL) — after a short random delay that spreads the answers of
-//! several gateways. A SEARCHGW through a forwarder gets an encapsulated unicast GWINFO only.
+//! Discovery (`docs/protocol.md`, "Discovery"): ADVERTISE at once when the upstream becomes
+//! healthy and then every T_ADV, none while it is down; SEARCHGW answered with GWINFO — unicast
+//! to the searcher and on the multicast group (radius → TTL) — after a short random delay that
+//! spreads the answers of several gateways. A SEARCHGW through a forwarder gets an encapsulated
+//! unicast GWINFO only.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -93,7 +94,7 @@ impl Gateway {
 
     pub(super) fn on_searchgw(&mut self, now: Instant, from: PeerAddr, radius: u8) {
         if !self.gateway_link_up {
-            return; // A9: not while the upstream is unreachable.
+            return; // No gateway to offer while the upstream is unreachable.
         }
         let (max_delay, max_ttl) = match &self.cfg.discovery {
             Some(d) => (d.max_gwinfo_delay, d.max_gwinfo_ttl.max(1)),

@@ -1,4 +1,4 @@
-//! QoS −1 PUBLISH from senders without a session (§10).
+//! QoS −1 PUBLISH from senders without a session (`docs/protocol.md`, "QoS −1").
 
 use bytes::Bytes;
 use sn_codec::{Instant, Publish, TopicRef};

@@ -1,5 +1,5 @@
-//! Sleeping clients (§11): DISCONNECT with a duration, PINGREQ(ClientId) wake-ups, buffered
-//! delivery inside the wake window, and the sleep timer.
+//! Sleeping clients: DISCONNECT with a duration, PINGREQ(ClientId) wake-ups, buffered delivery
+//! inside the wake window, and the sleep timer (`docs/protocol.md`, "Sleeping clients").
 
 use std::time::Duration;
 

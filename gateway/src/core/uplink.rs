@@ -1,5 +1,6 @@
-//! Client → broker: REGISTER (§9.5) and PUBLISH at QoS 0, 1, 2 and −1 from a connected client
-//! (§9.6), with duplicate suppression and acknowledgement only after the broker's.
+//! Client → broker: REGISTER and PUBLISH at QoS 0, 1, 2 and −1 from a connected client, with
+//! duplicate suppression and acknowledgement only after the broker's (`docs/protocol.md`,
+//! "Topic ids" and "Client publishes").
 
 use bytes::Bytes;
 use sn_codec::{Instant, MsgType, Packet, Publish, QoS, Register, ReturnCode, TopicRef};

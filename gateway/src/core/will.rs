@@ -1,5 +1,6 @@
-//! Will updates (§9.4): WILLTOPICUPD / WILLMSGUPD change the Will for real by re-opening the
-//! upstream session with CleanSession=0 and the new Will (MQTT 3.1.1 cannot change it in place).
+//! Will updates (`docs/protocol.md`, "Will updates"): WILLTOPICUPD / WILLMSGUPD change the Will
+//! for real by re-opening the upstream session with CleanSession=0 and the new Will (MQTT 3.1.1
+//! cannot change it in place).
 
 use bytes::Bytes;
 use sn_codec::{Instant, Packet, ReturnCode, WillTopic};

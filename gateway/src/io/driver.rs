@@ -1,5 +1,6 @@
 //! The drive loop: owns the core, feeds it datagrams, upstream events and timeouts, and drains
-//! its outputs after every input (architecture.md §4.2).
+//! its outputs after every input, as the core's calling contract requires
+//! (`docs/architecture.md`, "The shell").
 
 use std::net::SocketAddr;
 use std::time::Duration;

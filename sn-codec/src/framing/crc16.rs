@@ -107,7 +107,7 @@ mod tests {
     }
 
     #[test]
-    fn slip_examples_from_the_notes() {
+    fn crcs_of_the_slip_framing_examples() {
         assert_eq!(crc16(&[0x02, 0x17]), 0x19BB);
         assert_eq!(crc16(&[0x03, 0x05, 0x00]), 0x6A39);
     }

@@ -75,7 +75,7 @@ impl State {
 pub(crate) struct WillSpec {
     /// Topic, QoS 0..=2, retain. `None` = no Will.
     pub(crate) topic: Option<(String, u8, bool)>,
-    /// Message (may be set before a topic exists, protocol reference A20).
+    /// Message (a WILLMSGUPD may set it before a topic exists; it takes effect with one).
     pub(crate) msg: Bytes,
 }
 
@@ -139,7 +139,8 @@ pub(crate) struct Downlink {
     pub(crate) delivery: Option<DeliveryId>,
 }
 
-/// The one gateway-initiated exchange in flight towards the client (protocol reference A24).
+/// The one gateway-initiated exchange in flight towards the client: at most one REGISTER or
+/// QoS 1/2 PUBLISH (or its PUBREL) is outstanding per client.
 #[derive(Debug, Clone)]
 pub(crate) struct Inflight {
     pub(crate) msg: Downlink,

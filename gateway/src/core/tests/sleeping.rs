@@ -1,4 +1,5 @@
-//! Sleeping clients (§11): buffering, wake-up by PINGREQ, wake by CONNECT, sleep timer.
+//! Sleeping clients (`docs/protocol.md`, "Sleeping clients"): buffering, wake-up by PINGREQ,
+//! wake by CONNECT, sleep timer.
 
 use std::time::Duration;
 

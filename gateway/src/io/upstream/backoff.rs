@@ -1,8 +1,9 @@
-//! Reconnect delays: exponential backoff with ±20 % jitter (rust-notes §3.3 rule 1).
+//! Reconnect delays: exponential backoff with ±20 % jitter.
 //!
-//! rumqttc reconnects on the very next `poll()` after an error (R1), so the link task sleeps
-//! [`Backoff::next_delay`] after every failure. The calculator reads no clock and draws its
-//! jitter from an injected [`XorShift64`], so tests fix the seed and get exact sequences.
+//! rumqttc reconnects on the very next `poll()` after an error (against a closed port, thousands
+//! of attempts a second), so the link task sleeps [`Backoff::next_delay`] after every failure.
+//! The calculator reads no clock and draws its jitter from an injected [`XorShift64`], so tests
+//! fix the seed and get exact sequences.
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
-//! [`Correlator`]: maps rumqttc packet ids back to core [`Token`]s (rust-notes §3.3 rule 3) and
-//! de-duplicates incoming QoS 2 messages (rule 4). Plain data, no I/O: the link task feeds it
-//! the event loop's events, the connector feeds it the requests it hands to rumqttc.
+//! [`Correlator`]: maps rumqttc packet ids back to core [`Token`]s and de-duplicates incoming
+//! QoS 2 messages. Plain data, no I/O: the link task feeds it the event loop's events, the
+//! connector feeds it the requests it hands to rumqttc.
 //!
-//! rumqttc's `try_publish` returns no packet id (R5); the id shows up later as
+//! rumqttc's `try_publish` returns no packet id; the id shows up later as
 //! `Outgoing::Publish(pkid)`, in request order. So each request kind has a FIFO of tokens in
 //! the order the requests entered rumqttc's channel, and each `Outgoing` event maps the FIFO
 //! front to the packet id it reports.
@@ -21,16 +21,18 @@
 //! - **Collision** (`Outgoing::AwaitAck(pkid)`): the publish taken from the channel waits in
 //!   rumqttc until `pkid` is acked, then is sent as `Outgoing::Publish(pkid)`.
 //! - **Connection lost**: rumqttc moves requests still in its channel to `pending`; on a CONNACK
-//!   with `session_present = false` it drops them together with the un-acked ones (R2). The link
-//!   task counts those unsent requests ([`Unsent`]) when the connection drops; they are the
-//!   oldest entries of each FIFO.
+//!   with `session_present = false` it drops them, silently, together with the un-acked ones
+//!   (which is why the core keeps its own copy until the broker's ack). The link task counts
+//!   those unsent requests ([`Unsent`]) when the connection drops; they are the oldest entries
+//!   of each FIFO.
 //!
-//! Incoming QoS 2 (rule 4): each id is tracked from PUBLISH to PUBREL as delivered → ack queued
-//! → ack sent (`Outgoing::PubRec`). A re-sent PUBLISH is dropped, and answered with a second
-//! PUBREC only if the first one went out on a connection that dropped (the broker re-sends
-//! PUBLISH only when it never got the PUBREC); a needless second PUBREC would make the broker
-//! send a second PUBREL, which rumqttc rejects. Ids whose PUBREC is queued or sent are what
-//! [`Correlator::awaiting_pubrel`] hands to the rumqttc workaround for upstream issue #664.
+//! Incoming QoS 2 (rumqttc hands over every re-sent PUBLISH again): each id is tracked from
+//! PUBLISH to PUBREL as delivered → ack queued → ack sent (`Outgoing::PubRec`). A re-sent
+//! PUBLISH is dropped, and answered with a second PUBREC only if the first one went out on a
+//! connection that dropped (the broker re-sends PUBLISH only when it never got the PUBREC); a
+//! needless second PUBREC would make the broker send a second PUBREL, which rumqttc rejects.
+//! Ids whose PUBREC is queued or sent are what [`Correlator::awaiting_pubrel`] hands to the
+//! rumqttc workaround for upstream issue #664.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -262,7 +264,8 @@ impl Correlator {
         lost.into_iter().map(|r| r.token).collect()
     }
 
-    /// An incoming PUBLISH with `pkid` and `qos`: deliver it or drop a QoS 2 duplicate (R4).
+    /// An incoming PUBLISH with `pkid` and `qos`: deliver it or drop a QoS 2 duplicate (rumqttc
+    /// hands over every duplicate).
     pub(crate) fn incoming_publish(&mut self, pkid: u16, qos: u8) -> IncomingVerdict {
         if qos != 2 {
             return IncomingVerdict::Deliver;

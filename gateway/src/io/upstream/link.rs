@@ -1,9 +1,11 @@
-//! One upstream link: the task that owns a rumqttc [`EventLoop`] for the link's whole life (R9)
-//! and the state it shares with the connector ([`LinkShared`]: correlation and outbox).
+//! One upstream link: the task that owns a rumqttc [`EventLoop`] for the link's whole life (a
+//! new event loop would lose rumqttc's pending state) and the state it shares with the
+//! connector ([`LinkShared`]: correlation and outbox).
 //!
-//! The task only polls (R6). Commands reach rumqttc through `try_*` calls on the link's
-//! [`AsyncClient`], made by the connector or, for the outbox retry, by the task itself; none
-//! of them ever waits.
+//! The task only polls: had it also awaited a request while rumqttc's request channel was full,
+//! it would deadlock, since polling drains incoming events before requests. Commands reach
+//! rumqttc through `try_*` calls on the link's [`AsyncClient`], made by the connector or, for
+//! the outbox retry, by the task itself; none of them ever waits.
 //!
 //! Lifecycle: optionally wait for a previous link with the same upstream ClientId to finish
 //! closing → poll in a loop (on `Err`: report, sleep the backoff, poll again) → on

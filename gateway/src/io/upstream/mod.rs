@@ -5,17 +5,22 @@
 //! aggregating mode can wrap either. The contract a connector fulfils is in
 //! [`crate::core::upstream`].
 //!
-//! # How [`RumqttcConnector`] works (rust-notes §3.3)
+//! # How [`RumqttcConnector`] works
+//!
+//! (`docs/architecture.md`, "The rumqttc connector", explains why.)
 //!
 //! - `Open` spawns one tokio task per [`LinkId`] owning a rumqttc `EventLoop` for the link's
-//!   whole life (R9). The task only polls (R6); after every error it reports `LinkDown` (or
-//!   `Refused`) and sleeps an exponential backoff with jitter before polling again (R1).
+//!   whole life (a new event loop would lose rumqttc's pending state). The task only polls (a
+//!   task that also awaited a request on a full request channel would deadlock); after every
+//!   error it reports `LinkDown` (or `Refused`) and sleeps an exponential backoff with jitter
+//!   before polling again (rumqttc itself would reconnect on the very next poll).
 //! - Every other command is handed to rumqttc with a non-blocking `try_*` call from
 //!   [`UpstreamConnector::execute`]. When rumqttc's request channel is full the command waits
 //!   in the link's outbox, in order, and is retried whenever the link reports an event.
-//! - Packet ids are mapped back to tokens by a per-link `Correlator` (request-order FIFOs,
-//!   rust-notes §3.3 rule 3); incoming QoS 2 duplicates are dropped until PUBREL (R4).
-//! - Incoming messages are acknowledged only by `Ack` (manual acks, R7).
+//! - Packet ids are mapped back to tokens by a per-link `Correlator` (request-order FIFOs:
+//!   rumqttc reports a publish's packet id only later, in request order); incoming QoS 2
+//!   duplicates, which rumqttc hands over every time, are dropped until PUBREL.
+//! - Incoming messages are acknowledged only by `Ack` (rumqttc's manual acks).
 //! - rumqttc 0.25.1 forgets incoming QoS 2 ids on every disconnect and drops the connection on
 //!   the PUBREL a broker re-sends after a session resumes (upstream issue #664: an endless
 //!   reconnect loop). The link task re-registers the ids whose PUBREC it sent in rumqttc's state
