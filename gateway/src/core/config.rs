@@ -343,8 +343,9 @@ impl Default for SleepConfig {
 /// What a full sleep buffer does with a new message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverflowPolicy {
-    /// Drop the oldest QoS 0 message; when only QoS 1/2 remain, refuse the new message (it stays
-    /// un-acknowledged at the broker in transparent mode).
+    /// Drop the oldest QoS 0 message; when only QoS 1/2 remain, drop the new message (it is
+    /// still acknowledged upstream: the broker's later messages would otherwise wait behind
+    /// it, since acknowledgements go in order).
     DropOldestQos0ThenReject,
     /// Drop the oldest message whatever its QoS (acknowledging it upstream).
     DropOldest,

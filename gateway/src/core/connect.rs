@@ -207,15 +207,12 @@ impl Gateway {
         self.settle(now);
     }
 
-    /// Makes room for a new session when the table is full: forgets the least recently seen
-    /// Disconnected/Lost session, or, for a registered client, drops the unregistered client
-    /// that was quiet longest. False when there is no room.
+    /// Makes room for a new session when the table is full (`max_clients` counts live and
+    /// remembered sessions): forgets the least recently seen Disconnected/Lost session, or, for
+    /// a registered client, drops the unregistered client that was quiet longest. False when
+    /// there is no room.
     fn make_room(&mut self, registered: bool) -> bool {
-        // Counting live sessions is a pass over the table: only when the table is full.
-        if self.table.len() < self.cfg.max_clients
-            || self.live_sessions() < self.cfg.max_clients
-            || self.evict_one_dormant()
-        {
+        if self.table.len() < self.cfg.max_clients || self.evict_one_dormant() {
             return true;
         }
         registered && self.evict_one_unregistered()
@@ -250,11 +247,6 @@ impl Gateway {
         });
     }
 
-    /// Sessions that hold resources (anything but Disconnected/Lost).
-    fn live_sessions(&self) -> usize {
-        self.table.iter().filter(|(_, s)| s.state.is_live()).count()
-    }
-
     /// Forgets the least recently seen Disconnected/Lost session to make room.
     fn evict_one_dormant(&mut self) -> bool {
         let victim = self
@@ -283,6 +275,8 @@ impl Gateway {
         };
         self.send_to_session(sid, &Packet::Disconnect { duration: None });
         self.lose(sid, LostReason::Evicted);
+        // Not remembered either: its place is what was needed.
+        self.remove_session(sid);
         true
     }
 

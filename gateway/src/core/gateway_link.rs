@@ -12,16 +12,7 @@ impl Gateway {
     pub(super) fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
         match event {
             UpstreamEvent::LinkUp { .. } => {
-                let topic = self.status_topic();
-                let token = self.new_token();
-                self.out.command(UpstreamCmd::Publish {
-                    link: LinkId::GATEWAY,
-                    token,
-                    topic,
-                    payload: Bytes::from_static(b"online"),
-                    qos: 1,
-                    retain: true,
-                });
+                self.publish_status(b"online");
                 if !self.gateway_link_up {
                     self.gateway_link_up = true;
                     self.event(GatewayEvent::UpstreamHealth { up: true });
@@ -47,8 +38,22 @@ impl Gateway {
         }
     }
 
-    /// `<topic_prefix>gateway/<id>/status`: `online` (retained) while the gateway runs, Will
-    /// `offline`.
+    /// Publishes the gateway's retained status (`online`, or `offline` at a graceful stop).
+    pub(super) fn publish_status(&mut self, status: &'static [u8]) {
+        let topic = self.status_topic();
+        let token = self.new_token();
+        self.out.command(UpstreamCmd::Publish {
+            link: LinkId::GATEWAY,
+            token,
+            topic,
+            payload: Bytes::from_static(status),
+            qos: 1,
+            retain: true,
+        });
+    }
+
+    /// `<topic_prefix>gateway/<id>/status`: `online` (retained) while the gateway runs,
+    /// `offline` after a graceful stop, and Will `offline` for a crash.
     fn status_topic(&self) -> String {
         let up = &self.cfg.upstream;
         format!("{}gateway/{}/status", up.topic_prefix, self.cfg.gateway_id)

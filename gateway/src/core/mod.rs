@@ -203,6 +203,10 @@ impl Gateway {
                 graceful: true,
             });
         }
+        // A graceful DISCONNECT publishes no Will: say `offline` first.
+        if self.gateway_link_up {
+            self.publish_status(b"offline");
+        }
         self.out.command(UpstreamCmd::Close {
             link: LinkId::GATEWAY,
             graceful: true,

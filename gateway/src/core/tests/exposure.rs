@@ -472,3 +472,42 @@ fn gwinfo_answers_are_rate_limited_per_source_and_overall() {
     assert_eq!(h.sent_to(&peer(9)).len(), 1);
     assert_eq!(h.multicast.len(), 1);
 }
+
+#[test]
+fn the_session_table_never_holds_more_than_max_clients() {
+    let mut h = Harness::new(GatewayConfig {
+        max_clients: 4,
+        ..Default::default()
+    });
+    // Four persistent sessions, two of them then remembered after DISCONNECT.
+    for i in 1..=4u8 {
+        h.connect(&peer(i), &format!("m{i}"), false, 600);
+    }
+    for i in 1..=2u8 {
+        h.recv(&peer(i), Packet::Disconnect { duration: None });
+    }
+    // Newcomers take the places of the remembered sessions, then are refused.
+    for i in 5..=7u8 {
+        h.raw(&peer(i), &connect(&format!("m{i}"), false, false, 600));
+        if opens(&h.cmds) == 1 {
+            let link = h.opened_link();
+            h.cmds.clear();
+            h.upstream(crate::core::upstream::UpstreamEvent::LinkUp {
+                link,
+                session_present: false,
+                lost: vec![],
+            });
+        }
+        assert!(
+            h.gw.clients().len() <= 4,
+            "{} sessions",
+            h.gw.clients().len()
+        );
+    }
+    let ids: Vec<String> = h.gw.clients().into_iter().map(|c| c.client_id).collect();
+    assert_eq!(ids, ["m3", "m4", "m5", "m6"]);
+    assert!(
+        h.sent_to(&peer(7))
+            .contains(&encode(&connack(ReturnCode::Congestion)))
+    );
+}

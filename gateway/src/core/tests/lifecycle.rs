@@ -485,6 +485,31 @@ fn shutdown_closes_every_link_gracefully() {
 }
 
 #[test]
+fn a_graceful_shutdown_publishes_the_offline_status_before_disconnecting() {
+    let mut h = Harness::default();
+    h.gw.handle_shutdown(h.now);
+    let mut cmds = vec![];
+    while let Some(c) = h.gw.poll_upstream() {
+        cmds.push(c);
+    }
+    let gateway = crate::core::upstream::LinkId::GATEWAY;
+    let offline = cmds.iter().position(|c| {
+        matches!(c, UpstreamCmd::Publish { link, topic, payload, retain: true, .. }
+            if *link == gateway && topic == "gateway/1/status" && &payload[..] == b"offline")
+    });
+    let close = cmds.iter().position(|c| {
+        *c == UpstreamCmd::Close {
+            link: gateway,
+            graceful: true,
+        }
+    });
+    assert!(
+        offline.is_some() && offline < close,
+        "offline status then close: {cmds:?}"
+    );
+}
+
+#[test]
 fn a_repeated_clean_session_off_connect_of_an_active_mote_keeps_its_link_and_its_qos2_exchange() {
     // The mote's CONNACK was lost and it repeats its CONNECT while a QoS 2 message from the
     // broker is in flight to it: the session resumes as it is, with the same MsgId.
