@@ -14,24 +14,7 @@ use super::{Gateway, SessionId, downlink};
 impl Gateway {
     /// DISCONNECT(duration): Asleep (from Active, Awake or Asleep with a new duration).
     pub(super) fn go_to_sleep(&mut self, now: Instant, sid: SessionId, duration: u16) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        if !matches!(s.state, State::Active | State::Asleep | State::Awake) {
-            return;
-        }
-        let d = Duration::from_secs(u64::from(duration));
-        s.sleep = Some(d);
-        s.state = State::Asleep;
-        s.state_deadline = Some(now.saturating_add(self.cfg.tolerance.supervise(d)));
-        let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
-        self.send_to_session(sid, &Packet::Disconnect { duration: None });
-        self.event(GatewayEvent::ClientAsleep {
-            client_id,
-            peer,
-            duration,
-        });
-        self.reschedule(sid);
+        self.step(sid, now, |s, f| go_to_sleep(s, f, duration));
     }
 
     /// PINGREQ carrying a ClientId. From the session's own address it is an ordinary PINGREQ
@@ -87,34 +70,48 @@ impl Gateway {
 
     /// A wake-up PINGREQ (or a PINGREQ of an Active client, answered at once).
     pub(super) fn on_wake_pingreq(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        match s.state {
-            State::Asleep => {
-                s.state = State::Awake;
-                s.state_deadline = None;
-                let (client_id, peer, buffered) = (
-                    s.client_id().to_owned(),
-                    s.peer().clone(),
-                    s.queue.len() + usize::from(s.inflight.is_some()),
-                );
-                self.event(GatewayEvent::ClientAwake {
-                    client_id,
-                    peer,
-                    buffered,
-                });
-                self.step(sid, now, downlink::resend_inflight);
-            }
-            State::Awake => {
-                self.step(sid, now, downlink::resend_inflight);
-            }
-            State::Active => {
-                self.send_to_session(sid, &Packet::Pingresp);
-            }
-            _ => {}
+        self.step(sid, now, wake);
+    }
+}
+
+/// DISCONNECT(duration) from an Active, Awake or Asleep client: Asleep with the sleep timer
+/// (re)started; messages for it are buffered from now on.
+fn go_to_sleep(s: &mut Session, f: &mut Flow<'_>, duration: u16) {
+    if !matches!(s.state, State::Active | State::Asleep | State::Awake) {
+        return;
+    }
+    let d = Duration::from_secs(u64::from(duration));
+    s.sleep = Some(d);
+    s.state = State::Asleep;
+    s.state_deadline = Some(f.now.saturating_add(f.cfg.tolerance.supervise(d)));
+    f.reply(s, &Packet::Disconnect { duration: None });
+    f.out.event(GatewayEvent::ClientAsleep {
+        client_id: s.client_id().to_owned(),
+        peer: s.peer().clone(),
+        duration,
+    });
+}
+
+/// A PINGREQ of the client: an asleep client wakes and gets its buffered messages (PINGRESP
+/// after the last is acknowledged); an awake one gets the message in flight again; an active
+/// one gets PINGRESP.
+fn wake(s: &mut Session, f: &mut Flow<'_>) {
+    match s.state {
+        State::Asleep => {
+            s.state = State::Awake;
+            s.state_deadline = None;
+            f.out.event(GatewayEvent::ClientAwake {
+                client_id: s.client_id().to_owned(),
+                peer: s.peer().clone(),
+                buffered: s.queue.len() + usize::from(s.inflight.is_some()),
+            });
+            downlink::resend_inflight(s, f);
         }
-        self.reschedule(sid);
+        State::Awake => downlink::resend_inflight(s, f),
+        State::Active => {
+            f.reply(s, &Packet::Pingresp);
+        }
+        _ => {}
     }
 }
 
