@@ -112,7 +112,13 @@ fn allocations_per_message(
             drain(gw, buf);
         }
     });
-    info.count_total as f64 / MESSAGES as f64
+    let per_message = info.count_total as f64 / MESSAGES as f64;
+    // Shown with --nocapture, to compare the figures across changes.
+    eprintln!(
+        "{per_message:.2} allocations per message ({} bytes)",
+        datagram.len()
+    );
+    per_message
 }
 
 fn publish(qos: QoS) -> Vec<u8> {
