@@ -50,6 +50,7 @@ use self::addr::PeerAddr;
 use self::config::GatewayConfig;
 use self::event::{GatewayEvent, Transmit};
 use self::outputs::Outputs;
+pub(crate) use self::session::state_names;
 use self::session::{Session, SessionId, SessionTable, State};
 use self::stats::{Gauges, Stats};
 use self::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};

@@ -51,16 +51,35 @@ pub(crate) enum ConnectPhase {
     },
 }
 
+/// The names of the states, as logs, metrics labels, `clients` listings and the status page
+/// show them; defined here only.
+pub(crate) mod state_names {
+    /// [`super::State::Connecting`].
+    pub(crate) const CONNECTING: &str = "connecting";
+    /// [`super::State::Active`].
+    pub(crate) const ACTIVE: &str = "active";
+    /// [`super::State::Asleep`].
+    pub(crate) const ASLEEP: &str = "asleep";
+    /// [`super::State::Awake`].
+    pub(crate) const AWAKE: &str = "awake";
+    /// [`super::State::Disconnected`].
+    pub(crate) const DISCONNECTED: &str = "disconnected";
+    /// [`super::State::Lost`].
+    pub(crate) const LOST: &str = "lost";
+    /// Every state, in life-cycle order.
+    pub(crate) const ALL: [&str; 6] = [CONNECTING, ACTIVE, ASLEEP, AWAKE, DISCONNECTED, LOST];
+}
+
 impl State {
     /// A short lowercase name for logs and the status page.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            State::Connecting(_) => "connecting",
-            State::Active => "active",
-            State::Asleep => "asleep",
-            State::Awake => "awake",
-            State::Disconnected => "disconnected",
-            State::Lost => "lost",
+            State::Connecting(_) => state_names::CONNECTING,
+            State::Active => state_names::ACTIVE,
+            State::Asleep => state_names::ASLEEP,
+            State::Awake => state_names::AWAKE,
+            State::Disconnected => state_names::DISCONNECTED,
+            State::Lost => state_names::LOST,
         }
     }
 

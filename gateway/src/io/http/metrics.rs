@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use sn_codec::{MsgType, QoS};
 
+use crate::core::state_names;
 use crate::core::stats::Direction;
 use crate::io::Snapshot;
 
@@ -16,14 +17,7 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 const PREFIX: &str = "mqttsn_gateway_";
 
 /// Session states, always all reported (a state with no session is 0, not absent).
-const STATES: [&str; 6] = [
-    "connecting",
-    "active",
-    "asleep",
-    "awake",
-    "disconnected",
-    "lost",
-];
+const STATES: [&str; 6] = state_names::ALL;
 
 /// QoS levels in label order.
 const QOS: [QoS; 4] = [QoS::MinusOne, QoS::Zero, QoS::One, QoS::Two];

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::core::state_names;
 use crate::io::Snapshot;
 
 /// Seconds between automatic reloads of the page.
@@ -75,11 +76,11 @@ pub(crate) fn render(s: &Snapshot, gateway_id: u8) -> String {
         "<p id=\"counts\">{} clients: {} active, {} asleep, {} awake, {} lost, {} disconnected. \
          Sleep buffers {} messages, downlink queues {}. Packets in {}, out {}.</p>",
         s.clients.len(),
-        count("active"),
-        count("asleep"),
-        count("awake"),
-        count("lost"),
-        count("disconnected"),
+        count(state_names::ACTIVE),
+        count(state_names::ASLEEP),
+        count(state_names::AWAKE),
+        count(state_names::LOST),
+        count(state_names::DISCONNECTED),
         s.gauges.sleep_buffered,
         s.gauges.downlink_queued,
         s.core.packets_in.values().sum::<u64>(),
