@@ -298,44 +298,28 @@ impl Gateway {
         }
     }
 
+    /// WILLTOPIC while prompting: WILLMSGREQ next, or (no Will) the link opens; a bad topic
+    /// name ends the attempt with CONNACK 0x03.
     pub(super) fn on_will_topic(&mut self, now: Instant, sid: SessionId, t: Option<WillTopic<'_>>) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        if s.state != State::Connecting(ConnectPhase::WillTopic) {
-            return;
-        }
-        match t {
-            // An empty WILLTOPIC: no Will; skip WILLMSGREQ.
-            None => {
-                s.will = WillSpec::default();
-                self.will_complete(now, sid);
+        match self.step(sid, now, |s, f| will_topic(s, f, t)) {
+            Some(Prompting::Done) => self.will_complete(now, sid),
+            Some(Prompting::Refused) => {
+                let Some(s) = self.table.get(sid) else {
+                    return;
+                };
+                let (peer, id) = (s.peer().clone(), s.client_id().to_owned());
+                self.end_session(sid, true);
+                self.refuse_connect(&peer, id, ReturnCode::NotSupported);
             }
-            Some(t) => match topics::topic_name(t.topic) {
-                Ok(name) => {
-                    let qos = t.qos.level().clamp(0, 2) as u8;
-                    s.will.topic = Some((name.to_owned(), qos, t.retain));
-                    s.state = State::Connecting(ConnectPhase::WillMsg);
-                    self.send_to_session(sid, &Packet::WillMsgReq);
-                }
-                Err(_) => {
-                    let (peer, id) = (s.peer().clone(), s.client_id().to_owned());
-                    self.end_session(sid, true);
-                    self.refuse_connect(&peer, id, ReturnCode::NotSupported);
-                }
-            },
+            Some(Prompting::Waiting) | None => {}
         }
     }
 
+    /// WILLMSG while prompting: the Will is complete and the link opens.
     pub(super) fn on_will_msg(&mut self, now: Instant, sid: SessionId, msg: &[u8]) {
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
-        if s.state != State::Connecting(ConnectPhase::WillMsg) {
-            return;
+        if let Some(Prompting::Done) = self.step(sid, now, |s, _| will_msg(s, msg)) {
+            self.will_complete(now, sid);
         }
-        s.will.msg = Bytes::copy_from_slice(msg);
-        self.will_complete(now, sid);
     }
 
     /// Will prompting done: a resumed sleeper re-opens its link with the new Will; others open
@@ -388,19 +372,11 @@ impl Gateway {
         }
     }
 
+    /// PINGREQ without ClientId from a session's address: PINGRESP, a wake-up, or DISCONNECT
+    /// when the session is not connected.
     pub(super) fn on_pingreq(&mut self, now: Instant, sid: SessionId) {
-        let state = self.table.get(sid).map(|s| s.state);
-        match state {
-            Some(State::Asleep) => self.on_wake_pingreq(now, sid),
-            Some(State::Awake) => {
-                self.step(sid, now, downlink::resend_inflight);
-            }
-            Some(State::Active) => {
-                self.send_to_session(sid, &Packet::Pingresp);
-            }
-            _ => {
-                self.send_to_session(sid, &Packet::Disconnect { duration: None });
-            }
+        if self.step(sid, now, super::sleep::wake) == Some(false) {
+            self.send_to_session(sid, &Packet::Disconnect { duration: None });
         }
     }
 
@@ -546,4 +522,45 @@ pub(super) fn accept(s: &mut Session, f: &mut Flow<'_>) {
         peer: s.peer().clone(),
     });
     downlink::resend_inflight(s, f);
+}
+
+/// Where Will prompting stands after a client's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Prompting {
+    /// Not a step of the prompting (ignored), or WILLMSGREQ sent.
+    Waiting,
+    /// The Will is complete: the upstream link opens.
+    Done,
+    /// The Will topic is unusable: the attempt ends with CONNACK 0x03.
+    Refused,
+}
+
+/// WILLTOPIC (empty: no Will) while the gateway prompts for it.
+fn will_topic(s: &mut Session, f: &mut Flow<'_>, t: Option<WillTopic<'_>>) -> Prompting {
+    if s.state != State::Connecting(ConnectPhase::WillTopic) {
+        return Prompting::Waiting;
+    }
+    let Some(t) = t else {
+        s.will = WillSpec::default();
+        return Prompting::Done;
+    };
+    match topics::topic_name(t.topic) {
+        Ok(name) => {
+            let qos = t.qos.level().clamp(0, 2) as u8;
+            s.will.topic = Some((name.to_owned(), qos, t.retain));
+            s.state = State::Connecting(ConnectPhase::WillMsg);
+            f.reply(s, &Packet::WillMsgReq);
+            Prompting::Waiting
+        }
+        Err(_) => Prompting::Refused,
+    }
+}
+
+/// WILLMSG while the gateway prompts for it.
+fn will_msg(s: &mut Session, msg: &[u8]) -> Prompting {
+    if s.state != State::Connecting(ConnectPhase::WillMsg) {
+        return Prompting::Waiting;
+    }
+    s.will.msg = Bytes::copy_from_slice(msg);
+    Prompting::Done
 }

@@ -94,8 +94,8 @@ fn go_to_sleep(s: &mut Session, f: &mut Flow<'_>, duration: u16) {
 
 /// A PINGREQ of the client: an asleep client wakes and gets its buffered messages (PINGRESP
 /// after the last is acknowledged); an awake one gets the message in flight again; an active
-/// one gets PINGRESP.
-fn wake(s: &mut Session, f: &mut Flow<'_>) {
+/// one gets PINGRESP. False (nothing sent) for a client in any other state.
+pub(super) fn wake(s: &mut Session, f: &mut Flow<'_>) -> bool {
     match s.state {
         State::Asleep => {
             s.state = State::Awake;
@@ -111,8 +111,9 @@ fn wake(s: &mut Session, f: &mut Flow<'_>) {
         State::Active => {
             f.reply(s, &Packet::Pingresp);
         }
-        _ => {}
+        _ => return false,
     }
+    true
 }
 
 /// Back to Asleep with the sleep timer restarted; PINGRESP only when the buffer is drained
