@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway::core::config::Credentials;
+use gateway::core::config::{ClientIdentity, Credentials};
 use gateway::core::upstream::{
     DeliveryId, LinkId, Refusal, Token, UpstreamCmd, UpstreamEvent, Will,
 };
@@ -947,6 +947,71 @@ async fn tls_links_check_the_certificate_name_and_present_client_certificates() 
     c4.execute(publish(1, 7, "tls/x", b"secure", 1));
     ev4.expect("PublishDone over mTLS", is_done(7)).await;
     ev.expect("message over TLS", is_message(1, "tls/x")).await;
+}
+
+#[tokio::test]
+async fn after_a_reload_links_read_their_client_certificate_files_again() {
+    let tls_dir = TempDir::new();
+    let files = make_tls_files(&tls_dir);
+    let d = tls_dir.path().to_owned();
+    // extra_ports[0]: TLS requiring a client certificate.
+    let broker = Mosquitto::start_with(
+        move |_, ports| {
+            format!(
+                "allow_anonymous true\n\
+                 listener {p} 127.0.0.1\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n\
+                 require_certificate true\n",
+                p = ports[0],
+                ca = d.join("ca.pem").display(),
+                crt = d.join("server.pem").display(),
+                key = d.join("server.key").display(),
+            )
+        },
+        1,
+    );
+    let mut endpoint = UpstreamEndpoint {
+        scheme: Scheme::Mqtts,
+        host: "127.0.0.1".into(),
+        port: broker.extra_ports[0],
+        ..UpstreamEndpoint::default()
+    };
+    endpoint.tls.ca_file = Some(files.ca.clone());
+    let (mut c, mut ev) = connector(endpoint);
+    // The mote's own certificate, as the registry names it.
+    let identity = ClientIdentity {
+        cert: files.client_cert.clone(),
+        key: files.client_key.clone(),
+    };
+    let open_as = |link: u64, client_id: &str| {
+        let mut cmd = open(link, client_id);
+        if let UpstreamCmd::Open { identity: id, .. } = &mut cmd {
+            *id = Some(identity.clone());
+        }
+        cmd
+    };
+    up(&mut c, &mut ev, open_as(1, "mote-1")).await;
+
+    // The certificate file is replaced in place by one that is unusable, and the settings are
+    // reloaded: the next link reads the file again and is refused.
+    let good = std::fs::read(&files.client_cert).unwrap();
+    std::fs::write(&files.client_cert, "not a certificate\n").unwrap();
+    c.reload();
+    c.execute(open_as(2, "mote-2"));
+    match ev
+        .expect(
+            "Refused",
+            |e| matches!(e, UpstreamEvent::Refused { link, .. } if *link == LinkId(2)),
+        )
+        .await
+    {
+        UpstreamEvent::Refused { refusal, .. } => assert_eq!(refusal, Refusal::BadCredentials),
+        _ => unreachable!(),
+    }
+
+    // Restored and reloaded again: the next link presents it and is admitted.
+    std::fs::write(&files.client_cert, good).unwrap();
+    c.reload();
+    up(&mut c, &mut ev, open_as(3, "mote-3")).await;
 }
 
 #[tokio::test]

@@ -54,7 +54,8 @@ pub(crate) enum Control {
     Snapshot(tokio::sync::oneshot::Sender<Snapshot>),
     /// Open the pairing window for this long; answers how long it stays open.
     OpenPairing(Duration, tokio::sync::oneshot::Sender<Duration>),
-    /// Replace the client registry and predefined topics (SIGHUP).
+    /// Replace the client registry, predefined topics, credentials and TLS identities
+    /// (SIGHUP).
     Reload(Box<crate::core::config::GatewayConfig>),
 }
 
@@ -89,8 +90,9 @@ impl GatewayHandle {
         rx.await.ok()
     }
 
-    /// Replaces the client registry, predefined topics and credentials without dropping
-    /// sessions (what SIGHUP does). `false` once the gateway has stopped.
+    /// Replaces the client registry, predefined topics, credentials and per-client TLS
+    /// identities without dropping sessions (what SIGHUP does); upstream links opened after it
+    /// use the new credentials and identities. `false` once the gateway has stopped.
     pub async fn reload(&self, config: crate::core::config::GatewayConfig) -> bool {
         self.control
             .send(Control::Reload(Box::new(config)))
@@ -288,6 +290,7 @@ impl<C: UpstreamConnector> Driver<'_, C> {
             }
             Control::Reload(config) => {
                 core.reload(&config);
+                self.connector.reload();
                 info!(
                     clients = config.clients.registry.len(),
                     "client registry and predefined topics reloaded"
