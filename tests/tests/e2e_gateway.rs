@@ -533,13 +533,14 @@ async fn malformed_datagrams_are_dropped_and_counted_without_disturbing_other_mo
     good.expect(&Packet::Pingresp).await.unwrap();
     let snap = gw.snapshot().await.unwrap();
     assert_eq!(
-        snap.core.dropped.get("malformed").copied(),
+        snap.status.core.dropped.get("malformed").copied(),
         Some(5),
         "{:?}",
-        snap.core.dropped
+        snap.status.core.dropped
     );
     assert_eq!(
-        snap.core
+        snap.status
+            .core
             .packets_in
             .get(&sn_codec::MsgType::Pingreq)
             .copied(),

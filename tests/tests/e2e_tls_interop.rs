@@ -91,7 +91,7 @@ async fn a_broker_certificate_for_another_host_name_is_refused() {
         m.connect("mote-tls2", true, 60).await.unwrap(),
         ReturnCode::Congestion
     );
-    assert!(!gw.snapshot().await.unwrap().upstream_up);
+    assert!(!gw.status().await.unwrap().upstream_up);
 }
 
 async fn interop_setup() -> Option<(Mosquitto, TestGateway)> {

@@ -20,9 +20,11 @@ use crate::core::{ClientInfo, Gateway};
 /// Largest datagram received or sent.
 const MAX_DATAGRAM: usize = 65_535 + 512;
 
-/// What the running gateway looks like right now: counters, gauges and clients.
+/// What the running gateway looks like right now, without the client list: counters, gauges,
+/// the upstream state. Cheap to take however many clients there are (for `/healthz` and
+/// `/metrics`, which are polled).
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub struct Status {
     /// Datagrams received on all sockets.
     pub datagrams_in: u64,
     /// Datagrams sent.
@@ -36,9 +38,7 @@ pub struct Snapshot {
     pub gauges: crate::core::stats::Gauges,
     /// Whether the gateway's own upstream link is up.
     pub upstream_up: bool,
-    /// Every client the gateway knows.
-    pub clients: Vec<ClientInfo>,
-    /// When the snapshot was taken, on the clock of [`ClientInfo::last_seen`] (time since the
+    /// When the status was taken, on the clock of [`ClientInfo::last_seen`] (time since the
     /// gateway started).
     pub now: Instant,
     /// How long the pairing window stays open (`None`: closed).
@@ -47,10 +47,22 @@ pub struct Snapshot {
     pub registered_clients: usize,
 }
 
+/// The [`Status`] and every client the gateway knows (for the status page and the client
+/// list of the admin API).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Counters, gauges and the upstream state.
+    pub status: Status,
+    /// Every client the gateway knows.
+    pub clients: Vec<ClientInfo>,
+}
+
 /// A request to the running driver.
 #[derive(Debug)]
 pub(crate) enum Control {
-    /// Send back a fresh snapshot.
+    /// Send back a fresh status (no client list).
+    Status(tokio::sync::oneshot::Sender<Status>),
+    /// Send back a fresh snapshot (the status and the client list).
     Snapshot(tokio::sync::oneshot::Sender<Snapshot>),
     /// Open the pairing window for this long; answers how long it stays open.
     OpenPairing(Duration, tokio::sync::oneshot::Sender<Duration>),
@@ -71,7 +83,17 @@ impl GatewayHandle {
         (GatewayHandle { control }, rx)
     }
 
-    /// A fresh snapshot; `None` once the gateway has stopped.
+    /// A fresh status (counters, gauges, upstream state; no client list); `None` once the
+    /// gateway has stopped.
+    pub async fn status(&self) -> Option<Status> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control.send(Control::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// A fresh snapshot: the status and every client (one entry per session, built on each
+    /// call; ask for [`GatewayHandle::status`] when the clients are not needed). `None` once
+    /// the gateway has stopped.
     pub async fn snapshot(&self) -> Option<Snapshot> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.control.send(Control::Snapshot(tx)).await.ok()?;
@@ -256,15 +278,14 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     d.drain(&mut core).await;
 }
 
-fn snapshot(core: &Gateway, io: &IoCounters, now: Instant) -> Snapshot {
-    Snapshot {
+fn status(core: &Gateway, io: &IoCounters, now: Instant) -> Status {
+    Status {
         datagrams_in: io.datagrams_in,
         datagrams_out: io.datagrams_out,
         send_errors: io.send_errors,
         core: core.stats().clone(),
         gauges: core.gauges(),
         upstream_up: core.upstream_up(),
-        clients: core.clients(),
         now,
         pairing: core
             .pairing_until(now)
@@ -277,8 +298,14 @@ impl<C: UpstreamConnector> Driver<'_, C> {
     /// Answers a request from a [`GatewayHandle`].
     fn control(&mut self, core: &mut Gateway, c: Control, now: Instant) {
         match c {
+            Control::Status(reply) => {
+                let _ = reply.send(status(core, &self.counters, now));
+            }
             Control::Snapshot(reply) => {
-                let _ = reply.send(snapshot(core, &self.counters, now));
+                let _ = reply.send(Snapshot {
+                    status: status(core, &self.counters, now),
+                    clients: core.clients(),
+                });
             }
             Control::OpenPairing(duration, reply) => {
                 core.open_pairing(now, duration);
