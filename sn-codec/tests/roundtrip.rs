@@ -557,8 +557,17 @@ fn assert_stable(bytes: &[u8]) -> Result<(), TestCaseError> {
 
 // ------------------------------------------------------------------------------- properties
 
+/// Cases per property: `PROPTEST_CASES` when it is set (and a number), else `default`.
+/// `ProptestConfig::default()` reads the variable, but `with_cases` would override it.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases_or(4_000)))]
 
     /// `decode(encode(p)) == p` and `encoded_len == written` for every message type.
     #[test]
@@ -662,9 +671,10 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(100_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases_or(100_000)))]
 
-    /// `decode` never panics: 100 000 cases of raw and plausible datagrams up to ~300 octets.
+    /// `decode` never panics: 100 000 cases (unless `PROPTEST_CASES` says otherwise) of raw and
+    /// plausible datagrams up to ~300 octets.
     #[test]
     fn decoding_arbitrary_bytes_never_panics(
         bytes in prop_oneof![noise(0..300), plausible_datagram()],
