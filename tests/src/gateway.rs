@@ -91,6 +91,34 @@ impl TestGateway {
         Ok(())
     }
 
+    /// Waits (bounded) until the gateway lists `client_id` in `state` (`"active"`, `"asleep"`,
+    /// ...: [`gateway::core::ClientInfo::state`]).
+    pub async fn wait_client_state(
+        &self,
+        client_id: &str,
+        state: &str,
+        limit: Duration,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let clients = self.snapshot().await?.clients;
+            if clients
+                .iter()
+                .any(|c| c.client_id == client_id && c.state == state)
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let seen: Vec<(&str, &str)> = clients
+                    .iter()
+                    .map(|c| (c.client_id.as_str(), c.state))
+                    .collect();
+                anyhow::bail!("{client_id} was not {state} within {limit:?}; clients: {seen:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A fresh status of the gateway: counters, gauges, the upstream state (no client list).
     pub async fn status(&self) -> Result<Status> {
         self.handle

@@ -226,11 +226,14 @@ async fn a_sleeping_mote_obeys_a_command_published_while_it_sleeps() {
     let cancel = CancellationToken::new();
     let sim_task = tokio::spawn(firmware_demo::sim::run(cfg, cancel.clone()));
 
-    // The first reading arrives; right after it the mote goes to sleep for ~1.5 s.
+    // The first reading arrives; right after it the mote goes to sleep for ~1.5 s. The
+    // command is published once the gateway has it asleep.
     let first = sub.expect_messages(1, WAIT).await.unwrap();
     let p = parse_reading(&first[0].payload).unwrap();
     assert!(!p.led);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.wait_client_state("sleepy-1", "asleep", WAIT)
+        .await
+        .unwrap();
     publish(
         &broker.url(),
         "sleepy/sleepy-1/cmd",
