@@ -1,5 +1,4 @@
 //! The one-line `Display` of packets, as used in logs and transcripts.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use sn_codec::{
     Connect, Encapsulated, Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef,

@@ -1,7 +1,6 @@
 //! Exhaustive checks over small spaces: every MsgType octet 0..=255 with every body length
 //! 0..=6 (messages of 2..=8 octets), every first body octet and several fillers, against an
-//! independent oracle written from the protocol reference (§3, §4, §7, §8).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! independent oracle written from the MQTT-SN v1.2 message formats.
 
 use sn_codec::{DecodeError, MsgType, Packet, QoS, ReturnCode, TopicIdType};
 
@@ -42,7 +41,7 @@ fn be(hi: u8, lo: u8) -> u16 {
 }
 
 /// What a (non-encapsulated) message with MsgType `code` and variable part `body` must decode
-/// to, per the protocol reference: `Ok(mask)` where `mask` says which bits of the Flags octet
+/// to, per the MQTT-SN v1.2 message formats: `Ok(mask)` where `mask` says which bits of the Flags octet
 /// (`body[0]`) survive a re-encode (0 when the message has no Flags), or the exact error.
 fn oracle(code: u8, body: &[u8]) -> Result<u8, DecodeError> {
     let n = body.len();

@@ -1,6 +1,5 @@
 //! `mqtt-sn-gateway check-config` as an operator pipes it: into a reader that closes early
 //! (`check-config | head`), it still exits 0 without a panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,17 +1,14 @@
 //! The `mqtt-sn-gateway` binary as an operator runs it: SIGHUP reloads the client registry
 //! without dropping sessions, SIGTERM stops it cleanly. Uses the embedded broker, so nothing
 //! else needs to run. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
-use common::{encode, free_tcp_port, free_udp_port};
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sn_codec::{Connect, Packet, ReturnCode};
+
+use super::common::{Killed, TempDir, encode, free_tcp_port, free_udp_port, signal};
 
 struct Mote {
     socket: UdpSocket,
@@ -54,26 +51,12 @@ impl Mote {
     }
 }
 
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
+/// The gateway process, killed on drop.
+type Gateway = Killed;
 
 #[test]
 fn sighup_reloads_the_registry_without_dropping_sessions_and_sigterm_stops_cleanly() {
-    let dir = scratch("reload");
+    let dir = TempDir::new("reload");
     std::fs::write(
         dir.join("clients.toml"),
         "# paired motes\n[[client]]\nclient_id = \"mote-a\"\n",
@@ -157,7 +140,7 @@ fn start_with_http(dir: &std::path::Path, http: &str) -> (Gateway, SocketAddr) {
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
-    (Gateway(child), SocketAddr::from(([127, 0, 0, 1], udp)))
+    (Killed(child), SocketAddr::from(([127, 0, 0, 1], udp)))
 }
 
 /// How many lines of the gateway's log contain `needle`.
@@ -189,17 +172,9 @@ fn reload(gw: &Gateway, dir: &std::path::Path) {
     }
 }
 
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gw-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn an_emptied_or_deleted_registry_is_refused_on_reload_and_the_paired_mote_stays_admitted() {
-    let dir = scratch("reload-empty");
+    let dir = TempDir::new("reload-empty");
     let registry = dir.join("clients.toml");
     std::fs::write(
         &registry,
@@ -278,7 +253,7 @@ fn connect_until(addr: SocketAddr, id: &str, want: ReturnCode) {
 #[test]
 fn unpair_removes_motes_from_the_file_and_the_last_one_empties_the_registry_on_reload() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = scratch("unpair");
+    let dir = TempDir::new("unpair");
     let registry = dir.join("clients.toml");
     std::fs::write(
         &registry,
@@ -337,7 +312,7 @@ fn unpair_removes_motes_from_the_file_and_the_last_one_empties_the_registry_on_r
 
 #[test]
 fn a_registry_filled_by_pairing_since_the_start_is_protected_as_well() {
-    let dir = scratch("reload-paired");
+    let dir = TempDir::new("reload-paired");
     let registry = dir.join("clients.toml");
     // A first start: no registry file yet, which is fine.
     let (gw, addr) = start_with_http(&dir, &format!("127.0.0.1:{}", free_tcp_port()));

@@ -1,4 +1,4 @@
-//! The configuration fixtures in `config/` (architecture.md §7):
+//! The configuration fixtures in `config/`:
 //!
 //! - `config/gateway.toml` (the shipped file) loads and equals the compiled-in copy;
 //! - every `config/valid/gateway-*.toml` loads;
@@ -8,7 +8,6 @@
 //!   pins the exact position.
 //!
 //! Adding a fixture needs no code change.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,5 @@
 //! Malformed input: one test per [`DecodeError`] kind with the exact variant expected, and the
 //! [`EncodeError`] cases.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use sn_codec::{
     Connect, DecodeError, Encapsulated, EncodeError, MsgType, Packet, Publish, QoS, ReturnCode,
@@ -269,7 +268,7 @@ fn every_reserved_msg_type_is_unknown_in_the_long_form() {
 
 #[test]
 fn a_v2_connect_is_an_unknown_type_or_a_bad_searchgw_never_a_connect() {
-    // v2.0 draft CONNECT is type 0x01; to v1.2 it looks like an over-long SEARCHGW (§15).
+    // v2.0 draft CONNECT is type 0x01; to v1.2 it looks like an over-long SEARCHGW.
     assert_eq!(
         decode(&[0x06, 0x01, 0x04, 0x02, 0x00, 0x3C]),
         body_len(MsgType::SearchGw, 4)

@@ -1,6 +1,5 @@
 //! The `mqtt-sn-forwarder` binary as a process: `check-config` exit codes and messages (also
 //! into a pipe nobody reads), and a graceful stop on SIGTERM. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

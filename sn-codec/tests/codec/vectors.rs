@@ -1,11 +1,10 @@
-//! Hand-checked byte vectors for every MQTT-SN v1.2 message (protocol reference §3, §7, §14).
+//! Hand-checked byte vectors for every MQTT-SN v1.2 message.
 //!
 //! Every vector is written field by field with a comment saying what the octets mean. For each
 //! one the test asserts `decode(bytes) == expected` and `expected.encode() == bytes`. The few
 //! vectors that are legal on the wire but not what our encoder emits (a long Length form on a
 //! message of 255 octets or less, unused Flags bits or reserved Ctrl bits set) state the bytes
 //! the encoder produces instead, and the test checks that those differ and decode the same.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeSet;
 

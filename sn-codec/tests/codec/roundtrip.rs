@@ -3,7 +3,6 @@
 //!
 //! Packets borrow their variable-length fields, so the strategies generate an owned mirror
 //! ([`Owned`]) whose `Vec<u8>` fields a [`Packet`] then borrows.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeSet;
 

@@ -3,20 +3,16 @@
 //! warns at start when the limit is below what the configuration needs, and warns (once a
 //! minute, not per failure) when upstream connections fail for want of file descriptors.
 //! Every wait is bounded; the only fixed wait is where an absence is asserted.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
-use common::{free_tcp_port, free_udp_port};
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sn_codec::{Connect, Packet};
+
+use super::common::{Killed, Mosquitto, TempDir, free_tcp_port, free_udp_port};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -38,33 +34,6 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// A directory for one test's files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("gw-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process, killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The gateway binary started with the open-file limit `soft:hard`, its stderr collected
 /// line by line.
 struct Gateway {
@@ -73,8 +42,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(config: &str, dir: &Dir, soft: u64, hard: u64) -> Gateway {
-        let file = dir.0.join("gateway.toml");
+    fn start(config: &str, dir: &TempDir, soft: u64, hard: u64) -> Gateway {
+        let file = dir.join("gateway.toml");
         std::fs::write(&file, config).unwrap();
         let bin = env!("CARGO_BIN_EXE_mqtt-sn-gateway");
         let has_prlimit = Command::new("prlimit")
@@ -178,7 +147,7 @@ fn config(udp: u16, broker: u16) -> String {
 
 #[test]
 fn a_low_open_file_limit_is_a_warning_at_start_naming_what_the_configuration_needs() {
-    let dir = Dir::new("fd-low");
+    let dir = TempDir::new("fd-low");
     // No broker: the warning comes from the configuration alone.
     let gw = Gateway::start(&config(free_udp_port(), free_tcp_port()), &dir, 64, 64);
     let warning = gw.wait_line(&["WARN", "open-file limit"]);
@@ -199,7 +168,7 @@ fn a_low_open_file_limit_is_a_warning_at_start_naming_what_the_configuration_nee
 
 #[test]
 fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
-    let dir = Dir::new("fd-raise");
+    let dir = TempDir::new("fd-raise");
     let gw = Gateway::start(&config(free_udp_port(), free_tcp_port()), &dir, 64, 4096);
     let raised = gw.wait_line(&["INFO", "raised the soft limit to the hard limit"]);
     assert!(
@@ -212,31 +181,12 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
     assert_eq!(gw.matching(&["WARN"]), Vec::<String>::new());
 }
 
-/// mosquitto in its local-only mode (anonymous clients from loopback) on a free port.
-fn mosquitto() -> (Killed, u16) {
-    let port = free_tcp_port();
-    let child = Command::new("mosquitto")
-        .args(["-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto not installed (apt-get install -y mosquitto)");
-    let broker = Killed(child);
-    let deadline = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (broker, port)
-}
-
 #[test]
 fn upstream_connections_failing_for_want_of_descriptors_are_a_warning_once_a_minute() {
-    let dir = Dir::new("fd-exhausted");
-    let (_broker, broker_port) = mosquitto();
+    let dir = TempDir::new("fd-exhausted");
+    let broker = Mosquitto::start();
     let udp = free_udp_port();
-    let gw = Gateway::start(&config(udp, broker_port), &dir, 64, 64);
+    let gw = Gateway::start(&config(udp, broker.port), &dir, 64, 64);
     gw.wait_line(&["listening for MQTT-SN over UDP"]);
 
     // More motes than the limit has descriptors for: each one's upstream connection takes one.

@@ -1,4 +1,4 @@
-//! The forwarder's configuration fixtures in `config/` (architecture.md §7):
+//! The forwarder's configuration fixtures in `config/`:
 //!
 //! - `config/forwarder.toml` (the shipped file) loads and equals the compiled-in copy;
 //! - every `config/valid/forwarder-*.toml` loads;
@@ -8,7 +8,6 @@
 //!   to point at).
 //!
 //! Adding a fixture needs no code change.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
 

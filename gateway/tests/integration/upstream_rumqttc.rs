@@ -2,15 +2,11 @@
 //!
 //! Every wait is bounded; the only fixed waits are where an absence is asserted (no Will after
 //! a graceful close) or a rate is counted (reconnect backoff).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::VecDeque;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,207 +19,9 @@ use gateway::io::upstream::{RumqttcConnector, UpstreamConnector};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::Instant;
 
+use super::common::{Mosquitto, TempDir, free_tcp_port};
+
 const WAIT: Duration = Duration::from_secs(5);
-
-// ---------------------------------------------------------------------------------------------
-// mosquitto per test
-
-/// A temp dir that is removed on drop, world-traversable (mosquitto drops to its own user).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "upstream-rumqttc-{}-{n}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes a file readable by everyone (test material only).
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running mosquitto; killed on drop.
-struct Mosquitto {
-    child: Child,
-    conf: PathBuf,
-    port: u16,
-    /// Extra listener ports (TLS), in the order the config asked for them.
-    extra_ports: Vec<u16>,
-    dir: TempDir,
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-impl Mosquitto {
-    /// Anonymous broker.
-    fn start() -> Self {
-        Self::start_with(|_, _| "allow_anonymous true\n".to_owned(), 0)
-    }
-
-    /// `settings(dir, extra_ports)` returns the config lines after the main listener;
-    /// `extra` more free ports are reserved for it.
-    fn start_with(settings: impl Fn(&TempDir, &[u16]) -> String, extra: usize) -> Self {
-        let mut last_log = String::new();
-        for _attempt in 0..3 {
-            let dir = TempDir::new();
-            let port = free_port();
-            let extra_ports: Vec<u16> = (0..extra).map(|_| free_port()).collect();
-            // The log file is flushed per line (stdout to a file is not): tests wait on it.
-            let log_file = dir.write("mosquitto.log", "");
-            std::fs::set_permissions(&log_file, std::fs::Permissions::from_mode(0o666)).unwrap();
-            let config = format!(
-                "listener {port} 127.0.0.1\npersistence false\nlog_dest file {}\n\
-                 log_type all\n{}",
-                log_file.display(),
-                settings(&dir, &extra_ports)
-            );
-            let conf = dir.write("mosquitto.conf", &config);
-            let log = std::fs::File::create(dir.path().join("mosquitto.out")).unwrap();
-            let child = Command::new("mosquitto")
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)");
-            let mut broker = Mosquitto {
-                child,
-                conf,
-                port,
-                extra_ports,
-                dir,
-            };
-            if broker.wait_ready() {
-                return broker;
-            }
-            last_log = broker.log();
-        }
-        panic!("mosquitto did not start:\n{last_log}");
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Starts the broker again with the same config and ports (after [`Mosquitto::kill`]).
-    fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.path().join("mosquitto.out"))
-            .unwrap();
-        self.child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        assert!(
-            self.wait_ready(),
-            "mosquitto did not restart:\n{}",
-            self.log()
-        );
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let ports: Vec<u16> = std::iter::once(self.port)
-            .chain(self.extra_ports.iter().copied())
-            .collect();
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if ports
-                .iter()
-                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-            {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// The broker's output and log so far.
-    fn log(&self) -> String {
-        let mut s = String::new();
-        for name in ["mosquitto.out", "mosquitto.log"] {
-            if let Ok(mut f) = std::fs::File::open(self.dir.path().join(name)) {
-                let _ = f.read_to_string(&mut s);
-            }
-        }
-        s
-    }
-
-    /// Waits (at most `WAIT`) until the broker's log contains `needle` `times` times.
-    async fn expect_log(&self, needle: &str, times: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.log().matches(needle).count() < times {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto never logged {needle:?} x{times}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn endpoint(&self) -> UpstreamEndpoint {
-        UpstreamEndpoint {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            ..UpstreamEndpoint::default()
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // events
@@ -684,7 +482,7 @@ async fn unacked_qos1_message_is_redelivered_to_the_next_link_of_a_persistent_se
 
 #[tokio::test]
 async fn without_a_broker_the_link_backs_off_instead_of_hot_looping() {
-    let port = free_port(); // nothing listens here
+    let port = free_tcp_port(); // nothing listens here
     let endpoint = UpstreamEndpoint {
         host: "127.0.0.1".into(),
         port,
@@ -880,7 +678,7 @@ fn make_tls_files(dir: &TempDir) -> TlsFiles {
 
 #[tokio::test]
 async fn tls_links_check_the_certificate_name_and_present_client_certificates() {
-    let tls_dir = TempDir::new();
+    let tls_dir = TempDir::new("tls");
     let files = make_tls_files(&tls_dir);
     let d = tls_dir.path().to_owned();
     // extra_ports[0]: TLS; extra_ports[1]: TLS requiring a client certificate.
@@ -951,7 +749,7 @@ async fn tls_links_check_the_certificate_name_and_present_client_certificates() 
 
 #[tokio::test]
 async fn after_a_reload_links_read_their_client_certificate_files_again() {
-    let tls_dir = TempDir::new();
+    let tls_dir = TempDir::new("tls");
     let files = make_tls_files(&tls_dir);
     let d = tls_dir.path().to_owned();
     // extra_ports[0]: TLS requiring a client certificate.
