@@ -1,7 +1,6 @@
 //! The forwarder end to end: simulated radios on pseudo-terminals (XBee API, SLIP, raw) and
 //! UDP motes → `forwarder::io` → the real gateway → a real mosquitto, and back. Every wait is
 //! bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Duration;
 

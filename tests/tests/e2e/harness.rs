@@ -1,6 +1,5 @@
 //! Exercises the shared harness for real: mosquitto per test, the MQTT helper, stop/restart on
 //! the same port, TLS listeners with the generated material.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! The forwarder's robustness end to end: a serial device unplugged and re-created while
 //! the node keeps its session, and a gateway restart. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use forwarder::radio::Framing;
 use rumqttc::QoS as MqttQoS;

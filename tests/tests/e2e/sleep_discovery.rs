@@ -1,6 +1,5 @@
 //! Battery-powered motes end to end: a full sleep cycle against a real mosquitto, and gateway
 //! discovery over IPv4 multicast on loopback with two gateways. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! multicast group on loopback, relays ADVERTISE to the radio as a broadcast, and forwards a
 //! node's SEARCHGW. Plus interop with a scripted gateway: the forwarder's datagrams have the
 //! spec's Encapsulated layout byte for byte (hand-built vectors). Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! Each scenario asserts exact counts at the MQTT side (the backend subscriber) and at the
 //! motes. The ignored scenario pins a known limit of aggregating mode (see its reason); it
 //! passes once the shared link keeps its broker session across a reconnect. `SIM_TRANSCRIPT_DIR=<dir>` keeps every scenario's transcript.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

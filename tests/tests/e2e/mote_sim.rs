@@ -1,7 +1,6 @@
 //! Simulated motes (`firmware_demo::sim`, the library behind `mote-sim`) → the real gateway on
 //! loopback UDP → a real mosquitto, with a subscriber that checks every reading; and the same
 //! through the forwarder over a serial pseudo-terminal pair. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

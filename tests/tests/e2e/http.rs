@@ -3,7 +3,6 @@
 //! real traffic, health following the broker, the loopback-only admin API, the refusal of
 //! cross-site requests to it, and the endpoint surviving a flood of half-open connections.
 //! Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::SocketAddr;
 use std::path::Path;

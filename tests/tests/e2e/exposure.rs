@@ -3,7 +3,6 @@
 //! publish without a session, and make the gateway amplify SEARCHGW. Floods are bounded (a few
 //! seconds on loopback) and the assertions are on counts: acknowledgements the paired motes
 //! got, sessions in the table, bytes of log, datagrams received.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;

@@ -1,6 +1,5 @@
 //! Zero-setup start: with the default `embedded://` upstream the gateway runs its own broker,
 //! and an ordinary MQTT client sees the motes' traffic. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Duration;
 

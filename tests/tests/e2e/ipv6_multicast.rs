@@ -1,8 +1,7 @@
 //! IPv6 discovery multicast. Multicast on IPv6 loopback delivers nothing, so the test creates a
-//! private network namespace with a veth pair (rust-notes §5): the outer test re-runs this
-//! binary under `unshare -n`, and the inner test does the work there. Skipped with a notice
-//! only when not running as root.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! private network namespace with a veth pair: the outer test re-runs this test binary under
+//! `unshare -n`, asking for the inner test alone (by its full name, module path included), and
+//! the inner test does the work there. Skipped with a notice only when not running as root.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::process::Command;
@@ -17,7 +16,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 const INNER_ENV: &str = "SN_TESTS_INSIDE_NETNS";
-const INNER_TEST: &str = "inside_the_namespace_a_gateway_advertises_and_answers_searchgw_over_ipv6";
+
+/// The inner test's full name in this test binary: this module's path without the crate name,
+/// then the function (`ipv6_multicast::inside_the_namespace_…`).
+fn inner_test() -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or("", |(_crate, module)| module);
+    format!("{module}::inside_the_namespace_a_gateway_advertises_and_answers_searchgw_over_ipv6")
+}
 
 fn is_root() -> bool {
     Command::new("id")
@@ -33,12 +40,13 @@ fn ipv6_discovery_works_over_a_veth_pair_in_a_private_network_namespace() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
+    let inner = inner_test();
     let out = Command::new("unshare")
         .args(["-n", "--"])
         .arg(exe)
         .args([
             "--exact",
-            INNER_TEST,
+            inner.as_str(),
             "--ignored",
             "--nocapture",
             "--test-threads=1",

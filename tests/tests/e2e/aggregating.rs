@@ -1,7 +1,6 @@
 //! Aggregating mode against a real mosquitto: many motes over the gateway's one MQTT
 //! connection, a broker message fanned out to all of them, and a lost mote's Will published by
 //! the gateway. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Duration;
 

@@ -4,7 +4,6 @@
 //!
 //! Needs Debian's `chromium` package (`/usr/bin/chromium`, or the binary named by `SN_CHROMIUM`). Without it the test prints a skip
 //! notice and passes, unless `SN_REQUIRE_CHROMIUM=1`, which makes a missing browser a failure.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

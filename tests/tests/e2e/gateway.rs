@@ -1,6 +1,5 @@
 //! The real gateway on loopback UDP against a real mosquitto started per test: every client
 //! flow end to end. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Duration;
 
@@ -134,7 +133,8 @@ async fn publishes_at_qos_0_1_and_2_reach_the_broker_with_retain_preserved() {
         summary,
         vec![
             ("sensors/t", "q0".to_string(), MqttQoS::AtMostOnce, false),
-            // Live subscribers get retain=0 (MQTT 3.1.1 §3.3.1.3); the late one below sees it set.
+            // Live subscribers get retain=0 (MQTT 3.1.1 sets it only for a new subscription);
+            // the late one below sees it set.
             ("sensors/t", "q1".to_string(), MqttQoS::AtLeastOnce, false),
             ("sensors/t", "q2".to_string(), MqttQoS::ExactlyOnce, false),
         ]
@@ -371,7 +371,7 @@ async fn a_will_update_takes_effect_at_the_broker() {
 
 #[tokio::test]
 async fn qos_minus1_from_a_socket_that_never_connected_is_published() {
-    // The long-topic form is off by default (tested in e2e_exposure).
+    // The long-topic form is off by default (tested in `exposure`).
     let (broker, gw) = setup_with(|c| c.qos_minus1.long_topic_form = true).await;
     let mut sub = Subscriber::connect(&broker.url(), "m1-watch", &[("#", MqttQoS::AtMostOnce)])
         .await

@@ -1,6 +1,5 @@
 //! TLS to the broker (generated CA, host name checked) and interop with an MQTT-SN client
 //! nobody here wrote (PyPI `mqtt-sn-12`). Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Duration;
 
