@@ -31,6 +31,8 @@ export SN_PYTHON="$PWD/$venv/bin/python"
 export SN_REQUIRE_PY_INTEROP=1
 # The status page is tested in headless Chromium; a missing browser fails instead of skipping.
 export SN_REQUIRE_CHROMIUM=1
-export PROPTEST_CASES="${PROPTEST_CASES:-256}"
+# PROPTEST_CASES, when set, is every property test's case count (fewer for a quick run, more
+# for a soak); unset, each property runs its own default (proptest's 256, or the larger count
+# the property asks for).
 
 cargo test --workspace "$@"

@@ -228,7 +228,7 @@ async fn reload_on_hangup(cli: Cli, handle: gateway::io::GatewayHandle) {
                     // Only a registry file without clients can be refused: ask the gateway
                     // what it runs with only then.
                     let running = if settings.registry.clients == 0 {
-                        match handle.snapshot().await {
+                        match handle.status().await {
                             Some(s) => s.registered_clients,
                             None => return,
                         }

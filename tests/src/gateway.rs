@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use gateway::core::config::GatewayConfig;
 use gateway::io::config::{IoConfig, ListenerConfig, Scheme, UpstreamEndpoint};
-use gateway::io::{GatewayHandle, Running, Snapshot};
+use gateway::io::{GatewayHandle, Running, Snapshot, Status};
 use tokio_util::sync::CancellationToken;
 
 use crate::mqtt::BrokerUrl;
@@ -82,13 +82,49 @@ impl TestGateway {
     /// Waits (bounded) until the gateway's own upstream link is up.
     pub async fn wait_upstream(&self, up: bool, limit: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.snapshot().await?.upstream_up != up {
+        while self.status().await?.upstream_up != up {
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!("gateway upstream_up did not become {up} within {limit:?}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
+    }
+
+    /// Waits (bounded) until the gateway lists `client_id` in `state` (`"active"`, `"asleep"`,
+    /// ...: [`gateway::core::ClientInfo::state`]).
+    pub async fn wait_client_state(
+        &self,
+        client_id: &str,
+        state: &str,
+        limit: Duration,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let clients = self.snapshot().await?.clients;
+            if clients
+                .iter()
+                .any(|c| c.client_id == client_id && c.state == state)
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let seen: Vec<(&str, &str)> = clients
+                    .iter()
+                    .map(|c| (c.client_id.as_str(), c.state))
+                    .collect();
+                anyhow::bail!("{client_id} was not {state} within {limit:?}; clients: {seen:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A fresh status of the gateway: counters, gauges, the upstream state (no client list).
+    pub async fn status(&self) -> Result<Status> {
+        self.handle
+            .status()
+            .await
+            .context("the gateway has stopped")
     }
 
     /// A fresh snapshot of the gateway's counters, gauges and clients.

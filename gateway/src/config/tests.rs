@@ -1,5 +1,5 @@
 //! Unit tests of the configuration pipeline (the fixture files are covered by
-//! `gateway/tests/config_files.rs`).
+//! `gateway/tests/integration/config_files.rs`).
 
 use std::net::SocketAddr;
 use std::path::Path;

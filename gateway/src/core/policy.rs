@@ -38,13 +38,16 @@ impl Gateway {
         self.pairing_until.filter(|until| now < *until)
     }
 
-    /// Replaces the client registry, predefined topics and per-client credentials (SIGHUP)
-    /// without touching sessions. Other settings keep their running values.
+    /// Replaces the client registry, predefined topics, per-client credentials and per-client
+    /// TLS identities (SIGHUP) without touching sessions: links opened from now on use the new
+    /// credentials and identities, open links keep theirs. Other settings keep their running
+    /// values.
     pub fn reload(&mut self, new: &GatewayConfig) {
         self.cfg.clients = new.clients.clone();
         self.cfg.predefined = new.predefined.clone();
         self.cfg.upstream.per_client_credentials = new.upstream.per_client_credentials.clone();
         self.cfg.upstream.credentials = new.upstream.credentials.clone();
+        self.cfg.upstream.per_client_identity = new.upstream.per_client_identity.clone();
         // Their defaults follow the admission policy, which a reload may change.
         self.cfg.allow_address_change = new.allow_address_change;
         self.cfg.sleep.allow_wake_from_new_address = new.sleep.allow_wake_from_new_address;

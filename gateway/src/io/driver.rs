@@ -21,9 +21,11 @@ use crate::core::{ClientInfo, Gateway};
 /// Largest datagram received or sent.
 const MAX_DATAGRAM: usize = 65_535 + 512;
 
-/// What the running gateway looks like right now: counters, gauges and clients.
+/// What the running gateway looks like right now, without the client list: counters, gauges,
+/// the upstream state. Cheap to take however many clients there are (for `/healthz` and
+/// `/metrics`, which are polled).
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub struct Status {
     /// Datagrams received on all sockets.
     pub datagrams_in: u64,
     /// Datagrams sent.
@@ -37,9 +39,7 @@ pub struct Snapshot {
     pub gauges: crate::core::stats::Gauges,
     /// Whether the gateway's own upstream link is up.
     pub upstream_up: bool,
-    /// Every client the gateway knows.
-    pub clients: Vec<ClientInfo>,
-    /// When the snapshot was taken, on the clock of [`ClientInfo::last_seen`] (time since the
+    /// When the status was taken, on the clock of [`ClientInfo::last_seen`] (time since the
     /// gateway started).
     pub now: Instant,
     /// How long the pairing window stays open (`None`: closed).
@@ -48,14 +48,27 @@ pub struct Snapshot {
     pub registered_clients: usize,
 }
 
+/// The [`Status`] and every client the gateway knows (for the status page and the client
+/// list of the admin API).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Counters, gauges and the upstream state.
+    pub status: Status,
+    /// Every client the gateway knows.
+    pub clients: Vec<ClientInfo>,
+}
+
 /// A request to the running driver.
 #[derive(Debug)]
 pub(crate) enum Control {
-    /// Send back a fresh snapshot.
+    /// Send back a fresh status (no client list).
+    Status(tokio::sync::oneshot::Sender<Status>),
+    /// Send back a fresh snapshot (the status and the client list).
     Snapshot(tokio::sync::oneshot::Sender<Snapshot>),
     /// Open the pairing window for this long; answers how long it stays open.
     OpenPairing(Duration, tokio::sync::oneshot::Sender<Duration>),
-    /// Replace the client registry and predefined topics (SIGHUP).
+    /// Replace the client registry, predefined topics, credentials and TLS identities
+    /// (SIGHUP).
     Reload(Box<crate::core::config::GatewayConfig>),
 }
 
@@ -71,7 +84,17 @@ impl GatewayHandle {
         (GatewayHandle { control }, rx)
     }
 
-    /// A fresh snapshot; `None` once the gateway has stopped.
+    /// A fresh status (counters, gauges, upstream state; no client list); `None` once the
+    /// gateway has stopped.
+    pub async fn status(&self) -> Option<Status> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control.send(Control::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// A fresh snapshot: the status and every client (one entry per session, built on each
+    /// call; ask for [`GatewayHandle::status`] when the clients are not needed). `None` once
+    /// the gateway has stopped.
     pub async fn snapshot(&self) -> Option<Snapshot> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.control.send(Control::Snapshot(tx)).await.ok()?;
@@ -90,8 +113,9 @@ impl GatewayHandle {
         rx.await.ok()
     }
 
-    /// Replaces the client registry, predefined topics and credentials without dropping
-    /// sessions (what SIGHUP does). `false` once the gateway has stopped.
+    /// Replaces the client registry, predefined topics, credentials and per-client TLS
+    /// identities without dropping sessions (what SIGHUP does); upstream links opened after it
+    /// use the new credentials and identities. `false` once the gateway has stopped.
     pub async fn reload(&self, config: crate::core::config::GatewayConfig) -> bool {
         self.control
             .send(Control::Reload(Box::new(config)))
@@ -255,15 +279,14 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     d.drain(&mut core).await;
 }
 
-fn snapshot(core: &Gateway, io: &IoCounters, now: Instant) -> Snapshot {
-    Snapshot {
+fn status(core: &Gateway, io: &IoCounters, now: Instant) -> Status {
+    Status {
         datagrams_in: io.datagrams_in,
         datagrams_out: io.datagrams_out,
         send_errors: io.send_errors,
         core: core.stats().clone(),
         gauges: core.gauges(),
         upstream_up: core.upstream_up(),
-        clients: core.clients(),
         now,
         pairing: core
             .pairing_until(now)
@@ -276,8 +299,14 @@ impl<C: UpstreamConnector> Driver<'_, C> {
     /// Answers a request from a [`GatewayHandle`].
     fn control(&mut self, core: &mut Gateway, c: Control, now: Instant) {
         match c {
+            Control::Status(reply) => {
+                let _ = reply.send(status(core, &self.counters, now));
+            }
             Control::Snapshot(reply) => {
-                let _ = reply.send(snapshot(core, &self.counters, now));
+                let _ = reply.send(Snapshot {
+                    status: status(core, &self.counters, now),
+                    clients: core.clients(),
+                });
             }
             Control::OpenPairing(duration, reply) => {
                 core.open_pairing(now, duration);
@@ -289,6 +318,7 @@ impl<C: UpstreamConnector> Driver<'_, C> {
             }
             Control::Reload(config) => {
                 core.reload(&config);
+                self.connector.reload();
                 info!(
                     clients = config.clients.registry.len(),
                     "client registry and predefined topics reloaded"

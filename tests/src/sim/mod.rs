@@ -8,7 +8,7 @@
 //! - [`mote`]: a mote application on the `firmware-demo` client.
 //! - [`transcript`]: a line per event, to compare runs byte for byte.
 //!
-//! The scenarios live in `tests/simulation.rs`.
+//! The scenarios live in `tests/e2e/simulation.rs`.
 
 pub mod broker;
 pub mod mote;

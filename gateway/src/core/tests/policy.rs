@@ -6,9 +6,9 @@ use std::time::Duration;
 use sn_codec::{Packet, Publish, QoS, ReturnCode, Subscribe, TopicRef};
 
 use super::harness::{Harness, connect, peer};
-use crate::core::config::{Admission, ClientEntry, GatewayConfig, Pin};
+use crate::core::config::{Admission, ClientEntry, ClientIdentity, GatewayConfig, Pin};
 use crate::core::event::GatewayEvent;
-use crate::core::upstream::UpstreamEvent;
+use crate::core::upstream::{UpstreamCmd, UpstreamEvent};
 
 fn registered_only() -> GatewayConfig {
     let mut cfg = GatewayConfig::default();
@@ -206,4 +206,71 @@ fn a_reload_replaces_the_registry_without_dropping_sessions() {
             return_code: ReturnCode::NotSupported,
         }],
     );
+}
+
+#[test]
+fn a_reload_replaces_the_tls_identities_of_links_opened_after_it() {
+    let identity = |name: &str| ClientIdentity {
+        cert: format!("certs/{name}.pem").into(),
+        key: format!("certs/{name}.key").into(),
+    };
+    // The link and the identity of the one `Open` command among `cmds`.
+    let opened = |cmds: Vec<UpstreamCmd>| {
+        let opens: Vec<_> = cmds
+            .into_iter()
+            .filter_map(|c| match c {
+                UpstreamCmd::Open { link, identity, .. } => Some((link, identity)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(opens.len(), 1, "one Open command: {opens:?}");
+        opens.into_iter().next().unwrap()
+    };
+    let opened_with = |cmds: Vec<UpstreamCmd>| opened(cmds).1;
+    let mut cfg = GatewayConfig::default();
+    cfg.upstream
+        .per_client_identity
+        .insert("m1".into(), identity("m1-old"));
+    cfg.upstream
+        .per_client_identity
+        .insert("m3".into(), identity("m3"));
+    let mut h = Harness::new(cfg.clone());
+    let a = peer(1);
+    h.raw(&a, &connect("m1", false, true, 60));
+    let (link, first) = opened(h.take_cmds());
+    assert_eq!(first, Some(identity("m1-old")));
+    h.upstream(UpstreamEvent::LinkUp {
+        link,
+        session_present: false,
+        lost: vec![],
+    });
+    h.clear();
+
+    // The registry now gives m1 a new certificate, m2 one of its own, and m3 none.
+    let mut new = cfg;
+    new.upstream
+        .per_client_identity
+        .insert("m1".into(), identity("m1-new"));
+    new.upstream
+        .per_client_identity
+        .insert("m2".into(), identity("m2"));
+    new.upstream.per_client_identity.remove("m3");
+    h.gw.reload(&new);
+
+    // m1's open link is left alone; its next link uses the new identity.
+    h.recv(&a, Packet::Pingreq { client_id: None });
+    h.expect(&a, &[Packet::Pingresp]);
+    assert!(
+        h.take_cmds().is_empty(),
+        "the reload leaves open links alone"
+    );
+    h.recv(&a, Packet::Disconnect { duration: None });
+    h.expect(&a, &[Packet::Disconnect { duration: None }]);
+    h.clear();
+    h.raw(&a, &connect("m1", false, true, 60));
+    assert_eq!(opened_with(h.take_cmds()), Some(identity("m1-new")));
+    h.raw(&peer(2), &connect("m2", false, true, 60));
+    assert_eq!(opened_with(h.take_cmds()), Some(identity("m2")));
+    h.raw(&peer(3), &connect("m3", false, true, 60));
+    assert_eq!(opened_with(h.take_cmds()), None);
 }

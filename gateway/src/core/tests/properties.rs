@@ -213,8 +213,17 @@ fn run(mode: UpstreamMode, steps: Vec<Step>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Cases per property: `PROPTEST_CASES` when it is set (and a number), else `default`.
+/// `ProptestConfig::default()` reads the variable, but `with_cases` would override it.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases_or(1_000)))]
 
     #[test]
     fn aggregating_histories_keep_the_union_exact_and_ack_every_message_once(

@@ -112,13 +112,14 @@ pub(super) async fn guard(
 }
 
 /// The [`ClientList`] of a snapshot.
-pub(crate) fn client_list(s: &Snapshot) -> ClientList {
+pub(crate) fn client_list(snapshot: &Snapshot) -> ClientList {
+    let s = &snapshot.status;
     ClientList {
         upstream_up: s.upstream_up,
         pairing_secs: s
             .pairing
             .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
-        clients: s
+        clients: snapshot
             .clients
             .iter()
             .map(|c| ClientEntry {

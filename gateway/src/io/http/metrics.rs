@@ -1,5 +1,5 @@
 //! `GET /metrics`: the Prometheus text exposition format (version 0.0.4), written by hand from a
-//! [`Snapshot`]. Every label comes from a bounded set (message types, QoS levels, directions,
+//! [`Status`]. Every label comes from a bounded set (message types, QoS levels, directions,
 //! drop reasons, session states); there is never a per-client label.
 
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use sn_codec::{MsgType, QoS};
 
 use crate::core::state_names;
 use crate::core::stats::Direction;
-use crate::io::Snapshot;
+use crate::io::Status;
 
 /// `Content-Type` of the exposition format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -99,7 +99,7 @@ impl Writer {
 }
 
 /// The whole exposition for `s`.
-pub(crate) fn render(s: &Snapshot) -> String {
+pub(crate) fn render(s: &Status) -> String {
     let mut w = Writer { out: String::new() };
     let (c, g) = (&s.core, &s.gauges);
 
@@ -218,13 +218,13 @@ mod tests {
 
     use super::*;
 
-    fn snapshot() -> Snapshot {
-        let mut s = Snapshot {
+    fn status() -> Status {
+        let mut s = Status {
             datagrams_in: 12,
             datagrams_out: 9,
             send_errors: 1,
             upstream_up: true,
-            ..Snapshot::default()
+            ..Status::default()
         };
         s.core.packets_in.insert(MsgType::Connect, 2);
         s.core.packets_in.insert(MsgType::Publish, 7);
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn the_exposition_has_the_expected_samples() {
-        let text = render(&snapshot());
+        let text = render(&status());
         let l = lines(&text);
         for want in [
             "# HELP mqttsn_gateway_clients Client sessions by state.",
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn every_sample_belongs_to_a_declared_family_and_counters_end_in_total() {
-        let text = render(&snapshot());
+        let text = render(&status());
         let mut declared: Vec<(String, String)> = Vec::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn an_empty_snapshot_reports_zeros_not_nothing() {
-        let text = render(&Snapshot::default());
+        let text = render(&Status::default());
         assert!(text.contains("\nmqttsn_gateway_upstream_up 0\n"), "{text}");
         assert!(text.contains("mqttsn_gateway_clients{state=\"active\"} 0\n"));
         assert!(!text.contains("dropped_total{"), "{text}");

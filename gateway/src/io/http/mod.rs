@@ -15,7 +15,9 @@
 //! name other than `localhost` is refused too: `403` with a one-line reason. Together these
 //! keep web pages in a local browser out (cross-site forms, DNS rebinding).
 //!
-//! Every answer is built from one [`crate::io::Snapshot`] asked from the drive loop.
+//! Every answer is built from one [`crate::io::Status`] (`/metrics`, `/healthz`: no client
+//! list, so polling them stays cheap however many clients there are) or one
+//! [`crate::io::Snapshot`] (the status page and `/api/clients`) asked from the drive loop.
 //!
 //! Connections are bounded ([`server`]): at most [`MAX_CONNECTIONS`] at once (more are
 //! answered `503` and closed), a complete request head within [`HEADER_READ_TIMEOUT`] of the
@@ -123,7 +125,7 @@ fn stopping() -> Response {
 }
 
 async fn metrics_route(State(st): State<AppState>) -> Response {
-    match st.handle.snapshot().await {
+    match st.handle.status().await {
         Some(s) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
@@ -135,7 +137,7 @@ async fn metrics_route(State(st): State<AppState>) -> Response {
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
-    match st.handle.snapshot().await {
+    match st.handle.status().await {
         Some(s) if s.upstream_up => text(StatusCode::OK, "ok\n"),
         Some(_) => text(
             StatusCode::SERVICE_UNAVAILABLE,

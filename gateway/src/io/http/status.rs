@@ -42,8 +42,9 @@ th{background:#f0f0f0}td.n{text-align:right}\
 .state-active,.state-awake{color:#070}.state-asleep{color:#05a}\
 .state-lost,.state-disconnected{color:#b00}.muted{color:#777}";
 
-/// The page for `s`; `gateway_id` goes into the title.
-pub(crate) fn render(s: &Snapshot, gateway_id: u8) -> String {
+/// The page for `snapshot`; `gateway_id` goes into the title.
+pub(crate) fn render(snapshot: &Snapshot, gateway_id: u8) -> String {
+    let (s, clients) = (&snapshot.status, &snapshot.clients);
     let mut h = String::with_capacity(4096);
     let _ = write!(
         h,
@@ -75,7 +76,7 @@ pub(crate) fn render(s: &Snapshot, gateway_id: u8) -> String {
         h,
         "<p id=\"counts\">{} clients: {} active, {} asleep, {} awake, {} lost, {} disconnected. \
          Sleep buffers {} messages, downlink queues {}. Packets in {}, out {}.</p>",
-        s.clients.len(),
+        clients.len(),
         count(state_names::ACTIVE),
         count(state_names::ASLEEP),
         count(state_names::AWAKE),
@@ -86,14 +87,14 @@ pub(crate) fn render(s: &Snapshot, gateway_id: u8) -> String {
         s.core.packets_in.values().sum::<u64>(),
         s.core.packets_out.values().sum::<u64>(),
     );
-    if s.clients.is_empty() {
+    if clients.is_empty() {
         h.push_str("<p class=\"muted\">No clients yet.</p>\n");
     } else {
         h.push_str(
             "<table id=\"clients\">\n<thead><tr><th>ClientId</th><th>State</th><th>Address</th>\
              <th>Last seen</th><th>Rx</th><th>Tx</th><th>Queued</th></tr></thead>\n<tbody>\n",
         );
-        for c in &s.clients {
+        for c in clients {
             let secs = s.now.saturating_duration_since(c.last_seen).as_secs();
             let _ = writeln!(
                 h,
@@ -147,10 +148,8 @@ mod tests {
 
     #[test]
     fn the_page_lists_clients_with_escaped_ids_and_the_upstream_state() {
-        let mut s = Snapshot {
-            now: Instant::from_millis(70_000),
-            ..Snapshot::default()
-        };
+        let mut s = Snapshot::default();
+        s.status.now = Instant::from_millis(70_000);
         s.clients.push(ClientInfo {
             client_id: "<b>evil</b>".into(),
             peer: PeerAddr::Udp {
@@ -163,7 +162,7 @@ mod tests {
             tx: 3,
             queued: 2,
         });
-        s.gauges.clients.insert("asleep", 1);
+        s.status.gauges.clients.insert("asleep", 1);
         let page = render(&s, 7);
         assert!(page.contains("<title>MQTT-SN gateway 7</title>"));
         assert!(page.contains("http-equiv=\"refresh\" content=\"5\""));
@@ -177,13 +176,13 @@ mod tests {
         );
         assert!(page.contains("1 clients: 0 active, 1 asleep"), "{page}");
         assert!(!page.contains("<script"), "no JavaScript");
-        s.upstream_up = true;
+        s.status.upstream_up = true;
         s.clients.clear();
         let page = render(&s, 7);
         assert!(page.contains("class=\"up\">connected</span>"));
         assert!(page.contains("No clients yet."));
         assert!(!page.contains("Pairing window open"));
-        s.pairing = Some(std::time::Duration::from_millis(89_500));
+        s.status.pairing = Some(std::time::Duration::from_millis(89_500));
         assert!(render(&s, 7).contains("connect in the next 90 s"));
     }
 }

@@ -66,6 +66,12 @@ const REQUEST_CHANNEL_CAPACITY: usize = 256;
 pub trait UpstreamConnector {
     /// Starts executing `cmd` (contract: [`crate::core::upstream`]).
     fn execute(&mut self, cmd: UpstreamCmd);
+
+    /// The operator reloaded the settings (SIGHUP): what was read from per-client certificate
+    /// and key files is forgotten, so that links opened from now on read the files again (a
+    /// certificate replaced in place takes effect). Open links keep theirs. The default does
+    /// nothing.
+    fn reload(&mut self) {}
 }
 
 /// Why the connector could not be built.
@@ -160,7 +166,8 @@ pub const MAX_CONNECTING: usize = 64;
 pub struct RumqttcConnector {
     endpoint: UpstreamEndpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// TLS configurations of per-client certificates, built on first use.
+    /// TLS configurations of per-client certificates, built on first use (and again after a
+    /// [`UpstreamConnector::reload`]).
     identity_tls: BTreeMap<ClientIdentity, Arc<rustls::ClientConfig>>,
     events: UnboundedSender<UpstreamEvent>,
     links: BTreeMap<LinkId, LinkHandle>,
@@ -241,7 +248,7 @@ impl RumqttcConnector {
         else {
             return;
         };
-        // A per-client TLS certificate: its own rustls configuration, built once and cached.
+        // A per-client TLS certificate: its own rustls configuration, cached until a reload.
         let tls = match (&identity, &self.tls) {
             (Some(id), Some(_)) => match self.identity_tls(id) {
                 Ok(tls) => Some(tls),
@@ -405,6 +412,10 @@ impl RumqttcConnector {
 }
 
 impl UpstreamConnector for RumqttcConnector {
+    fn reload(&mut self) {
+        self.identity_tls.clear();
+    }
+
     fn execute(&mut self, cmd: UpstreamCmd) {
         match cmd {
             open @ UpstreamCmd::Open { .. } => self.open(open),

@@ -1,0 +1,37 @@
+//! The workspace's end-to-end tests, in one test binary (one link instead of one per file;
+//! every module links the same gateway, forwarder, rumqttc, rumqttd and axum). One module per
+//! area:
+//!
+//! - `gateway`: every client flow through the real gateway to a real mosquitto;
+//! - `aggregating`: many motes over the gateway's one broker connection;
+//! - `embedded_broker`: the zero-setup start with the in-process broker;
+//! - `exposure`: what an attacker on the LAN can do to the released binary;
+//! - `forwarder`, `forwarder_discovery`, `forwarder_robustness`: the forwarder end to end;
+//! - `http`: the local HTTP endpoint (pairing, metrics, health, admin API limits);
+//! - `ipv6_multicast`: IPv6 discovery in a private network namespace;
+//! - `mote_sim`: simulated motes (`firmware_demo::sim`) through the gateway;
+//! - `sleep_discovery`: sleeping motes and gateway discovery over multicast;
+//! - `status_page`: the status page in headless Chromium;
+//! - `tls_interop`: TLS to the broker and interop with a third-party MQTT-SN client;
+//! - `harness`: the shared harness (`sn_tests`) itself;
+//! - `simulation`: deterministic scenarios of a whole site in simulated time.
+//!
+//! Run one area with a filter on its module path, e.g. `cargo test -p sn-tests --test e2e
+//! http::`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod aggregating;
+mod embedded_broker;
+mod exposure;
+mod forwarder;
+mod forwarder_discovery;
+mod forwarder_robustness;
+mod gateway;
+mod harness;
+mod http;
+mod ipv6_multicast;
+mod mote_sim;
+mod simulation;
+mod sleep_discovery;
+mod status_page;
+mod tls_interop;
