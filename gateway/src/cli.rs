@@ -182,7 +182,11 @@ impl Cli {
     ///
     /// The configuration errors of [`Cli::settings`].
     pub fn admin_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-        Ok(self.settings()?.io.http.map(crate::admin::connect_addr))
+        Ok(self
+            .settings()?
+            .io
+            .http
+            .map(crate::admin_client::connect_addr))
     }
 
     /// The name of the configuration in messages: the file, or the built-in copy.

@@ -2,7 +2,7 @@
 //! shells (UDP sockets, one rumqttc link per mote).
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub mod admin_client;
 pub mod cli;
 pub mod config;
 pub mod core;

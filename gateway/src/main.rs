@@ -67,7 +67,7 @@ fn pair(cli: &Cli, duration: &str) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    match block_on(gateway::admin::open_pairing(addr, duration)) {
+    match block_on(gateway::admin_client::open_pairing(addr, duration)) {
         Ok(Ok(p)) => {
             match p.registry {
                 Some(path) => print(format_args!(
@@ -96,9 +96,9 @@ fn clients(cli: &Cli) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    match block_on(gateway::admin::clients(addr)) {
+    match block_on(gateway::admin_client::clients(addr)) {
         Ok(Ok(list)) => {
-            print(gateway::admin::format_clients(&list));
+            print(gateway::admin_client::format_clients(&list));
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => {

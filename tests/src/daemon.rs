@@ -118,7 +118,7 @@ impl Daemon {
             notify,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while gateway::admin::request(http, "GET", "/healthz")
+        while gateway::admin_client::request(http, "GET", "/healthz")
             .await
             .is_err()
         {

@@ -802,7 +802,9 @@ async fn after_a_reload_links_read_their_client_certificate_files_again() {
         )
         .await
     {
-        UpstreamEvent::Refused { refusal, .. } => assert_eq!(refusal, Refusal::BadCredentials),
+        UpstreamEvent::Refused { refusal, .. } => {
+            assert_eq!(refusal, BrokerRefusal::BadCredentials)
+        }
         _ => unreachable!(),
     }
 

@@ -109,7 +109,7 @@ async fn paired_mote(gateway: SocketAddr, id: String, n: u16) -> u16 {
 
 /// The number of sessions the gateway lists.
 async fn sessions(daemon: &Daemon) -> usize {
-    let list = gateway::admin::clients(daemon.http).await.unwrap();
+    let list = gateway::admin_client::clients(daemon.http).await.unwrap();
     list.clients.len()
 }
 
@@ -240,7 +240,7 @@ async fn connect_flood_scenario(mode: &str) {
     // The HTTP endpoint answers during the flood.
     let metrics = tokio::time::timeout(
         WAIT,
-        gateway::admin::request(daemon.http, "GET", "/metrics"),
+        gateway::admin_client::request(daemon.http, "GET", "/metrics"),
     )
     .await;
     assert!(

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use gateway::admin::{self, AdminError};
+use gateway::admin_client::{self, AdminError};
 use gateway::core::config::{Admission, GatewayConfig};
 use gateway::io::config::IoConfig;
 use gateway::io::http::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
@@ -28,7 +28,7 @@ fn settings(broker: &Mosquitto) -> (GatewayConfig, IoConfig) {
 
 /// `GET`/`POST` through the same client the subcommands use: (status, body).
 async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    match admin::request(addr, method, path).await {
+    match admin_client::request(addr, method, path).await {
         Ok(body) => (200, String::from_utf8(body).unwrap()),
         Err(AdminError::Status { status, body, .. }) => (status, body),
         Err(e) => panic!("{method} {path}: {e}"),
@@ -85,12 +85,12 @@ async fn a_pairing_window_admits_an_unknown_mote_and_appends_it_to_the_registry_
     );
 
     // `pair --for 1s` calls this.
-    let p = admin::open_pairing(http_addr, Duration::from_secs(1))
+    let p = admin_client::open_pairing(http_addr, Duration::from_secs(1))
         .await
         .unwrap();
     assert_eq!(p.seconds, 1);
     assert_eq!(p.registry.as_deref(), Some(registry.to_str().unwrap()));
-    let list = admin::clients(http_addr).await.unwrap();
+    let list = admin_client::clients(http_addr).await.unwrap();
     assert_eq!(list.pairing_secs, Some(1));
 
     let newcomer = SnClient::new(gw.addr).await.unwrap();
@@ -121,7 +121,7 @@ async fn a_pairing_window_admits_an_unknown_mote_and_appends_it_to_the_registry_
 
     // The window closes on its own; then the next unknown mote is refused again.
     eventually(WAIT, "the pairing window closing", || async {
-        admin::clients(http_addr)
+        admin_client::clients(http_addr)
             .await
             .unwrap()
             .pairing_secs
@@ -135,13 +135,13 @@ async fn a_pairing_window_admits_an_unknown_mote_and_appends_it_to_the_registry_
     );
     assert!(!read(&registry).contains("new-late"));
 
-    let list = admin::clients(http_addr).await.unwrap();
+    let list = admin_client::clients(http_addr).await.unwrap();
     let ids: Vec<&str> = list.clients.iter().map(|c| c.client_id.as_str()).collect();
     assert!(
         ids.contains(&"known-1") && ids.contains(&"paired-1"),
         "{ids:?}"
     );
-    let table = admin::format_clients(&list);
+    let table = admin_client::format_clients(&list);
     assert!(table.starts_with("CLIENT ID"), "{table}");
     assert!(
         table.contains("paired-1") && table.contains("active"),
@@ -262,7 +262,7 @@ async fn the_admin_api_refuses_peers_that_are_not_on_loopback() {
     assert_eq!(http(lan, "GET", "/metrics").await.0, 200);
     assert_eq!(http(lan, "GET", "/").await.0, 200);
     // Nothing was opened by the refused request.
-    let list = admin::clients(loopback).await.unwrap();
+    let list = admin_client::clients(loopback).await.unwrap();
     assert_eq!(list.pairing_secs, None);
     assert_eq!(
         http(loopback, "POST", "/api/pairing?seconds=0").await.0,
@@ -324,7 +324,7 @@ async fn pairing_is_refused(broker: &Mosquitto, registry: &Path, why: &str) {
     gw.wait_upstream(true, WAIT).await.unwrap();
     let http_addr = gw.http_addr().unwrap();
 
-    let e = admin::open_pairing(http_addr, Duration::from_secs(60))
+    let e = admin_client::open_pairing(http_addr, Duration::from_secs(60))
         .await
         .unwrap_err();
     let AdminError::Status { status, body, .. } = &e else {
@@ -339,7 +339,10 @@ async fn pairing_is_refused(broker: &Mosquitto, registry: &Path, why: &str) {
     assert!(printed.contains(body.as_str()), "{printed}");
 
     // The window stayed closed: an unknown mote is refused.
-    assert_eq!(admin::clients(http_addr).await.unwrap().pairing_secs, None);
+    assert_eq!(
+        admin_client::clients(http_addr).await.unwrap().pairing_secs,
+        None
+    );
     let mote = SnClient::new(gw.addr).await.unwrap();
     assert_eq!(
         mote.connect("new-1", true, 60).await.unwrap(),
@@ -488,7 +491,7 @@ async fn the_admin_api_refuses_cross_site_requests_from_browsers() {
     assert!(body.contains("X-MQTT-SN-Admin"), "{body}");
 
     // Nothing above opened the pairing window.
-    let list = admin::clients(addr).await.unwrap();
+    let list = admin_client::clients(addr).await.unwrap();
     assert_eq!(list.pairing_secs, None);
     // A same-origin request with the header (a page served by the endpoint itself) and the
     // routes that are not the admin API still answer.

@@ -1,7 +1,7 @@
 //! The admin routes (`/api/*`), server side. [`guard`] stands in front of every one of them:
 //! it answers loopback peers only, whatever address the endpoint listens on, and refuses what
 //! a web page in a local browser could send (see [`admit`]). The client side is
-//! [`crate::admin`].
+//! [`crate::admin_client`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{AppState, json, text};
-use crate::admin::{ADMIN_HEADER, ClientEntry, ClientList, Pairing};
+use crate::admin_client::{ADMIN_HEADER, ClientEntry, ClientList, Pairing};
 use crate::io::Snapshot;
 
 /// Longest pairing window the API opens (a day).

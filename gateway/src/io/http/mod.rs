@@ -6,11 +6,11 @@
 //! | `GET /metrics` | Prometheus text format 0.0.4 ([`metrics`]) |
 //! | `GET /healthz` | `200 ok` while the broker is reachable, else `503` with the reason |
 //! | `GET /` | HTML status page ([`status`]) |
-//! | `GET /api/clients` | JSON [`crate::admin::ClientList`] (admin request, see below) |
-//! | `POST /api/pairing?seconds=N` | opens the pairing window; JSON [`crate::admin::Pairing`] (admin request) |
+//! | `GET /api/clients` | JSON [`crate::admin_client::ClientList`] (admin request, see below) |
+//! | `POST /api/pairing?seconds=N` | opens the pairing window; JSON [`crate::admin_client::Pairing`] (admin request) |
 //!
 //! An admin request (`/api/*`) must come from a loopback peer and carry the header
-//! `X-MQTT-SN-Admin: 1` ([`crate::admin::ADMIN_HEADER`]); one with `Sec-Fetch-Site` other than
+//! `X-MQTT-SN-Admin: 1` ([`crate::admin_client::ADMIN_HEADER`]); one with `Sec-Fetch-Site` other than
 //! `same-origin` or `none`, an `Origin` other than the endpoint itself, or a `Host` that is a
 //! name other than `localhost` is refused too: `403` with a one-line reason. Together these
 //! keep web pages in a local browser out (cross-site forms, DNS rebinding).
