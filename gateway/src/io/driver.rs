@@ -255,6 +255,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
             i = readable(&receivers) => {
                 let Some(r) = receivers.get(i) else { continue };
                 // Read what the socket holds (up to a batch) into one reused buffer.
+                let mut drained = false;
                 for _ in 0..RECV_BATCH {
                     match r.socket.try_recv_from(&mut inbuf) {
                         Ok((n, from)) => {
@@ -263,14 +264,20 @@ pub(crate) async fn drive<C: UpstreamConnector>(
                             core.handle_datagram(now(), peer, inbuf.get(..n).unwrap_or_default());
                             d.drain(&mut core).await;
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            drained = true;
+                            break;
+                        }
                         // ICMP errors (port unreachable) surface here on Linux; keep going.
                         Err(e) => debug!(error = %e, "udp receive error"),
                     }
                 }
-                // Let the HTTP endpoint and the upstream links run between batches: on this
-                // single-threaded runtime a socket that is always readable would starve them.
-                tokio::task::yield_now().await;
+                // A socket still full after a whole batch: let the HTTP endpoint and the
+                // upstream links run before the next one (on this single-threaded runtime an
+                // always readable socket would starve them). A drained socket waits anyway.
+                if !drained {
+                    tokio::task::yield_now().await;
+                }
             }
         }
         d.drain(&mut core).await;

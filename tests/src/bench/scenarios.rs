@@ -99,11 +99,15 @@ impl Rig {
         .await?;
         let port = crate::free_udp_port()?;
         // Room for the large scenarios: 20 000 clients, deep sleep buffers; no HTTP endpoint.
+        // Every bench mote is an unregistered client on 127.0.0.1: the limits that protect a
+        // real site from strangers (new sessions per address, silent clients) are lifted.
         let config = broker.dir().join("bench-gateway.toml");
         std::fs::write(
             &config,
             "[gateway]\nmax_clients = 20000\ndownlink_queue = 64\n[http]\nlisten = \"off\"\n\
-             [clients]\nregistry = \"bench-clients.toml\"\n",
+             [clients]\nregistry = \"bench-clients.toml\"\n\
+             [limits]\nnew_sessions_per_address = { burst = 1000000, per_second = 1000000 }\n\
+             unregistered_idle_timeout = \"0s\"\n",
         )?;
         let extra: Vec<String> = [
             "--config",
