@@ -5,13 +5,15 @@
 #   scripts/bench.sh                 every scenario, 3 runs each (median printed), in both
 #                                    upstream modes (MODES="transparent aggregating")
 #   scripts/bench.sh throughput --qos 0 --motes 1000 --rate 50000    one scenario, sn-bench args
+#   scripts/bench.sh --gateway-bin OTHER/mqtt-sn-gateway --secs 20 connect-flood
+#                                    the same harness against another gateway build
 #
 # Needs mosquitto (scripts/test.sh installs it). Run on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p gateway --bin mqtt-sn-gateway
 cargo build --release -q -p sn-tests --bin sn-bench
-bench=target/release/sn-bench
+bench="${CARGO_TARGET_DIR:-target}/release/sn-bench"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [ $# -gt 0 ]; then
@@ -36,5 +38,6 @@ for mode in ${MODES:-transparent aggregating}; do
   "${b[@]}" --runs "$runs" connect-storm --motes 10000
   "${b[@]}" memory --motes 10000 --buffered 10
   "${b[@]}" --runs "$runs" fan-out --motes 1000
+  "${b[@]}" --runs "$runs" --secs 20 connect-flood --flood-rate 50000 --motes 10 --publish-rate 2
   { set +x; } 2>/dev/null
 done

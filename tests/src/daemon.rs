@@ -34,6 +34,30 @@ pub fn gateway_binary() -> Result<PathBuf> {
     )
 }
 
+/// Makes `cmd` run as if under systemd with a watchdog: `Some((socket, interval))` passes the
+/// notify socket path in `NOTIFY_SOCKET` and the interval in `WATCHDOG_USEC` (the gateway then
+/// pets the socket every half interval); `None` removes both variables, so a gateway started
+/// from a systemd unit does not pet its parent's watchdog.
+pub fn systemd_env(cmd: &mut Command, watchdog: Option<(&Path, Duration)>) {
+    match watchdog {
+        Some((socket, interval)) => {
+            cmd.env("NOTIFY_SOCKET", socket)
+                .env("WATCHDOG_USEC", interval.as_micros().to_string());
+        }
+        None => {
+            cmd.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC");
+        }
+    }
+}
+
+/// The watchdog pings (`WATCHDOG=1` lines) in one datagram received on the notify socket.
+pub fn watchdog_pings_in(datagram: &[u8]) -> usize {
+    String::from_utf8_lossy(datagram)
+        .lines()
+        .filter(|l| *l == "WATCHDOG=1")
+        .count()
+}
+
 /// What to start the daemon with.
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
@@ -92,8 +116,6 @@ impl Daemon {
         cmd.arg("--config")
             .arg(dir.path().join("gateway.toml"))
             .args(["--log", options.log.as_deref().unwrap_or("info")])
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("gateway.log"))?)
@@ -103,11 +125,13 @@ impl Daemon {
                 let path = dir.path().join("notify.sock");
                 let socket = UnixDatagram::bind(&path)?;
                 socket.set_nonblocking(true)?;
-                cmd.env("NOTIFY_SOCKET", &path)
-                    .env("WATCHDOG_USEC", interval.as_micros().to_string());
+                systemd_env(&mut cmd, Some((&path, interval)));
                 Some(socket)
             }
-            None => None,
+            None => {
+                systemd_env(&mut cmd, None);
+                None
+            }
         };
         let child = cmd.spawn().context("start mqtt-sn-gateway")?;
         let daemon = Daemon {
@@ -156,8 +180,7 @@ impl Daemon {
         let mut buf = [0u8; 4096];
         let mut pings = 0;
         while let Ok(n) = socket.recv(&mut buf) {
-            let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
-            pings += text.lines().filter(|l| *l == "WATCHDOG=1").count();
+            pings += watchdog_pings_in(buf.get(..n).unwrap_or_default());
         }
         pings
     }

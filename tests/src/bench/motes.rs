@@ -238,20 +238,25 @@ pub async fn publish_open_loop(
     total: u64,
 ) -> Result<u64> {
     let motes = motes.to_vec();
-    tokio::task::spawn_blocking(move || pace(&motes, qos, topic_id, rate, total)).await?
+    tokio::task::spawn_blocking(move || publish_paced(&motes, qos, topic_id, rate, total)).await?
 }
 
-fn pace(motes: &[Arc<Mote>], qos: QoS, topic_id: u16, rate: u64, total: u64) -> Result<u64> {
-    if motes.is_empty() || rate == 0 {
+fn publish_paced(
+    motes: &[Arc<Mote>],
+    qos: QoS,
+    topic_id: u16,
+    rate: u64,
+    total: u64,
+) -> Result<u64> {
+    if motes.is_empty() {
         return Ok(0);
     }
-    let start = Instant::now();
-    let mut sent = 0u64;
-    while sent < total {
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(total);
-        while sent < due {
-            let m = &motes[usize::try_from(sent % motes.len() as u64).unwrap_or(0)];
-            let data = payload(sent);
+    pace(
+        rate,
+        |sent| sent < total,
+        |i| {
+            let m = &motes[usize::try_from(i % motes.len() as u64).unwrap_or(0)];
+            let data = payload(i);
             let p = Publish {
                 dup: false,
                 qos,
@@ -263,13 +268,34 @@ fn pace(motes: &[Arc<Mote>], qos: QoS, topic_id: u16, rate: u64, total: u64) -> 
             let bytes = encode(&Packet::Publish(p));
             loop {
                 match m.socket.try_send_to(&bytes, m.gateway) {
-                    Ok(_) => break,
+                    Ok(_) => return Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::yield_now()
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
+        },
+    )
+}
+
+/// Calls `send` with 0, 1, 2, … at `rate` per second for as long as `more` (given the number
+/// sent so far) says; returns the number sent. Blocks the calling thread: it sleeps until the
+/// next call is due, and makes every call that came due during a sleep at once.
+pub fn pace(
+    rate: u64,
+    mut more: impl FnMut(u64) -> bool,
+    mut send: impl FnMut(u64) -> Result<()>,
+) -> Result<u64> {
+    if rate == 0 {
+        return Ok(0);
+    }
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while more(sent) {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64 + 1;
+        while sent < due && more(sent) {
+            send(sent)?;
             sent += 1;
         }
         let next = start + Duration::from_secs_f64(sent as f64 / rate as f64);

@@ -1,5 +1,6 @@
-//! The processes of a benchmark run: the release gateway as a child process, and CPU time and
-//! peak memory of any process read from `/proc`.
+//! The processes of a benchmark run: the gateway as a child process (the release build beside
+//! `sn-bench`, or another binary), and CPU time and peak memory of any process read from
+//! `/proc`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -65,13 +66,26 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// The release gateway binary built beside this one (`cargo build --release` builds both).
+/// The gateway binary every run of this process starts, when not the one beside it.
+static GATEWAY_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Runs every gateway of this process from `path` instead of the release binary beside
+/// `sn-bench` (first call wins), e.g. an older build to compare against.
+pub fn set_gateway_binary(path: PathBuf) {
+    let _ = GATEWAY_BINARY.set(path);
+}
+
+/// The gateway binary to start: the one [`set_gateway_binary`] chose, else the release binary
+/// built beside this one (`cargo build --release` builds both).
 pub fn gateway_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name("mqtt-sn-gateway");
+    let path = match GATEWAY_BINARY.get() {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("mqtt-sn-gateway"),
+    };
     if !path.exists() {
         bail!(
-            "{} not found: build it with `cargo build --release -p gateway`",
+            "{} not found: build it with `cargo build --release -p gateway` (or pass \
+             --gateway-bin PATH)",
             path.display()
         );
     }
@@ -91,6 +105,20 @@ pub fn upstream_mode() -> &'static str {
     UPSTREAM_MODE.get().map_or("transparent", String::as_str)
 }
 
+/// How a [`GatewayProcess`] is started beyond its listener, broker and upstream mode.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOptions {
+    /// Further command-line arguments.
+    pub args: Vec<String>,
+    /// `--log` filter (`warn` when `None`).
+    pub log: Option<String>,
+    /// File the gateway's stderr, its log, is written to (inherited when `None`).
+    pub log_file: Option<PathBuf>,
+    /// Run as if under systemd: the notify socket's path and the watchdog interval
+    /// (`WATCHDOG_USEC`); the gateway pets the socket every half interval.
+    pub watchdog: Option<(PathBuf, Duration)>,
+}
+
 /// A gateway child process, killed on drop.
 #[derive(Debug)]
 pub struct GatewayProcess {
@@ -100,9 +128,10 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts the gateway on `127.0.0.1:udp_port` against `broker_url` with `extra` arguments.
-    pub async fn start(udp_port: u16, broker_url: &str, extra: &[String]) -> Result<Self> {
-        let mut cmd = Command::new(gateway_binary()?);
+    /// Starts the gateway on `127.0.0.1:udp_port` against `broker_url`.
+    pub async fn start(udp_port: u16, broker_url: &str, options: &GatewayOptions) -> Result<Self> {
+        let binary = gateway_binary()?;
+        let mut cmd = Command::new(&binary);
         cmd.args([
             "--listen",
             &format!("127.0.0.1:{udp_port}"),
@@ -111,14 +140,29 @@ impl GatewayProcess {
             "--upstream-mode",
             upstream_mode(),
             "--log",
-            "warn",
+            options.log.as_deref().unwrap_or("warn"),
         ])
-        .args(extra)
+        .args(&options.args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .kill_on_drop(true);
-        let child = cmd.spawn().context("start mqtt-sn-gateway")?;
+        match &options.log_file {
+            Some(path) => cmd.stderr(
+                std::fs::File::create(path)
+                    .with_context(|| format!("create {}", path.display()))?,
+            ),
+            None => cmd.stderr(Stdio::inherit()),
+        };
+        crate::daemon::systemd_env(
+            &mut cmd,
+            options
+                .watchdog
+                .as_ref()
+                .map(|(path, interval)| (path.as_path(), *interval)),
+        );
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
         let pid = child.id().context("gateway pid")?;
         Ok(GatewayProcess { child, pid })
     }

@@ -10,7 +10,7 @@ use sn_codec::{Packet, QoS};
 
 use super::collector::{Collector, quantile};
 use super::motes::{self, Mote};
-use super::procs::{self, GatewayProcess, ProcUsage};
+use super::procs::{self, GatewayOptions, GatewayProcess, ProcUsage};
 use crate::mosquitto::Mosquitto;
 use crate::mqtt;
 
@@ -78,14 +78,36 @@ impl fmt::Display for Outcome {
 }
 
 /// A broker and a gateway, ready (the gateway's own status topic says `online`).
-struct Rig {
-    broker: Mosquitto,
-    gateway: GatewayProcess,
-    gw_addr: std::net::SocketAddr,
+pub(super) struct Rig {
+    /// The broker.
+    pub(super) broker: Mosquitto,
+    /// The gateway.
+    pub(super) gateway: GatewayProcess,
+    /// The gateway's MQTT-SN address.
+    pub(super) gw_addr: std::net::SocketAddr,
+}
+
+/// What a [`Rig`]'s gateway runs with beyond the bench's defaults.
+#[derive(Debug, Default)]
+pub(super) struct RigOptions {
+    /// The configuration file (`None`: room for the large scenarios — 20 000 clients, deep
+    /// sleep buffers — and no HTTP endpoint). A registry is read from `bench-clients.toml`
+    /// beside it.
+    pub(super) config: Option<String>,
+    /// The contents of `bench-clients.toml`, if any.
+    pub(super) registry: Option<String>,
+    /// The process: log, systemd watchdog, further arguments (after the predefined topics
+    /// `1=bench/t` and `2=bench/fan`).
+    pub(super) process: GatewayOptions,
 }
 
 impl Rig {
     async fn start() -> Result<Rig> {
+        Rig::start_with(RigOptions::default()).await
+    }
+
+    /// Starts a broker and a gateway configured by `options`.
+    pub(super) async fn start_with(options: RigOptions) -> Result<Rig> {
         let broker = Mosquitto::start_with(crate::MosquittoOptions {
             extra_config: vec![
                 "max_queued_messages 100000".into(),
@@ -101,15 +123,23 @@ impl Rig {
         // Room for the large scenarios: 20 000 clients, deep sleep buffers; no HTTP endpoint.
         // Every bench mote is an unregistered client on 127.0.0.1: the limits that protect a
         // real site from strangers (new sessions per address, silent clients) are lifted.
+        // (A gateway older than `[limits]`, given with --gateway-bin, refuses this file; the
+        // connect-flood scenario writes its own.)
         let config = broker.dir().join("bench-gateway.toml");
         std::fs::write(
             &config,
-            "[gateway]\nmax_clients = 20000\ndownlink_queue = 64\n[http]\nlisten = \"off\"\n\
-             [clients]\nregistry = \"bench-clients.toml\"\n\
-             [limits]\nnew_sessions_per_address = { burst = 1000000, per_second = 1000000 }\n\
-             unregistered_idle_timeout = \"0s\"\n",
+            options.config.as_deref().unwrap_or(
+                "[gateway]\nmax_clients = 20000\ndownlink_queue = 64\n[http]\nlisten = \"off\"\n\
+                 [clients]\nregistry = \"bench-clients.toml\"\n\
+                 [limits]\nnew_sessions_per_address = { burst = 1000000, per_second = 1000000 }\n\
+                 unregistered_idle_timeout = \"0s\"\n",
+            ),
         )?;
-        let extra: Vec<String> = [
+        if let Some(registry) = &options.registry {
+            std::fs::write(broker.dir().join("bench-clients.toml"), registry)?;
+        }
+        let mut process = options.process;
+        let mut args: Vec<String> = [
             "--config",
             &config.to_string_lossy(),
             "--predefined",
@@ -120,7 +150,9 @@ impl Rig {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        let gateway = GatewayProcess::start(port, &broker.url(), &extra).await?;
+        args.append(&mut process.args);
+        process.args = args;
+        let gateway = GatewayProcess::start(port, &broker.url(), &process).await?;
         let mut status = mqtt::Subscriber::connect(
             &broker.url(),
             "bench-ready",
@@ -137,7 +169,13 @@ impl Rig {
         })
         .await;
         if !matches!(online, Ok(true)) {
-            bail!("the gateway did not come up");
+            let log = process
+                .log_file
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .map(|log| format!("; its log:\n{log}"))
+                .unwrap_or_default();
+            bail!("the gateway did not come up within 10 s{log}");
         }
         let _ = status.disconnect().await;
         Ok(Rig {
@@ -147,7 +185,8 @@ impl Rig {
         })
     }
 
-    fn usage(&self) -> Result<(ProcUsage, ProcUsage, ProcUsage)> {
+    /// CPU and memory of the gateway, the broker and this process.
+    pub(super) fn usage(&self) -> Result<(ProcUsage, ProcUsage, ProcUsage)> {
         Ok((
             procs::usage(Some(self.gateway.pid))?,
             procs::usage(Some(self.broker.pid().context("broker pid")?))?,
@@ -159,7 +198,8 @@ impl Rig {
         Collector::start("127.0.0.1", self.broker.port(), filter)
     }
 
-    async fn stop(self) {
+    /// Stops the gateway (the broker stops when dropped).
+    pub(super) async fn stop(self) {
         self.gateway.stop().await;
     }
 }
@@ -173,7 +213,7 @@ fn diff(a: ProcUsage, b: ProcUsage) -> ProcUsage {
 }
 
 /// Fills the CPU fields of `o` from usage before and after.
-fn account(
+pub(super) fn account(
     o: &mut Outcome,
     before: (ProcUsage, ProcUsage, ProcUsage),
     after: (ProcUsage, ProcUsage, ProcUsage),
