@@ -215,24 +215,27 @@ pub(crate) async fn drive<C: UpstreamConnector>(
         log: LogLimiter::default(),
     };
     d.drain(&mut core).await;
+    let timer = tokio::time::sleep_until(start);
+    tokio::pin!(timer);
     let watchdog_period = super::notify::watchdog_period();
     let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
     loop {
         let deadline = core
             .poll_timeout()
             .map(|at| start + Duration::from_millis(at.as_millis()));
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
+        // One timer for the whole loop, moved only when the core's deadline moves (registering
+        // a new one on every wake costs more than the datagram it serves).
+        if let Some(d) = deadline
+            && d != timer.deadline()
+        {
+            timer.as_mut().reset(d);
+        }
         // Order matters under a flood: timers, the watchdog and operator requests come before
         // more datagrams, so that a busy socket cannot starve them.
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            _ = sleep => core.handle_timeout(now()),
+            _ = &mut timer, if deadline.is_some() => core.handle_timeout(now()),
             _ = watchdog.tick(), if watchdog_period.is_some() => super::notify::watchdog(),
             Some(c) = control.recv() => d.control(&mut core, c, now()),
             Some((client_id, error)) = pairing_rx.recv() => {
