@@ -29,12 +29,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::outputs::Outputs;
 use super::topics;
 use super::upstream::{BrokerRefusal, DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent, Will};
-
-/// Tokens the aggregator makes for its own upstream requests: disjoint from the core's, which
-/// count up from 1.
-const OWN_TOKEN_BASE: u64 = 1 << 63;
 
 /// A client's virtual link.
 #[derive(Debug, Default)]
@@ -74,7 +71,9 @@ pub(crate) struct Aggregator {
     subscribing: BTreeMap<Token, (String, Vec<Waiter>)>,
     /// Client QoS 1/2 publishes on the shared link, by token.
     publishes: BTreeMap<Token, LinkId>,
-    next_own: u64,
+    /// The aggregator's own requests (shared unsubscribes, Wills at QoS 1/2) awaiting their
+    /// answer; their tokens come from the core's one allocator.
+    own: BTreeSet<Token>,
     out: VecDeque<UpstreamCmd>,
 }
 
@@ -84,13 +83,22 @@ impl Aggregator {
         self.out.pop_front()
     }
 
-    fn own_token(&mut self) -> Token {
-        self.next_own += 1;
-        Token(OWN_TOKEN_BASE | self.next_own)
+    /// A token for a request of the aggregator's own, remembered when the broker answers it.
+    fn own_token(&mut self, out: &mut Outputs, answered: bool) -> Token {
+        let token = out.token();
+        if answered {
+            self.own.insert(token);
+        }
+        token
     }
 
     /// Takes a command from the core; returns events to feed back into it.
-    pub(crate) fn command(&mut self, cmd: UpstreamCmd, events: &mut Vec<UpstreamEvent>) {
+    pub(crate) fn command(
+        &mut self,
+        cmd: UpstreamCmd,
+        events: &mut Vec<UpstreamEvent>,
+        out: &mut Outputs,
+    ) {
         if command_link(&cmd) == LinkId::GATEWAY {
             self.out.push_back(cmd);
             return;
@@ -113,9 +121,9 @@ impl Aggregator {
             }
             UpstreamCmd::Close { link, graceful } => {
                 if let Some(v) = self.links.remove(&link) {
-                    self.leave_all(link);
+                    self.leave_all(link, out);
                     if !graceful && let Some(will) = v.will {
-                        let token = self.own_token();
+                        let token = self.own_token(out, will.qos >= 1);
                         self.out.push_back(UpstreamCmd::Publish {
                             link: LinkId::GATEWAY,
                             token,
@@ -153,13 +161,13 @@ impl Aggregator {
                 token,
                 filter,
                 qos,
-            } => self.subscribe(Waiter { link, token, qos }, filter),
+            } => self.subscribe(Waiter { link, token, qos }, filter, out),
             UpstreamCmd::Unsubscribe {
                 link,
                 token,
                 filter,
             } => {
-                self.leave(link, &filter);
+                self.leave(link, &filter, out);
                 events.push(UpstreamEvent::UnsubAck { link, token });
             }
             // Custody was taken when the message was routed.
@@ -167,14 +175,14 @@ impl Aggregator {
         }
     }
 
-    fn subscribe(&mut self, w: Waiter, filter: String) {
+    fn subscribe(&mut self, w: Waiter, filter: String, out: &mut Outputs) {
         if topics::is_wildcard(&filter) {
             self.wildcards.insert(filter.clone());
         }
         let entry = self.filters.entry(filter.clone()).or_default();
         entry.holders.insert(w.link, w.qos);
         let qos = entry.holders.values().copied().max().unwrap_or(w.qos);
-        let token = self.own_token();
+        let token = self.own_token(out, false);
         self.subscribing.insert(token, (filter.clone(), vec![w]));
         self.out.push_back(UpstreamCmd::Subscribe {
             link: LinkId::GATEWAY,
@@ -185,7 +193,7 @@ impl Aggregator {
     }
 
     /// `link` leaves `filter`; the last holder unsubscribes the shared link.
-    fn leave(&mut self, link: LinkId, filter: &str) {
+    fn leave(&mut self, link: LinkId, filter: &str, out: &mut Outputs) {
         let Some(entry) = self.filters.get_mut(filter) else {
             return;
         };
@@ -194,7 +202,7 @@ impl Aggregator {
         if entry.holders.is_empty() {
             self.filters.remove(filter);
             self.wildcards.remove(filter);
-            let token = self.own_token();
+            let token = self.own_token(out, true);
             self.out.push_back(UpstreamCmd::Unsubscribe {
                 link: LinkId::GATEWAY,
                 token,
@@ -203,7 +211,7 @@ impl Aggregator {
         }
     }
 
-    fn leave_all(&mut self, link: LinkId) {
+    fn leave_all(&mut self, link: LinkId, out: &mut Outputs) {
         let held: Vec<String> = self
             .filters
             .iter()
@@ -211,7 +219,7 @@ impl Aggregator {
             .map(|(name, _)| name.clone())
             .collect();
         for filter in held {
-            self.leave(link, &filter);
+            self.leave(link, &filter, out);
         }
         for (_, waiters) in self.subscribing.values_mut() {
             waiters.retain(|w| w.link != link);
@@ -221,13 +229,18 @@ impl Aggregator {
 
     /// Takes an event of the shared link; returns the events the core must see (the shared
     /// link's own, and those of the virtual links).
-    pub(crate) fn event(&mut self, e: UpstreamEvent, events: &mut Vec<UpstreamEvent>) {
+    pub(crate) fn event(
+        &mut self,
+        e: UpstreamEvent,
+        events: &mut Vec<UpstreamEvent>,
+        out: &mut Outputs,
+    ) {
         match e {
             UpstreamEvent::LinkUp {
                 link,
                 session_present,
                 lost,
-            } => self.shared_link_up(link, session_present, lost, events),
+            } => self.shared_link_up(link, session_present, lost, events, out),
             UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. } => {
                 let reason = match &e {
                     UpstreamEvent::LinkDown { reason, .. } => reason.clone(),
@@ -251,10 +264,10 @@ impl Aggregator {
                         granted,
                     });
                 };
-                self.suback(&filter, waiters, granted, events);
+                self.suback(&filter, waiters, granted, events, out);
             }
-            UpstreamEvent::UnsubAck { token, .. } if token.0 & OWN_TOKEN_BASE != 0 => {}
-            UpstreamEvent::PublishDone { token, .. } if token.0 & OWN_TOKEN_BASE != 0 => {}
+            UpstreamEvent::UnsubAck { token, .. } | UpstreamEvent::PublishDone { token, .. }
+                if self.own.remove(&token) => {}
             UpstreamEvent::PublishDone { link, token } => {
                 let link = self.publishes.remove(&token).unwrap_or(link);
                 events.push(UpstreamEvent::PublishDone { link, token });
@@ -296,6 +309,7 @@ impl Aggregator {
         session_present: bool,
         lost: Vec<Token>,
         events: &mut Vec<UpstreamEvent>,
+        out: &mut Outputs,
     ) {
         let was_up = std::mem::replace(&mut self.shared_up, true);
         let mut own_lost = Vec::new();
@@ -303,7 +317,7 @@ impl Aggregator {
         for token in lost {
             match self.publishes.get(&token) {
                 Some(l) => client_lost.entry(*l).or_default().push(token),
-                None if token.0 & OWN_TOKEN_BASE != 0 => {}
+                None if self.own.remove(&token) => {}
                 None => own_lost.push(token),
             }
         }
@@ -326,7 +340,7 @@ impl Aggregator {
                 .map(|(name, f)| (name.clone(), f.holders.values().copied().max().unwrap_or(0)))
                 .collect();
             for (filter, qos) in union {
-                let token = self.own_token();
+                let token = self.own_token(out, false);
                 let waiters = waiting.remove(&filter).unwrap_or_default();
                 self.subscribing.insert(token, (filter.clone(), waiters));
                 self.out.push_back(UpstreamCmd::Subscribe {
@@ -355,6 +369,7 @@ impl Aggregator {
         waiters: Vec<Waiter>,
         granted: Option<u8>,
         events: &mut Vec<UpstreamEvent>,
+        out: &mut Outputs,
     ) {
         let mut refused = Vec::new();
         if let Some(entry) = self.filters.get_mut(filter) {
@@ -371,7 +386,7 @@ impl Aggregator {
             });
         }
         for link in refused {
-            self.leave(link, filter);
+            self.leave(link, filter, out);
         }
     }
 
