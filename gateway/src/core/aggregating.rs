@@ -288,7 +288,9 @@ impl Aggregator {
                     let qos = qos.min(granted);
                     events.push(UpstreamEvent::Message {
                         link: to,
-                        delivery: DeliveryId { pkid: 0, qos },
+                        // The broker is acknowledged below, at custody: the session has
+                        // nothing to acknowledge.
+                        delivery: DeliveryId { pkid: 0, qos: 0 },
                         topic: topic.clone(),
                         payload: payload.clone(),
                         qos,

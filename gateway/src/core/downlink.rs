@@ -31,7 +31,8 @@ pub(super) struct BrokerMessage<'a> {
 /// Queues a broker message for the client (bounded; the overflow policy decides what goes) and
 /// sends what it can.
 pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>) {
-    let reliable = m.qos >= 1;
+    // Acknowledged upstream once the client has it, unless nobody upstream waits for it.
+    let reliable = m.delivery.qos >= 1;
     if reliable {
         s.acks.push_back(PendingAck {
             link: m.link,

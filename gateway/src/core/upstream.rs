@@ -48,7 +48,8 @@ pub struct Token(pub u64);
 pub struct DeliveryId {
     /// The MQTT packet id (0 for QoS 0).
     pub pkid: u16,
-    /// The message's QoS (0, 1 or 2).
+    /// The QoS the message arrived with upstream (0, 1 or 2); 0 also when the broker needs no
+    /// acknowledgement from the session (aggregating mode took custody of it already).
     pub qos: u8,
 }
 
