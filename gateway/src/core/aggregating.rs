@@ -62,7 +62,6 @@ struct SharedFilter {
 /// [`Aggregator::poll`] yields what the connector must do.
 #[derive(Debug, Default)]
 pub(crate) struct Aggregator {
-    shared_up: bool,
     links: BTreeMap<LinkId, VirtualLink>,
     filters: BTreeMap<String, SharedFilter>,
     /// The filters of `filters` with `+` or `#` (matched by scan; the others by lookup).
@@ -93,11 +92,13 @@ impl Aggregator {
     }
 
     /// Takes a command from the core; returns events to feed back into it.
+    /// `shared_up`: the gateway's own link is connected (the gateway keeps that state).
     pub(crate) fn command(
         &mut self,
         cmd: UpstreamCmd,
         events: &mut Vec<UpstreamEvent>,
         out: &mut Outputs,
+        shared_up: bool,
     ) {
         if command_link(&cmd) == LinkId::GATEWAY {
             self.out.push_back(cmd);
@@ -106,7 +107,7 @@ impl Aggregator {
         match cmd {
             UpstreamCmd::Open { link, will, .. } => {
                 self.links.insert(link, VirtualLink { will });
-                events.push(if self.shared_up {
+                events.push(if shared_up {
                     UpstreamEvent::LinkUp {
                         link,
                         session_present: false,
@@ -229,25 +230,28 @@ impl Aggregator {
 
     /// Takes an event of the shared link; returns the events the core must see (the shared
     /// link's own, and those of the virtual links).
+    /// `was_up`: the gateway's own link was connected before this event (the gateway keeps
+    /// that state and updates it when it handles the shared link's own event).
     pub(crate) fn event(
         &mut self,
         e: UpstreamEvent,
         events: &mut Vec<UpstreamEvent>,
         out: &mut Outputs,
+        was_up: bool,
     ) {
         match e {
             UpstreamEvent::LinkUp {
                 link,
                 session_present,
                 lost,
-            } => self.shared_link_up(link, session_present, lost, events, out),
+            } => self.shared_link_up(link, session_present, lost, events, out, was_up),
             UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. } => {
                 let reason = match &e {
                     UpstreamEvent::LinkDown { reason, .. } => reason.clone(),
                     _ => "the broker refused the shared link".to_owned(),
                 };
                 events.push(e);
-                if std::mem::take(&mut self.shared_up) {
+                if was_up {
                     for &link in self.links.keys() {
                         events.push(UpstreamEvent::LinkDown {
                             link,
@@ -312,8 +316,8 @@ impl Aggregator {
         lost: Vec<Token>,
         events: &mut Vec<UpstreamEvent>,
         out: &mut Outputs,
+        was_up: bool,
     ) {
-        let was_up = std::mem::replace(&mut self.shared_up, true);
         let mut own_lost = Vec::new();
         let mut client_lost: BTreeMap<LinkId, Vec<Token>> = BTreeMap::new();
         for token in lost {

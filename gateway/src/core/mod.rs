@@ -154,7 +154,7 @@ impl Gateway {
             None => self.upstream_event(now, event),
             Some(mut agg) => {
                 let mut events = Vec::new();
-                agg.event(event, &mut events, &mut self.out);
+                agg.event(event, &mut events, &mut self.out, self.gateway_link_up);
                 self.aggregator = Some(agg);
                 for e in events {
                     self.upstream_event(now, e);
@@ -173,7 +173,7 @@ impl Gateway {
         };
         let mut events = Vec::new();
         while let Some(cmd) = self.out.next_command() {
-            agg.command(cmd, &mut events, &mut self.out);
+            agg.command(cmd, &mut events, &mut self.out, self.gateway_link_up);
             for e in events.drain(..) {
                 self.upstream_event(now, e);
             }
