@@ -240,7 +240,7 @@ impl Gateway {
             return false;
         };
         s.tx_count += 1;
-        let peer = s.peer().clone();
-        self.send(&peer, packet)
+        // The same as `Flow::reply`, without cloning the address.
+        self.out.send(s.peer(), packet)
     }
 }
