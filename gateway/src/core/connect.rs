@@ -13,8 +13,8 @@ use super::flow::Flow;
 use super::policy::AdmissionRefusal;
 use super::session::{ConnectPhase, Session, State, WillSpec};
 use super::topics;
-use super::upstream::{UpstreamCmd, Will};
-use super::{Gateway, SessionId, downlink};
+use super::upstream::seam::Opened;
+use super::{Gateway, SessionId, downlink, link_events};
 
 impl Gateway {
     pub(super) fn on_connect(&mut self, now: Instant, from: PeerAddr, c: Connect<'_>) {
@@ -118,7 +118,7 @@ impl Gateway {
         }
 
         // CONNECT while asleep or awake is a wake signal: the session resumes.
-        if !paired && matches!(s.state, State::Asleep | State::Awake) && s.link().is_some() {
+        if !paired && matches!(s.state, State::Asleep | State::Awake) && s.upstream().is_some() {
             s.sleep = None;
             s.state_deadline = None;
             if c.will {
@@ -132,11 +132,8 @@ impl Gateway {
         }
 
         // A new connection: whatever link the session had is closed without Will.
-        if let Some(link) = self.table.detach_link(sid) {
-            self.out.command(UpstreamCmd::Close {
-                link,
-                graceful: true,
-            });
+        if let Some(at) = self.table.detach(sid) {
+            self.seam.close(at, true, &mut self.out);
         }
         let Some(s) = self.table.get_mut(sid) else {
             return;
@@ -204,7 +201,6 @@ impl Gateway {
             self.end_session(sid, true);
             self.refuse_connect(&peer, client_id.to_owned(), ReturnCode::Congestion);
         }
-        self.settle(now);
     }
 
     /// Makes room for a new session when the table is full (`max_clients` counts live and
@@ -329,27 +325,44 @@ impl Gateway {
         self.reschedule(sid);
     }
 
-    /// Opens (or re-opens, keeping the broker session) the client's upstream link.
+    /// Opens (or re-opens, keeping the broker session) the client's upstream link; the client
+    /// is accepted when the broker answers.
     pub(super) fn open_session_link(&mut self, now: Instant, sid: SessionId) {
-        let link = self.new_link();
-        if self.table.get(sid).is_none() {
-            return;
-        }
-        let resumed = self.table.attach_link(sid, link);
-        if let Some(old) = resumed {
-            self.out.command(UpstreamCmd::Close {
-                link: old,
-                graceful: true,
-            });
-        }
         let Some(s) = self.table.get_mut(sid) else {
             return;
         };
         s.state = State::Connecting(ConnectPhase::Upstream);
         s.state_deadline = Some(now.saturating_add(connect_window(&self.cfg)));
         // A resumed session must not lose its broker-side state.
-        let cmd = open_cmd(&self.cfg, s, link, s.clean_session && resumed.is_none());
-        self.out.command(cmd);
+        let clean_session = s.clean_session && s.upstream().is_none();
+        self.attach_upstream(now, sid, clean_session);
+    }
+
+    /// Gives the session a new presence at the broker through the seam, closing the one it had
+    /// (without Will). An answer that comes at once is handled at once, as the connector's
+    /// would be later.
+    pub(super) fn attach_upstream(&mut self, now: Instant, sid: SessionId, clean_session: bool) {
+        if let Some(old) = self.table.detach(sid) {
+            self.seam.close(old, true, &mut self.out);
+        }
+        let Some(s) = self.table.get(sid) else {
+            return;
+        };
+        let up = self.gateway_link_up;
+        let opened = self
+            .seam
+            .open(sid, s, &self.cfg, clean_session, up, &mut self.out);
+        match opened {
+            Opened::Later(at) => self.table.attach(sid, at),
+            Opened::Now(at) => {
+                self.table.attach(sid, at);
+                self.step(sid, now, |s, f| link_events::link_up(s, f, false, &[]));
+            }
+            Opened::Refused(at, refusal) => {
+                self.table.attach(sid, at);
+                self.on_link_down(sid, Some(refusal));
+            }
+        }
     }
 
     /// CONNACK accepted; the session is Active.
@@ -383,8 +396,8 @@ impl Gateway {
     /// Ends a session: the link is closed (gracefully: no Will; otherwise the broker publishes
     /// it). A CleanSession=0 session is remembered as Disconnected for a later reconnect.
     pub(super) fn end_session(&mut self, sid: SessionId, graceful: bool) {
-        if let Some(link) = self.table.detach_link(sid) {
-            self.out.command(UpstreamCmd::Close { link, graceful });
+        if let Some(at) = self.table.detach(sid) {
+            self.seam.close(at, graceful, &mut self.out);
         }
         let Some(s) = self.table.get_mut(sid) else {
             return;
@@ -466,36 +479,6 @@ fn keep_alive(cfg: &super::config::GatewayConfig, duration: u16) -> Option<Durat
 /// How long a half-open connect may take: T_RETRY × N_RETRY.
 fn connect_window(cfg: &super::config::GatewayConfig) -> Duration {
     cfg.t_retry.saturating_mul(u32::from(cfg.n_retry).max(1))
-}
-
-/// The `Open` of a client's upstream link: its ClientId (prefixed), Will, credentials and TLS
-/// identity (per-client ones first).
-pub(super) fn open_cmd(
-    cfg: &super::config::GatewayConfig,
-    s: &Session,
-    link: super::upstream::LinkId,
-    clean_session: bool,
-) -> UpstreamCmd {
-    let up = &cfg.upstream;
-    let will = s.will.topic.as_ref().map(|(topic, qos, retain)| Will {
-        topic: topics::to_upstream(&up.topic_prefix, topic),
-        payload: s.will.msg.clone(),
-        qos: *qos,
-        retain: *retain,
-    });
-    UpstreamCmd::Open {
-        link,
-        client_id: topics::to_upstream(&up.client_id_prefix, s.client_id()),
-        clean_session,
-        keep_alive: up.keep_alive,
-        will,
-        credentials: up
-            .per_client_credentials
-            .get(s.client_id())
-            .or(up.credentials.as_ref())
-            .cloned(),
-        identity: up.per_client_identity.get(s.client_id()).cloned(),
-    }
 }
 
 /// CONNACK accepted; the session is Active. A sleeper woken by CONNECT may have a message in

@@ -12,15 +12,13 @@ use super::flow::Flow;
 use super::session::{Downlink, Inflight, InflightStep, PendingAck, Session, State, SubKind};
 use super::sleep;
 use super::topics;
-use super::upstream::{DeliveryId, LinkId, UpstreamCmd};
+use super::upstream::DeliveryId;
 
 /// A message from the broker for this session.
 #[derive(Debug)]
 pub(super) struct BrokerMessage<'a> {
-    /// The link it arrived on.
-    pub(super) link: LinkId,
-    /// For the upstream ack.
-    pub(super) delivery: DeliveryId,
+    /// For the upstream ack (`None`: nobody upstream waits for one).
+    pub(super) delivery: Option<DeliveryId>,
     /// Upstream topic (prefix still applied).
     pub(super) topic: &'a str,
     pub(super) payload: Bytes,
@@ -32,15 +30,14 @@ pub(super) struct BrokerMessage<'a> {
 /// sends what it can.
 pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>) {
     // Acknowledged upstream once the client has it, unless nobody upstream waits for it.
-    let reliable = m.delivery.qos >= 1;
-    if reliable {
+    let delivery = m.delivery;
+    if let (Some(d), Some(at)) = (delivery, s.upstream()) {
         s.acks.push_back(PendingAck {
-            link: m.link,
-            delivery: m.delivery,
+            upstream: at,
+            delivery: d,
             done: false,
         });
     }
-    let delivery = reliable.then_some(m.delivery);
     let Some(topic) = topics::from_upstream(&f.cfg.upstream.topic_prefix, m.topic) else {
         return discard(s, f, delivery, DropReason::ForeignTopic);
     };
@@ -106,12 +103,9 @@ fn complete_ack(s: &mut Session, f: &mut Flow<'_>, delivery: DeliveryId) {
     }
     while s.acks.front().is_some_and(|a| a.done) {
         if let Some(a) = s.acks.pop_front()
-            && Some(a.link) == s.link()
+            && Some(a.upstream) == s.upstream()
         {
-            f.out.command(UpstreamCmd::Ack {
-                link: a.link,
-                delivery: a.delivery,
-            });
+            f.up.ack(a.upstream, a.delivery, f.out);
         }
     }
 }

@@ -8,6 +8,7 @@ use super::Gateway;
 use super::config::GatewayConfig;
 use super::outputs::Outputs;
 use super::session::{Session, SessionId};
+use super::upstream::seam::Seam;
 
 /// The context of one flow step.
 #[derive(Debug)]
@@ -16,6 +17,8 @@ pub(crate) struct Flow<'a> {
     pub(crate) cfg: &'a GatewayConfig,
     /// Datagrams, upstream commands, events, counters and tokens.
     pub(crate) out: &'a mut Outputs,
+    /// The upstream mode: how the session's requests reach the broker.
+    pub(crate) up: &'a mut dyn Seam,
     /// The time of the input being handled.
     pub(crate) now: Instant,
 }
@@ -40,6 +43,7 @@ impl Gateway {
         let flow = Flow {
             cfg: &self.cfg,
             out: &mut self.out,
+            up: &mut *self.seam,
             now,
         };
         Some((s, flow))

@@ -1,74 +1,60 @@
-//! Events from a client's upstream link: connection results, acknowledgements, messages.
+//! What a session's upstream presence reports ([`LinkEvent`]s, routed by the seam):
+//! connection results, acknowledgements, messages.
 
 use sn_codec::{Instant, ReturnCode};
 
 use super::flow::Flow;
 use super::session::Session;
 use super::session::{ConnectPhase, State};
-use super::upstream::Token;
-use super::upstream::{BrokerRefusal, LinkId, UpstreamCmd, UpstreamEvent};
+use super::upstream::seam::{Attachment, LinkEvent};
+use super::upstream::{BrokerRefusal, LinkId, Token};
 use super::{Gateway, SessionId, connect, downlink, subscribe, uplink};
 
 impl Gateway {
-    pub(super) fn upstream_event(&mut self, now: Instant, event: UpstreamEvent) {
-        let link = match &event {
-            UpstreamEvent::LinkUp { link, .. }
-            | UpstreamEvent::LinkDown { link, .. }
-            | UpstreamEvent::Refused { link, .. }
-            | UpstreamEvent::SubAck { link, .. }
-            | UpstreamEvent::UnsubAck { link, .. }
-            | UpstreamEvent::PublishDone { link, .. }
-            | UpstreamEvent::PublishReceived { link, .. }
-            | UpstreamEvent::Message { link, .. }
-            | UpstreamEvent::Closed { link } => *link,
-        };
-        if link == LinkId::GATEWAY {
-            return self.gateway_link_event(now, event);
-        }
-        let Some(sid) = self.table.find_link(link) else {
-            // A link the core already let go of: acknowledge what it still delivers so the
-            // broker is not left waiting.
-            if let UpstreamEvent::Message {
-                delivery,
-                qos: 1..=2,
-                ..
-            } = event
-            {
-                self.out.command(UpstreamCmd::Ack { link, delivery });
-            }
-            return;
-        };
-        match event {
-            UpstreamEvent::LinkUp {
-                session_present,
-                lost,
-                ..
-            } => self.on_link_up(now, sid, session_present, lost),
-            UpstreamEvent::LinkDown { .. } => self.on_link_down(now, sid, None),
-            UpstreamEvent::Refused { refusal, .. } => self.on_link_down(now, sid, Some(refusal)),
-            UpstreamEvent::SubAck { token, granted, .. } => {
-                if let Some((s, mut f)) = self.flow(sid, now) {
-                    subscribe::on_suback(s, &mut f, token, granted);
+    /// An event of a client's own link (transparent mode).
+    pub(super) fn link_event(&mut self, now: Instant, link: LinkId, event: LinkEvent) {
+        match self.table.find_link(link) {
+            Some(sid) => self.session_link_event(now, sid, event),
+            None => {
+                // A link the core already let go of: acknowledge what it still delivers so the
+                // broker is not left waiting.
+                if let LinkEvent::Message {
+                    delivery: Some(delivery),
+                    ..
+                } = event
+                {
+                    self.seam
+                        .ack(Attachment::Link(link), delivery, &mut self.out);
                 }
             }
-            UpstreamEvent::UnsubAck { token, .. } => {
+        }
+    }
+
+    /// An event for session `sid`'s presence at the broker.
+    pub(super) fn session_link_event(&mut self, now: Instant, sid: SessionId, event: LinkEvent) {
+        match event {
+            LinkEvent::Up {
+                session_present,
+                lost,
+            } => {
+                self.step(sid, now, |s, f| link_up(s, f, session_present, &lost));
+            }
+            LinkEvent::Down { refusal } => self.on_link_down(sid, refusal),
+            LinkEvent::SubAck { token, granted } => {
+                self.step(sid, now, |s, f| subscribe::on_suback(s, f, token, granted));
+            }
+            LinkEvent::UnsubAck { token } => {
                 if let Some(s) = self.table.get_mut(sid) {
                     s.pending_unsubs.remove(&token);
                 }
             }
-            UpstreamEvent::Closed { .. } => {}
-            UpstreamEvent::PublishDone { token, .. } => {
-                if let Some((s, mut f)) = self.flow(sid, now) {
-                    uplink::on_publish_done(s, &mut f, token);
-                }
+            LinkEvent::PublishDone { token } => {
+                self.step(sid, now, |s, f| uplink::on_publish_done(s, f, token));
             }
-            UpstreamEvent::PublishReceived { token, .. } => {
-                if let Some((s, mut f)) = self.flow(sid, now) {
-                    uplink::on_publish_received(s, &mut f, token);
-                }
+            LinkEvent::PublishReceived { token } => {
+                self.step(sid, now, |s, f| uplink::on_publish_received(s, f, token));
             }
-            UpstreamEvent::Message {
-                link,
+            LinkEvent::Message {
                 delivery,
                 topic,
                 payload,
@@ -76,36 +62,20 @@ impl Gateway {
                 retain,
             } => {
                 let m = downlink::BrokerMessage {
-                    link,
                     delivery,
                     topic: &topic,
                     payload,
                     qos,
                     retain,
                 };
-                if let Some((s, mut f)) = self.flow(sid, now) {
-                    downlink::on_message(s, &mut f, m);
-                }
+                self.step(sid, now, |s, f| downlink::on_message(s, f, m));
             }
-        }
-        self.reschedule(sid);
-    }
-
-    fn on_link_up(
-        &mut self,
-        now: Instant,
-        sid: SessionId,
-        session_present: bool,
-        lost: Vec<Token>,
-    ) {
-        if let Some((s, mut f)) = self.flow(sid, now) {
-            link_up(s, &mut f, session_present, &lost);
         }
     }
 
     /// The link failed or was refused. While connecting, the client gets a CONNACK with a
     /// meaningful code; afterwards the connector keeps retrying and the session waits.
-    fn on_link_down(&mut self, _now: Instant, sid: SessionId, refusal: Option<BrokerRefusal>) {
+    pub(super) fn on_link_down(&mut self, sid: SessionId, refusal: Option<BrokerRefusal>) {
         let Some(s) = self.table.get_mut(sid) else {
             return;
         };
@@ -126,7 +96,7 @@ impl Gateway {
 /// The session's link is connected: requests the broker lost go again, subscriptions are
 /// restored when the broker lost them (or the gateway re-opened the link), and a connecting
 /// client is accepted.
-fn link_up(s: &mut Session, f: &mut Flow<'_>, session_present: bool, lost: &[Token]) {
+pub(super) fn link_up(s: &mut Session, f: &mut Flow<'_>, session_present: bool, lost: &[Token]) {
     s.link_up = true;
     let restore = !session_present || std::mem::take(&mut s.restore_on_up);
     uplink::resend_lost(s, f, lost);

@@ -14,7 +14,6 @@
 //! [`GatewayEvent::Dropped`], or both.
 
 pub mod addr;
-mod aggregating;
 pub mod config;
 mod connect;
 mod discovery;
@@ -53,6 +52,7 @@ use self::outputs::Outputs;
 pub(crate) use self::session::state_names;
 use self::session::{Session, SessionId, SessionTable, State};
 use self::stats::{Gauges, Stats};
+use self::upstream::seam::{Routed, Seam};
 use self::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
 
 /// A client as shown by `clients` listings and the status page.
@@ -80,7 +80,10 @@ pub struct Gateway {
     cfg: GatewayConfig,
     /// The sessions, their indexes and timers.
     table: SessionTable,
-    next_link: u64,
+    /// The upstream mode the sessions reach the broker through.
+    seam: Box<dyn Seam>,
+    /// Scratch space for routing one connector event (kept to avoid an allocation per event).
+    routed: Vec<Routed>,
     /// Datagrams, upstream commands, events and counters produced by the inputs.
     out: Outputs,
     /// The gateway's own link (QoS −1) is connected.
@@ -98,21 +101,26 @@ pub struct Gateway {
     discovery: discovery::Discovery,
     /// End of the pairing window.
     pairing_until: Option<Instant>,
-    /// Aggregating mode: carries every client's link over the gateway's own.
-    aggregator: Option<aggregating::Aggregator>,
 }
 
 impl Gateway {
     /// A gateway with no sessions. Queues the `Open` of the gateway's own upstream link.
     /// `seed` drives the only randomness (the GWINFO answer delay); tests pass a fixed one.
-    pub fn new(cfg: GatewayConfig, now: Instant, seed: u64) -> Self {
-        let aggregator = (cfg.upstream.mode == config::UpstreamMode::Aggregating)
-            .then(aggregating::Aggregator::default);
+    pub fn new(cfg: GatewayConfig, _now: Instant, seed: u64) -> Self {
+        let seam: Box<dyn Seam> = match cfg.upstream.mode {
+            config::UpstreamMode::Transparent => {
+                Box::new(upstream::transparent::Transparent::new())
+            }
+            config::UpstreamMode::Aggregating => {
+                Box::new(upstream::aggregating::Aggregating::default())
+            }
+        };
         let out = Outputs::new(cfg.max_packet_size);
         let mut gw = Gateway {
             cfg,
             table: SessionTable::default(),
-            next_link: 1,
+            seam,
+            routed: Vec::new(),
             out,
             gateway_link_up: false,
             disconnect_sent: BTreeMap::new(),
@@ -122,10 +130,8 @@ impl Gateway {
             shut_down: false,
             discovery: discovery::Discovery::new(seed),
             pairing_until: None,
-            aggregator,
         };
         gw.open_gateway_link();
-        gw.settle(now);
         gw
     }
 
@@ -140,7 +146,6 @@ impl Gateway {
             return;
         }
         self.dispatch(now, from, bytes);
-        self.settle(now);
     }
 
     /// The upstream connector reported something.
@@ -150,35 +155,17 @@ impl Gateway {
             UpstreamEvent::LinkDown { .. } => self.out.stats.upstream_disconnects += 1,
             _ => {}
         }
-        match self.aggregator.take() {
-            None => self.upstream_event(now, event),
-            Some(mut agg) => {
-                let mut events = Vec::new();
-                agg.event(event, &mut events, &mut self.out, self.gateway_link_up);
-                self.aggregator = Some(agg);
-                for e in events {
-                    self.upstream_event(now, e);
-                }
+        let mut routed = std::mem::take(&mut self.routed);
+        self.seam
+            .route(event, self.gateway_link_up, &mut self.out, &mut routed);
+        for r in routed.drain(..) {
+            match r {
+                Routed::Gateway(e) => self.gateway_link_event(now, e),
+                Routed::Link(link, e) => self.link_event(now, link, e),
+                Routed::Session(sid, e) => self.session_link_event(now, sid, e),
             }
         }
-        self.settle(now);
-    }
-
-    /// Aggregating mode: passes the commands the last input produced through the aggregator,
-    /// feeding the events it answers with back in, until nothing is left. (The session code
-    /// that handles those events never touches the aggregator, so it is taken out meanwhile.)
-    fn settle(&mut self, now: Instant) {
-        let Some(mut agg) = self.aggregator.take() else {
-            return;
-        };
-        let mut events = Vec::new();
-        while let Some(cmd) = self.out.next_command() {
-            agg.command(cmd, &mut events, &mut self.out, self.gateway_link_up);
-            for e in events.drain(..) {
-                self.upstream_event(now, e);
-            }
-        }
-        self.aggregator = Some(agg);
+        self.routed = routed;
     }
 
     /// Time has reached (or passed) [`Gateway::poll_timeout`].
@@ -191,18 +178,14 @@ impl Gateway {
             self.discovery_timeout(now);
         }
         self.prune_disconnect_limits(now);
-        self.settle(now);
     }
 
     /// Graceful shutdown: every upstream link is closed with DISCONNECT, so no Will is
     /// published for clients that were fine. Inputs after this are ignored.
-    pub fn handle_shutdown(&mut self, now: Instant) {
+    pub fn handle_shutdown(&mut self, _now: Instant) {
         self.shut_down = true;
-        for link in self.table.shut_down() {
-            self.out.command(UpstreamCmd::Close {
-                link,
-                graceful: true,
-            });
+        for at in self.table.shut_down() {
+            self.seam.close(at, true, &mut self.out);
         }
         // A graceful DISCONNECT publishes no Will: say `offline` first.
         if self.gateway_link_up {
@@ -213,7 +196,6 @@ impl Gateway {
             graceful: true,
         });
         self.discovery = discovery::Discovery::new(0);
-        self.settle(now);
     }
 
     /// The next datagram to send, written into `buf` (64 KiB always suffices). A datagram that
@@ -224,10 +206,7 @@ impl Gateway {
 
     /// The next command for the upstream connector.
     pub fn poll_upstream(&mut self) -> Option<UpstreamCmd> {
-        match self.aggregator.as_mut() {
-            Some(agg) => agg.poll(),
-            None => self.out.next_command(),
-        }
+        self.out.next_command()
     }
 
     /// The next event.
@@ -275,7 +254,7 @@ impl Gateway {
                 State::Asleep => g.sleep_buffered += queued,
                 _ => g.downlink_queued += queued,
             }
-            match (s.link(), s.link_up) {
+            match (s.upstream(), s.link_up) {
                 (Some(_), true) => g.links_up += 1,
                 (Some(_), false) => g.links_down += 1,
                 _ => {}
@@ -290,12 +269,6 @@ impl Gateway {
     }
 
     // ----- plumbing shared by the flow modules -----
-
-    fn new_link(&mut self) -> LinkId {
-        let link = LinkId(self.next_link);
-        self.next_link += 1;
-        link
-    }
 
     fn new_token(&mut self) -> Token {
         self.out.token()

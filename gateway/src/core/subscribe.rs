@@ -8,7 +8,8 @@ use super::flow::Flow;
 use super::policy;
 use super::session::{PendingSub, Session, SubKind};
 use super::topics;
-use super::upstream::{Token, UpstreamCmd};
+use super::upstream::Token;
+use super::upstream::seam::Answer;
 
 /// SUBSCRIBE: checked, then subscribed upstream; the SUBACK waits for the broker's.
 pub(super) fn on_subscribe(s: &mut Session, f: &mut Flow<'_>, sub: Subscribe<'_>) {
@@ -74,7 +75,7 @@ pub(super) fn on_subscribe(s: &mut Session, f: &mut Flow<'_>, sub: Subscribe<'_>
             .drop(Some(s.peer().clone()), DropReason::TooManyInflight);
         return reject(s, f, ReturnCode::Congestion);
     }
-    let Some(link) = s.link().filter(|_| s.link_up) else {
+    let Some(at) = s.upstream().filter(|_| s.link_up) else {
         return reject(s, f, ReturnCode::Congestion);
     };
     // A new SUBSCRIBE lifts earlier REGACK rejections.
@@ -91,12 +92,7 @@ pub(super) fn on_subscribe(s: &mut Session, f: &mut Flow<'_>, sub: Subscribe<'_>
     );
     let upstream = topics::to_upstream(&f.cfg.upstream.topic_prefix, &filter);
     s.subscriptions.insert(filter, (kind, qos));
-    f.out.command(UpstreamCmd::Subscribe {
-        link,
-        token,
-        filter: upstream,
-        qos,
-    });
+    f.up.subscribe(at, token, upstream, qos, f.out);
 }
 
 /// The broker answered a SUBSCRIBE: SUBACK to the client (none for a silent restore).
@@ -151,23 +147,20 @@ pub(super) fn on_unsubscribe(s: &mut Session, f: &mut Flow<'_>, u: Unsubscribe<'
     };
     if let Some(filter) = filter
         && s.subscriptions.remove(&filter).is_some()
-        && let Some(link) = s.link()
+        && let Some(at) = s.upstream()
     {
         let token = f.out.token();
         let filter = topics::to_upstream(&f.cfg.upstream.topic_prefix, &filter);
-        s.pending_unsubs.insert(token, filter.clone());
-        f.out.command(UpstreamCmd::Unsubscribe {
-            link,
-            token,
-            filter,
-        });
+        if f.up.unsubscribe(at, token, filter.clone(), f.out) == Answer::Later {
+            s.pending_unsubs.insert(token, filter);
+        }
     }
     f.reply(s, &Packet::Unsuback { msg_id: u.msg_id });
 }
 
 /// Subscribes every filter of the session again (after the broker lost the session).
 pub(super) fn resubscribe_all(s: &mut Session, f: &mut Flow<'_>) {
-    let Some(link) = s.link() else { return };
+    let Some(at) = s.upstream() else { return };
     let subs: Vec<(String, u8)> = s
         .subscriptions
         .iter()
@@ -185,11 +178,6 @@ pub(super) fn resubscribe_all(s: &mut Session, f: &mut Flow<'_>) {
                 silent: true,
             },
         );
-        f.out.command(UpstreamCmd::Subscribe {
-            link,
-            token,
-            filter: upstream,
-            qos,
-        });
+        f.up.subscribe(at, token, upstream, qos, f.out);
     }
 }

@@ -10,7 +10,8 @@ use super::flow::Flow;
 use super::policy;
 use super::session::{Session, Uplink, UplinkStage};
 use super::topics;
-use super::upstream::{Token, UpstreamCmd};
+use super::upstream::Token;
+use super::upstream::seam::Outgoing;
 
 /// Most remembered replies per client (for retransmitted requests).
 const RECENT_REPLIES: usize = 16;
@@ -90,16 +91,15 @@ pub(super) fn on_publish(s: &mut Session, f: &mut Flow<'_>, p: Publish<'_>) {
 }
 
 fn publish_qos0(s: &Session, f: &mut Flow<'_>, topic: String, data: &[u8], retain: bool) {
-    let Some(link) = s.link() else { return };
+    let Some(at) = s.upstream() else { return };
     let token = f.out.token();
-    f.out.command(UpstreamCmd::Publish {
-        link,
-        token,
+    let msg = Outgoing {
         topic,
         payload: Bytes::copy_from_slice(data),
         qos: 0,
         retain,
-    });
+    };
+    f.up.publish(at, token, msg, f.out);
 }
 
 fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish<'_>) {
@@ -137,7 +137,7 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
         return;
     }
     let too_many = s.outstanding_requests() >= f.cfg.max_inflight_from_client;
-    if too_many || s.uplink.len() >= f.cfg.uplink_buffer || s.link().is_none() {
+    if too_many || s.uplink.len() >= f.cfg.uplink_buffer || s.upstream().is_none() {
         if too_many {
             f.out
                 .drop(Some(s.peer().clone()), DropReason::TooManyInflight);
@@ -168,45 +168,36 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
 
 /// Sends (again) an uplink publish on the session's current link.
 pub(super) fn resubmit_uplink(s: &Session, f: &mut Flow<'_>, token: Token) {
-    let (Some(link), Some(u)) = (s.link(), s.uplink.get(&token)) else {
+    let (Some(at), Some(u)) = (s.upstream(), s.uplink.get(&token)) else {
         return;
     };
     // A QoS 2 message the broker already completed needs nothing more upstream.
     if u.stage == UplinkStage::Completed {
         return;
     }
-    f.out.command(UpstreamCmd::Publish {
-        link,
-        token,
+    let msg = Outgoing {
         topic: u.topic.clone(),
         payload: u.payload.clone(),
         qos: u.qos,
         retain: u.retain,
-    });
+    };
+    f.up.publish(at, token, msg, f.out);
 }
 
 /// Requests the broker will never answer after a reconnect (publishes, subscribes and
 /// unsubscribes sent before it) go out again, in their original order.
 pub(super) fn resend_lost(s: &Session, f: &mut Flow<'_>, lost: &[Token]) {
-    let Some(link) = s.link() else { return };
+    let Some(at) = s.upstream() else { return };
     for token in lost {
         if s.uplink.contains_key(token) {
             resubmit_uplink(s, f, *token);
         } else if let Some(p) = s.pending_subs.get(token) {
             let qos = s.subscriptions.get(&p.filter).map_or(0, |(_, q)| *q);
             let filter = topics::to_upstream(&f.cfg.upstream.topic_prefix, &p.filter);
-            f.out.command(UpstreamCmd::Subscribe {
-                link,
-                token: *token,
-                filter,
-                qos,
-            });
+            f.up.subscribe(at, *token, filter, qos, f.out);
         } else if let Some(filter) = s.pending_unsubs.get(token) {
-            f.out.command(UpstreamCmd::Unsubscribe {
-                link,
-                token: *token,
-                filter: filter.clone(),
-            });
+            // Asked again under the same token: the answer settles the same entry.
+            let _ = f.up.unsubscribe(at, *token, filter.clone(), f.out);
         }
     }
 }

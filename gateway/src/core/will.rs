@@ -7,7 +7,6 @@ use sn_codec::{Instant, Packet, ReturnCode, WillTopic};
 
 use super::session::WillSpec;
 use super::topics;
-use super::upstream::UpstreamCmd;
 use super::{Gateway, SessionId, uplink};
 
 impl Gateway {
@@ -71,19 +70,9 @@ impl Gateway {
         let Some(s) = self.table.get_mut(sid) else {
             return;
         };
-        if s.link().is_none() {
+        if s.upstream().is_none() {
             return;
         }
-        let link = self.new_link();
-        if let Some(old) = self.table.attach_link(sid, link) {
-            self.out.command(UpstreamCmd::Close {
-                link: old,
-                graceful: true,
-            });
-        }
-        let Some(s) = self.table.get_mut(sid) else {
-            return;
-        };
         // Upstream deliveries of the old link can no longer be acknowledged; the broker
         // redelivers them on the new link.
         s.acks.clear();
@@ -96,15 +85,13 @@ impl Gateway {
         }
         s.restore_on_up = true;
         s.clean_session = false;
-        let cmd = super::connect::open_cmd(&self.cfg, s, link, false);
-        self.out.command(cmd);
+        self.attach_upstream(now, sid, false);
         // Publishes not yet completed go again on the new link.
-        if let Some((s, mut f)) = self.flow(sid, now) {
+        self.step(sid, now, |s, f| {
             let pending: Vec<_> = s.uplink.keys().copied().collect();
             for token in pending {
-                uplink::resubmit_uplink(s, &mut f, token);
+                uplink::resubmit_uplink(s, f, token);
             }
-        }
-        let _ = now;
+        });
     }
 }

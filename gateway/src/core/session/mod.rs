@@ -15,7 +15,8 @@ use sn_codec::{Instant, QoS};
 use super::addr::PeerAddr;
 use super::config::GatewayConfig;
 use super::topic_ids::TopicIds;
-use super::upstream::{DeliveryId, LinkId, Token};
+use super::upstream::seam::Attachment;
+use super::upstream::{DeliveryId, Token};
 
 /// Where a client is in its life cycle, from the gateway's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +187,8 @@ pub(crate) enum InflightStep {
 /// An incoming upstream delivery whose ack must wait for earlier ones (acks go in order).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PendingAck {
-    pub(crate) link: LinkId,
+    /// The presence it arrived on (acknowledged only while the session still has it).
+    pub(crate) upstream: Attachment,
     pub(crate) delivery: DeliveryId,
     pub(crate) done: bool,
 }
@@ -209,8 +211,9 @@ pub(crate) struct Session {
     /// Deadline for the Connecting phase or the sleep timer.
     pub(crate) state_deadline: Option<Instant>,
     pub(crate) will: WillSpec,
-    /// The upstream link (None while prompting, Disconnected or Lost; indexed by the table).
-    link: Option<LinkId>,
+    /// How the session reaches the broker (None while prompting, Disconnected or Lost;
+    /// indexed by the table).
+    upstream: Option<Attachment>,
     pub(crate) link_up: bool,
     /// The link was re-opened by the gateway (Will update): the broker session it finds may
     /// predate some subscriptions, so they are restored on the next LinkUp whatever
@@ -255,7 +258,7 @@ impl Session {
             last_rx: now,
             state_deadline: None,
             will: WillSpec::default(),
-            link: None,
+            upstream: None,
             link_up: false,
             restore_on_up: false,
             topic_ids: TopicIds::default(),
@@ -286,9 +289,9 @@ impl Session {
         &self.peer
     }
 
-    /// The session's upstream link, if it has one.
-    pub(crate) fn link(&self) -> Option<LinkId> {
-        self.link
+    /// How the session reaches the broker, if it does.
+    pub(crate) fn upstream(&self) -> Option<Attachment> {
+        self.upstream
     }
 
     /// The earliest instant the session needs attention: its state deadline (connection

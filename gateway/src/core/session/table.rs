@@ -1,7 +1,8 @@
 //! [`SessionTable`]: the sessions and every index over them — by ClientId, by peer address, by
 //! upstream link — and the timer set. It is the only code that inserts a session, binds it to
-//! an address, attaches or detaches its link, files it under a deadline and removes it, so the
-//! indexes cannot disagree with the sessions ([`SessionTable::check`] proves it in tests).
+//! an address, attaches it to the broker or detaches it, files it under a deadline and removes
+//! it, so the indexes cannot disagree with the sessions ([`SessionTable::check`] proves it in
+//! tests).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,6 +12,7 @@ use super::Session;
 use crate::core::addr::PeerAddr;
 use crate::core::config::GatewayConfig;
 use crate::core::upstream::LinkId;
+use crate::core::upstream::seam::Attachment;
 
 /// Index of a session in the table.
 pub(crate) type SessionId = u64;
@@ -108,25 +110,27 @@ impl SessionTable {
         }
     }
 
-    /// Gives the session the upstream link `link`; returns the link it had (now detached: the
-    /// caller closes it).
-    pub(crate) fn attach_link(&mut self, sid: SessionId, link: LinkId) -> Option<LinkId> {
-        let old = self.detach_link(sid);
+    /// Gives the session its presence at the broker (the caller has closed the one it had).
+    pub(crate) fn attach(&mut self, sid: SessionId, at: Attachment) {
+        debug_assert!(self.get(sid).is_some_and(|s| s.upstream.is_none()));
         if let Some(s) = self.sessions.get_mut(&sid) {
-            s.link = Some(link);
+            s.upstream = Some(at);
             s.link_up = false;
-            self.by_link.insert(link, sid);
+            if let Attachment::Link(link) = at {
+                self.by_link.insert(link, sid);
+            }
         }
-        old
     }
 
-    /// Takes the session's upstream link away; the caller closes it.
-    pub(crate) fn detach_link(&mut self, sid: SessionId) -> Option<LinkId> {
+    /// Takes the session's presence at the broker away; the caller closes it.
+    pub(crate) fn detach(&mut self, sid: SessionId) -> Option<Attachment> {
         let s = self.sessions.get_mut(&sid)?;
         s.link_up = false;
-        let link = s.link.take()?;
-        self.by_link.remove(&link);
-        Some(link)
+        let at = s.upstream.take()?;
+        if let Attachment::Link(link) = at {
+            self.by_link.remove(&link);
+        }
+        Some(at)
     }
 
     /// Removes the session and every index entry pointing at it.
@@ -141,7 +145,7 @@ impl SessionTable {
         if self.by_peer.get(&s.peer) == Some(&sid) {
             self.by_peer.remove(&s.peer);
         }
-        if let Some(link) = s.link {
+        if let Some(Attachment::Link(link)) = s.upstream {
             self.by_link.remove(&link);
         }
         Some(s)
@@ -184,13 +188,13 @@ impl SessionTable {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    /// Shutdown: detaches every link (returned, for the caller to close) and forgets every
-    /// deadline.
-    pub(crate) fn shut_down(&mut self) -> Vec<LinkId> {
-        let sids: Vec<SessionId> = self.by_link.values().copied().collect();
+    /// Shutdown: detaches every session from the broker (the attachments are returned, for the
+    /// caller to close) and forgets every deadline.
+    pub(crate) fn shut_down(&mut self) -> Vec<Attachment> {
+        let sids: Vec<SessionId> = self.sessions.keys().copied().collect();
         let links = sids
             .into_iter()
-            .filter_map(|sid| self.detach_link(sid))
+            .filter_map(|sid| self.detach(sid))
             .collect();
         for (_, s) in self.sessions.iter_mut() {
             s.timer_key = None;
@@ -228,7 +232,7 @@ impl SessionTable {
         }
         for (link, sid) in &self.by_link {
             match self.sessions.get(sid) {
-                Some(s) if s.link == Some(*link) => {}
+                Some(s) if s.upstream == Some(Attachment::Link(*link)) => {}
                 _ => return Err(format!("{link} points to session {sid} without it")),
             }
         }
@@ -240,10 +244,16 @@ impl SessionTable {
                     s.client_id, s.peer
                 ));
             }
-            if let Some(link) = s.link
-                && self.by_link.get(&link) != Some(sid)
-            {
-                return Err(format!("session {sid} has {link}, not indexed"));
+            match s.upstream {
+                Some(Attachment::Link(link)) if self.by_link.get(&link) != Some(sid) => {
+                    return Err(format!("session {sid} has {link}, not indexed"));
+                }
+                Some(Attachment::Shared(other)) if other != *sid => {
+                    return Err(format!(
+                        "session {sid} has the shared link of session {other}"
+                    ));
+                }
+                _ => {}
             }
             if let Some(at) = s.timer_key {
                 filed += 1;

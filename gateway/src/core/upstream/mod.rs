@@ -16,6 +16,14 @@
 //! - Incoming messages are acknowledged only by `Ack`, which the core sends in receive order.
 //! - An `Open` for an upstream ClientId whose previous link is still closing waits for that
 //!   close first (so the broker never sees a takeover).
+//!
+//! Session code does not speak this vocabulary directly: it goes through the [`seam`], whose
+//! two implementations ([`transparent`], [`aggregating`]) turn its requests into commands and
+//! route the events back to sessions.
+
+pub(crate) mod aggregating;
+pub(crate) mod seam;
+pub(crate) mod transparent;
 
 use std::fmt;
 use std::time::Duration;
@@ -232,4 +240,21 @@ pub enum UpstreamEvent {
         /// The link.
         link: LinkId,
     },
+}
+
+impl UpstreamEvent {
+    /// The link the event is about.
+    pub fn link(&self) -> LinkId {
+        match self {
+            UpstreamEvent::LinkUp { link, .. }
+            | UpstreamEvent::LinkDown { link, .. }
+            | UpstreamEvent::Refused { link, .. }
+            | UpstreamEvent::SubAck { link, .. }
+            | UpstreamEvent::UnsubAck { link, .. }
+            | UpstreamEvent::PublishDone { link, .. }
+            | UpstreamEvent::PublishReceived { link, .. }
+            | UpstreamEvent::Message { link, .. }
+            | UpstreamEvent::Closed { link } => *link,
+        }
+    }
 }
