@@ -13,6 +13,7 @@ use super::flow::Flow;
 use super::policy::AdmissionRefusal;
 use super::session::{ConnectPhase, Session, State, WillSpec};
 use super::topics;
+use super::upstream::MqttQos;
 use super::upstream::seam::Opened;
 use super::{Gateway, SessionId, downlink, link_events};
 
@@ -529,7 +530,7 @@ fn will_topic(s: &mut Session, f: &mut Flow<'_>, t: Option<WillTopic<'_>>) -> Pr
     };
     match topics::topic_name(t.topic) {
         Ok(name) => {
-            let qos = t.qos.level().clamp(0, 2) as u8;
+            let qos = MqttQos::from_sn(t.qos);
             s.will.topic = Some((name.to_owned(), qos, t.retain));
             s.state = State::Connecting(ConnectPhase::WillMsg);
             f.reply(s, &Packet::WillMsgReq);

@@ -12,7 +12,7 @@ use super::flow::Flow;
 use super::session::{Downlink, Inflight, InflightStep, PendingAck, Session, State, SubKind};
 use super::sleep;
 use super::topics;
-use super::upstream::DeliveryId;
+use super::upstream::{DeliveryId, MqttQos};
 
 /// A message from the broker for this session.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub(super) struct BrokerMessage<'a> {
     /// Upstream topic (prefix still applied).
     pub(super) topic: &'a str,
     pub(super) payload: Bytes,
-    pub(super) qos: u8,
+    pub(super) qos: MqttQos,
     pub(super) retain: bool,
 }
 
@@ -44,11 +44,7 @@ pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>
     if s.rejected.contains(topic) {
         return discard(s, f, delivery, DropReason::TopicRejected);
     }
-    let qos = match m.qos {
-        0 => QoS::Zero,
-        1 => QoS::One,
-        _ => QoS::Two,
-    };
+    let qos = m.qos.to_sn();
     let msg = Downlink {
         topic: topic.to_owned(),
         payload: m.payload,

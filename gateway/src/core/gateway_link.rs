@@ -6,7 +6,7 @@ use sn_codec::Instant;
 
 use super::Gateway;
 use super::event::GatewayEvent;
-use super::upstream::{LinkId, UpstreamCmd, UpstreamEvent, Will};
+use super::upstream::{LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 
 impl Gateway {
     pub(super) fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
@@ -29,7 +29,7 @@ impl Gateway {
             UpstreamEvent::Message {
                 link,
                 delivery,
-                qos: 1..=2,
+                qos: MqttQos::AtLeastOnce | MqttQos::ExactlyOnce,
                 ..
             } => {
                 self.out.command(UpstreamCmd::Ack { link, delivery });
@@ -47,7 +47,7 @@ impl Gateway {
             token,
             topic,
             payload: Bytes::from_static(status),
-            qos: 1,
+            qos: MqttQos::AtLeastOnce,
             retain: true,
         });
     }
@@ -69,7 +69,7 @@ impl Gateway {
             will: Some(Will {
                 topic: self.status_topic(),
                 payload: Bytes::from_static(b"offline"),
-                qos: 1,
+                qos: MqttQos::AtLeastOnce,
                 retain: true,
             }),
             credentials: up.credentials.clone(),

@@ -6,7 +6,7 @@ use sn_codec::{Instant, Publish, TopicRef};
 use super::addr::PeerAddr;
 use super::config::{Admission, ClientEntry};
 use super::event::DropReason;
-use super::upstream::{LinkId, UpstreamCmd};
+use super::upstream::{LinkId, MqttQos, UpstreamCmd};
 use super::{Gateway, policy, topics};
 
 impl Gateway {
@@ -76,7 +76,7 @@ impl Gateway {
             token,
             topic,
             payload,
-            qos: 0,
+            qos: MqttQos::AtMostOnce,
             retain: p.retain,
         });
     }

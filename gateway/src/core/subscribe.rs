@@ -8,16 +8,12 @@ use super::flow::Flow;
 use super::policy;
 use super::session::{PendingSub, Session, SubKind};
 use super::topics;
-use super::upstream::Token;
 use super::upstream::seam::Answer;
+use super::upstream::{MqttQos, Token};
 
 /// SUBSCRIBE: checked, then subscribed upstream; the SUBACK waits for the broker's.
 pub(super) fn on_subscribe(s: &mut Session, f: &mut Flow<'_>, sub: Subscribe<'_>) {
-    let qos = match sub.qos {
-        QoS::One => 1,
-        QoS::Two => 2,
-        QoS::Zero | QoS::MinusOne => 0,
-    };
+    let qos = MqttQos::from_sn(sub.qos);
     let reject = |s: &mut Session, f: &mut Flow<'_>, rc: ReturnCode| {
         let reply = Packet::Suback {
             qos: QoS::Zero,
@@ -96,7 +92,7 @@ pub(super) fn on_subscribe(s: &mut Session, f: &mut Flow<'_>, sub: Subscribe<'_>
 }
 
 /// The broker answered a SUBSCRIBE: SUBACK to the client (none for a silent restore).
-pub(super) fn on_suback(s: &mut Session, f: &mut Flow<'_>, token: Token, granted: Option<u8>) {
+pub(super) fn on_suback(s: &mut Session, f: &mut Flow<'_>, token: Token, granted: Option<MqttQos>) {
     let Some(p) = s.pending_subs.remove(&token) else {
         return;
     };
@@ -108,13 +104,8 @@ pub(super) fn on_suback(s: &mut Session, f: &mut Flow<'_>, token: Token, granted
             if let Some(sub) = s.subscriptions.get_mut(&p.filter) {
                 sub.1 = g;
             }
-            let qos = match g {
-                1 => QoS::One,
-                2 => QoS::Two,
-                _ => QoS::Zero,
-            };
             Packet::Suback {
-                qos,
+                qos: g.to_sn(),
                 topic_id: p.topic_id,
                 msg_id: p.msg_id,
                 return_code: ReturnCode::Accepted,
@@ -161,7 +152,7 @@ pub(super) fn on_unsubscribe(s: &mut Session, f: &mut Flow<'_>, u: Unsubscribe<'
 /// Subscribes every filter of the session again (after the broker lost the session).
 pub(super) fn resubscribe_all(s: &mut Session, f: &mut Flow<'_>) {
     let Some(at) = s.upstream() else { return };
-    let subs: Vec<(String, u8)> = s
+    let subs: Vec<(String, MqttQos)> = s
         .subscriptions
         .iter()
         .map(|(filter, (_, q))| (filter.clone(), *q))

@@ -10,8 +10,8 @@ use super::flow::Flow;
 use super::policy;
 use super::session::{Session, Uplink, UplinkStage};
 use super::topics;
-use super::upstream::Token;
 use super::upstream::seam::Outgoing;
+use super::upstream::{MqttQos, Token};
 
 /// Most remembered replies per client (for retransmitted requests).
 const RECENT_REPLIES: usize = 16;
@@ -96,14 +96,14 @@ fn publish_qos0(s: &Session, f: &mut Flow<'_>, topic: String, data: &[u8], retai
     let msg = Outgoing {
         topic,
         payload: Bytes::copy_from_slice(data),
-        qos: 0,
+        qos: MqttQos::AtMostOnce,
         retain,
     };
     f.up.publish(at, token, msg, f.out);
 }
 
 fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish<'_>) {
-    let qos = if p.qos == QoS::Two { 2 } else { 1 };
+    let qos = MqttQos::from_sn(p.qos);
     // A retransmission of a message still in flight: not published again; a QoS 2 message
     // the broker already accepted gets its PUBREC again.
     if let Some(u) = s
@@ -111,7 +111,7 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
         .values()
         .find(|u| u.msg_id == p.msg_id && u.qos == qos)
     {
-        if u.qos == 2 && u.stage != UplinkStage::Sent {
+        if u.qos == MqttQos::ExactlyOnce && u.stage != UplinkStage::Sent {
             let msg_id = u.msg_id;
             f.reply(s, &Packet::Pubrec { msg_id });
         }
@@ -122,7 +122,10 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
     if let Some(&(_, _, kind, topic_id)) = s.recent_replies.iter().find(|(id, at, kind, _)| {
         *id == p.msg_id
             && f.now < at.saturating_add(remembered_for)
-            && (*kind == MsgType::Puback && qos == 1 || *kind == MsgType::Pubcomp && qos == 2)
+            && match qos {
+                MqttQos::AtLeastOnce => *kind == MsgType::Puback,
+                _ => *kind == MsgType::Pubcomp,
+            }
     }) {
         let reply = if kind == MsgType::Puback {
             Packet::Puback {
@@ -192,7 +195,8 @@ pub(super) fn resend_lost(s: &Session, f: &mut Flow<'_>, lost: &[Token]) {
         if s.uplink.contains_key(token) {
             resubmit_uplink(s, f, *token);
         } else if let Some(p) = s.pending_subs.get(token) {
-            let qos = s.subscriptions.get(&p.filter).map_or(0, |(_, q)| *q);
+            let qos = s.subscriptions.get(&p.filter).map(|(_, q)| *q);
+            let qos = qos.unwrap_or_default();
             let filter = topics::to_upstream(&f.cfg.upstream.topic_prefix, &p.filter);
             f.up.subscribe(at, *token, filter, qos, f.out);
         } else if let Some(filter) = s.pending_unsubs.get(token) {
@@ -207,7 +211,7 @@ pub(super) fn on_publish_received(s: &mut Session, f: &mut Flow<'_>, token: Toke
     let Some(u) = s.uplink.get_mut(&token) else {
         return;
     };
-    if u.qos == 2 && u.stage == UplinkStage::Sent {
+    if u.qos == MqttQos::ExactlyOnce && u.stage == UplinkStage::Sent {
         u.stage = UplinkStage::Received;
         let msg_id = u.msg_id;
         f.reply(s, &Packet::Pubrec { msg_id });
@@ -220,7 +224,7 @@ pub(super) fn on_publish_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
         return;
     };
     match (u.qos, u.stage) {
-        (1, _) => {
+        (MqttQos::AtLeastOnce, _) => {
             let (msg_id, topic_id) = (u.msg_id, u.topic_id);
             s.uplink.remove(&token);
             remember(s, f.now, msg_id, MsgType::Puback, topic_id);
@@ -253,7 +257,7 @@ pub(super) fn on_pubrel(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
     let found = s
         .uplink
         .iter_mut()
-        .find(|(_, u)| u.msg_id == msg_id && u.qos == 2);
+        .find(|(_, u)| u.msg_id == msg_id && u.qos == MqttQos::ExactlyOnce);
     match found {
         Some((&token, u)) => match u.stage {
             UplinkStage::Completed => {

@@ -7,6 +7,7 @@ use sn_codec::{Instant, Packet, ReturnCode, WillTopic};
 
 use super::session::WillSpec;
 use super::topics;
+use super::upstream::MqttQos;
 use super::{Gateway, SessionId, uplink};
 
 impl Gateway {
@@ -22,7 +23,7 @@ impl Gateway {
         let new_topic = match t {
             None => None,
             Some(t) => match topics::topic_name(t.topic) {
-                Ok(name) => Some((name.to_owned(), t.qos.level().clamp(0, 2) as u8, t.retain)),
+                Ok(name) => Some((name.to_owned(), MqttQos::from_sn(t.qos), t.retain)),
                 Err(_) => {
                     self.send_to_session(
                         sid,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gateway::core::config::{ClientIdentity, Credentials};
 use gateway::core::upstream::{
-    BrokerRefusal, DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent, Will,
+    BrokerRefusal, DeliveryId, LinkId, MqttQos, Token, UpstreamCmd, UpstreamEvent, Will,
 };
 use gateway::io::config::{Scheme, UpstreamEndpoint};
 use gateway::io::upstream::{RumqttcConnector, UpstreamConnector};
@@ -177,10 +177,10 @@ async fn subscribe(
         link: LinkId(link),
         token: Token(token),
         filter: filter.into(),
-        qos,
+        qos: MqttQos::from_level(qos).unwrap(),
     });
     match events.expect("SubAck", is_suback(token)).await {
-        UpstreamEvent::SubAck { granted, .. } => granted,
+        UpstreamEvent::SubAck { granted, .. } => granted.map(MqttQos::level),
         _ => unreachable!(),
     }
 }
@@ -191,7 +191,7 @@ fn publish(link: u64, token: u64, topic: &str, payload: &'static [u8], qos: u8) 
         token: Token(token),
         topic: topic.into(),
         payload: Bytes::from_static(payload),
-        qos,
+        qos: MqttQos::from_level(qos).unwrap(),
         retain: false,
     }
 }
@@ -262,8 +262,8 @@ async fn publishes_of_every_qos_are_confirmed_and_delivered_with_their_qos() {
                 ..
             } => {
                 assert_eq!(&p[..], payload);
-                assert_eq!(q, qos, "{topic}");
-                assert_eq!(delivery.qos, qos);
+                assert_eq!(q.level(), qos, "{topic}");
+                assert_eq!(delivery.qos.level(), qos);
                 assert!(!retain);
                 if qos > 0 {
                     assert_ne!(delivery.pkid, 0);
@@ -363,7 +363,7 @@ async fn graceful_close_publishes_no_will_but_an_abrupt_close_does() {
         will: Some(Will {
             topic: topic.into(),
             payload: Bytes::from_static(b"gone"),
-            qos: 1,
+            qos: MqttQos::AtLeastOnce,
             retain: false,
         }),
         credentials: None,
@@ -395,7 +395,7 @@ async fn graceful_close_publishes_no_will_but_an_abrupt_close_does() {
     match ev.expect("Will message", is_message(1, "will/crash")).await {
         UpstreamEvent::Message { payload, qos, .. } => {
             assert_eq!(&payload[..], b"gone");
-            assert_eq!(qos, 1);
+            assert_eq!(qos, MqttQos::AtLeastOnce);
         }
         _ => unreachable!(),
     }
@@ -452,12 +452,12 @@ async fn unacked_qos1_message_is_redelivered_to_the_next_link_of_a_persistent_se
         }
         _ => unreachable!(),
     };
-    assert_eq!(delivery.qos, 1);
+    assert_eq!(delivery.qos, MqttQos::AtLeastOnce);
     c.execute(UpstreamCmd::Ack {
         link: LinkId(2),
         delivery: DeliveryId {
             pkid: delivery.pkid,
-            qos: 1,
+            qos: MqttQos::AtLeastOnce,
         },
     });
 
@@ -849,7 +849,7 @@ async fn restart_accounts_for_every_request() {
         link: LinkId(1),
         token: Token(99),
         filter: "restart/#".into(),
-        qos: 1,
+        qos: MqttQos::AtLeastOnce,
     });
     ev.expect("LinkDown", |e| matches!(e, UpstreamEvent::LinkDown { .. }))
         .await;
@@ -951,7 +951,7 @@ async fn a_pubrel_owed_by_the_previous_link_of_a_session_is_answered_not_fatal()
         UpstreamEvent::Message { delivery, .. } => delivery,
         _ => unreachable!(),
     };
-    assert_eq!(delivery.qos, 2);
+    assert_eq!(delivery.qos, MqttQos::ExactlyOnce);
 
     // Freeze the broker, acknowledge (PUBREC goes out), drop the link before any PUBREL.
     broker.signal("STOP");

@@ -39,7 +39,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use gateway::core::upstream::{DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent, Will};
+use gateway::core::upstream::{
+    DeliveryId, LinkId, MqttQos, Token, UpstreamCmd, UpstreamEvent, Will,
+};
 
 /// Timing of the broker and of its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,7 +455,7 @@ impl SimBroker {
                 let msg = Msg {
                     topic,
                     payload,
-                    qos,
+                    qos: qos.level(),
                     retain,
                 };
                 self.request(now, link, token, ReqKind::Publish(msg));
@@ -463,7 +465,15 @@ impl SimBroker {
                 token,
                 filter,
                 qos,
-            } => self.request(now, link, token, ReqKind::Subscribe { filter, qos }),
+            } => self.request(
+                now,
+                link,
+                token,
+                ReqKind::Subscribe {
+                    filter,
+                    qos: qos.level(),
+                },
+            ),
             UpstreamCmd::Unsubscribe {
                 link,
                 token,
@@ -591,7 +601,7 @@ impl SimBroker {
                 format!("Ack {delivery:?} on {link}, which is not open"),
             );
         };
-        if delivery.qos == 0 {
+        if delivery.qos == MqttQos::AtMostOnce {
             return self.violation(now, format!("Ack of a QoS 0 message on {link}"));
         }
         if c.phase == Phase::Closing {
@@ -619,7 +629,7 @@ impl SimBroker {
         if c.phase == Phase::Up {
             self.send_ack(now, link, delivery);
         } else {
-            if delivery.qos == 2
+            if delivery.qos == MqttQos::ExactlyOnce
                 && let Some(s) = c.incoming_qos2.get_mut(&delivery.pkid)
             {
                 *s = Inbound::AckQueued;
@@ -633,7 +643,7 @@ impl SimBroker {
         let Some(c) = self.conns.get_mut(&link) else {
             return;
         };
-        let pkt = if delivery.qos == 2 {
+        let pkt = if delivery.qos == MqttQos::ExactlyOnce {
             c.incoming_qos2.insert(delivery.pkid, Inbound::AckSent);
             ToBroker::PubRec(delivery.pkid)
         } else {
@@ -769,7 +779,8 @@ impl SimBroker {
         match pkt {
             ToClient::ConnAck { session_present } => self.connack(now, link, session_present),
             ToClient::Publish { pkid, msg } => {
-                let delivery = DeliveryId { pkid, qos: msg.qos };
+                let qos = MqttQos::from_level(msg.qos).unwrap_or(MqttQos::ExactlyOnce);
+                let delivery = DeliveryId { pkid, qos };
                 if msg.qos == 2 {
                     match c.incoming_qos2.get(&pkid).copied() {
                         None => {
@@ -791,7 +802,7 @@ impl SimBroker {
                     delivery,
                     topic: msg.topic,
                     payload: msg.payload,
-                    qos: msg.qos,
+                    qos,
                     retain: msg.retain,
                 });
             }
@@ -832,7 +843,7 @@ impl SimBroker {
                     self.events.push_back(UpstreamEvent::SubAck {
                         link,
                         token,
-                        granted: Some(granted),
+                        granted: MqttQos::from_level(granted),
                     });
                 }
             }
@@ -1087,7 +1098,7 @@ impl SimBroker {
             let msg = Msg {
                 topic: w.topic,
                 payload: w.payload,
-                qos: w.qos.min(2),
+                qos: w.qos.level(),
                 retain: w.retain,
             };
             self.route(now, msg);

@@ -16,7 +16,7 @@ use super::addr::PeerAddr;
 use super::config::GatewayConfig;
 use super::topic_ids::TopicIds;
 use super::upstream::seam::Attachment;
-use super::upstream::{DeliveryId, Token};
+use super::upstream::{DeliveryId, MqttQos, Token};
 
 /// Where a client is in its life cycle, from the gateway's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +93,8 @@ impl State {
 /// The client's Will as the gateway stores it (MQTT-SN names, before the prefix).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct WillSpec {
-    /// Topic, QoS 0..=2, retain. `None` = no Will.
-    pub(crate) topic: Option<(String, u8, bool)>,
+    /// Topic, QoS, retain. `None` = no Will.
+    pub(crate) topic: Option<(String, MqttQos, bool)>,
     /// Message (a WILLMSGUPD may set it before a topic exists; it takes effect with one).
     pub(crate) msg: Bytes,
 }
@@ -118,7 +118,8 @@ pub(crate) struct Uplink {
     /// Upstream topic (prefix applied).
     pub(crate) topic: String,
     pub(crate) payload: Bytes,
-    pub(crate) qos: u8,
+    /// QoS 1 or 2.
+    pub(crate) qos: MqttQos,
     pub(crate) retain: bool,
     pub(crate) stage: UplinkStage,
 }
@@ -220,7 +221,8 @@ pub(crate) struct Session {
     /// `session_present` says (subscribing again is idempotent).
     pub(crate) restore_on_up: bool,
     pub(crate) topic_ids: TopicIds,
-    pub(crate) subscriptions: BTreeMap<String, (SubKind, u8)>,
+    /// Filters with how the client named them and the QoS asked for (then granted).
+    pub(crate) subscriptions: BTreeMap<String, (SubKind, MqttQos)>,
     pub(crate) pending_subs: BTreeMap<Token, PendingSub>,
     /// Unsubscriptions waiting for the broker's UNSUBACK (upstream filter).
     pub(crate) pending_unsubs: BTreeMap<Token, String>,

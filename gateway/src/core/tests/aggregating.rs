@@ -1,6 +1,7 @@
 //! Aggregating mode: every client rides the gateway's own upstream link; subscriptions are a
 //! reference-counted union; the gateway publishes Wills and takes custody of broker messages.
 
+use crate::core::upstream::MqttQos;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,7 +60,7 @@ fn shared_subscribes(cmds: &[UpstreamCmd]) -> Vec<(Token, String, u8)> {
                 qos,
             } => {
                 assert_eq!(*link, LinkId::GATEWAY, "everything rides the shared link");
-                Some((*token, filter.clone(), *qos))
+                Some((*token, filter.clone(), qos.level()))
             }
             _ => None,
         })
@@ -67,6 +68,7 @@ fn shared_subscribes(cmds: &[UpstreamCmd]) -> Vec<(Token, String, u8)> {
 }
 
 fn broker_message(pkid: u16, topic: &str, qos: u8, retain: bool) -> UpstreamEvent {
+    let qos = MqttQos::from_level(qos).expect("a QoS level");
     UpstreamEvent::Message {
         link: LinkId::GATEWAY,
         delivery: DeliveryId { pkid, qos },
@@ -195,7 +197,7 @@ fn subscriptions_form_a_union_and_a_message_fans_out_with_the_broker_acked_at_cu
         h.upstream(UpstreamEvent::SubAck {
             link: LinkId::GATEWAY,
             token: *token,
-            granted: Some(1),
+            granted: Some(MqttQos::AtLeastOnce),
         });
     }
     h.expect(&a, &[suback(1, QoS::One)]);
@@ -245,7 +247,7 @@ fn retained_messages_after_a_suback_go_only_to_the_clients_it_answers() {
     h.upstream(UpstreamEvent::SubAck {
         link: LinkId::GATEWAY,
         token: t1,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.upstream(broker_message(0, "cfg/rate", 0, true));
     assert_eq!(delivered(&h, &a).len(), 1);
@@ -256,7 +258,7 @@ fn retained_messages_after_a_suback_go_only_to_the_clients_it_answers() {
     h.upstream(UpstreamEvent::SubAck {
         link: LinkId::GATEWAY,
         token: t2,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.clear();
     h.upstream(broker_message(0, "cfg/rate", 0, true));
@@ -299,7 +301,7 @@ fn the_gateway_publishes_the_will_of_a_lost_client_but_not_after_disconnect() {
             link: LinkId::GATEWAY,
             topic,
             payload,
-            qos: 1,
+            qos: MqttQos::AtLeastOnce,
             retain: true,
             ..
         },
@@ -320,7 +322,7 @@ fn after_a_shared_link_loss_the_union_is_restored_and_unacknowledged_publishes_r
     h.upstream(UpstreamEvent::SubAck {
         link: LinkId::GATEWAY,
         token: t,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.recv(
         &a,
@@ -359,7 +361,7 @@ fn after_a_shared_link_loss_the_union_is_restored_and_unacknowledged_publishes_r
             UpstreamCmd::Publish {
                 link: LinkId::GATEWAY,
                 token,
-                qos: 1,
+                qos: MqttQos::AtLeastOnce,
                 ..
             } => Some(*token),
             _ => None,
@@ -386,7 +388,7 @@ fn after_a_shared_link_loss_the_union_is_restored_and_unacknowledged_publishes_r
     h.upstream(UpstreamEvent::SubAck {
         link: LinkId::GATEWAY,
         token: subs[0].0,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.expect_silence();
     h.upstream(broker_message(7, "cmd/x", 1, false));

@@ -1,6 +1,7 @@
 //! Every drop is counted once, under the reason that is true, and a dropped broker message is
 //! still acknowledged upstream (so the broker does not redeliver it forever).
 
+use crate::core::upstream::MqttQos;
 use sn_codec::{Packet, QoS, ReturnCode, Subscribe, TopicRef};
 
 use super::harness::{Harness, acks, message, peer};
@@ -31,7 +32,7 @@ fn subscribed_to_everything(h: &mut Harness) -> LinkId {
     h.upstream(UpstreamEvent::SubAck {
         link,
         token,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.clear();
     link

@@ -10,7 +10,7 @@ use crate::core::Gateway;
 use crate::core::addr::{ListenerId, PeerAddr, Wnid};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{Destination, GatewayEvent};
-use crate::core::upstream::{DeliveryId, LinkId, UpstreamCmd, UpstreamEvent};
+use crate::core::upstream::{DeliveryId, LinkId, MqttQos, UpstreamCmd, UpstreamEvent};
 
 pub(super) struct Harness {
     pub(super) gw: Gateway,
@@ -271,6 +271,7 @@ pub(super) fn message(
     payload: &'static [u8],
     qos: u8,
 ) -> UpstreamEvent {
+    let qos = MqttQos::from_level(qos).expect("a QoS level");
     UpstreamEvent::Message {
         link,
         delivery: DeliveryId { pkid, qos },

@@ -1,5 +1,6 @@
 //! Connect, Will prompting, refusal, keep-alive, disconnect, takeover, unknown peers, bad input.
 
+use crate::core::upstream::MqttQos;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -92,7 +93,7 @@ fn will_prompting_collects_topic_and_message_and_carries_them_upstream() {
         &Will {
             topic: "site/mote/1/status".into(),
             payload: Bytes::from_static(b"offline"),
-            qos: 1,
+            qos: MqttQos::AtLeastOnce,
             retain: true
         }
     );
@@ -536,7 +537,7 @@ fn a_repeated_clean_session_off_connect_of_an_active_mote_keeps_its_link_and_its
     h.upstream(UpstreamEvent::SubAck {
         link,
         token,
-        granted: Some(2),
+        granted: Some(MqttQos::ExactlyOnce),
     });
     h.upstream(super::harness::message(link, 5, "c1", b"open", 2));
     h.clear_datagrams();

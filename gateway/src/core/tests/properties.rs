@@ -3,6 +3,7 @@
 //! In aggregating mode also: everything rides the shared link and every broker message is
 //! acknowledged exactly once, at once.
 
+use crate::core::upstream::MqttQos;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -107,7 +108,7 @@ impl Broker {
                 h.upstream(UpstreamEvent::SubAck {
                     link,
                     token,
-                    granted: Some(1),
+                    granted: Some(MqttQos::AtLeastOnce),
                 });
             }
             UpstreamCmd::Unsubscribe { token, filter, .. } => {
@@ -115,7 +116,9 @@ impl Broker {
                 h.upstream(UpstreamEvent::UnsubAck { link, token });
             }
             UpstreamCmd::Publish {
-                token, qos: 1.., ..
+                token,
+                qos: MqttQos::AtLeastOnce | MqttQos::ExactlyOnce,
+                ..
             } => {
                 h.upstream(UpstreamEvent::PublishDone { link, token });
             }
@@ -166,6 +169,7 @@ fn run(mode: UpstreamMode, steps: Vec<Step>) -> Result<(), TestCaseError> {
                 };
                 if let Some(link) = link {
                     pkid = pkid.wrapping_add(1).max(1);
+                    let qos = MqttQos::from_level(qos).expect("a QoS level");
                     h.upstream(UpstreamEvent::Message {
                         link,
                         delivery: DeliveryId { pkid, qos },
@@ -176,7 +180,11 @@ fn run(mode: UpstreamMode, steps: Vec<Step>) -> Result<(), TestCaseError> {
                     });
                     if mode == UpstreamMode::Aggregating {
                         let cmds = h.take_cmds();
-                        let want = if qos >= 1 { vec![pkid] } else { vec![] };
+                        let want = if qos.is_acknowledged() {
+                            vec![pkid]
+                        } else {
+                            vec![]
+                        };
                         prop_assert_eq!(acks(&cmds), want, "broker acked once, at once");
                         h.cmds = cmds;
                     }

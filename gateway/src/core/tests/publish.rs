@@ -34,7 +34,7 @@ fn published(cmds: &[UpstreamCmd]) -> Vec<(LinkId, Token, String, Vec<u8>, u8, b
                 *token,
                 topic.clone(),
                 payload.to_vec(),
-                *qos,
+                qos.level(),
                 *retain,
             )),
             _ => None,

@@ -1,6 +1,7 @@
 //! Sleeping clients (`docs/protocol.md`, "Sleeping clients"): buffering, wake-up by PINGREQ,
 //! wake by CONNECT, sleep timer.
 
+use crate::core::upstream::MqttQos;
 use std::time::Duration;
 
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef};
@@ -42,7 +43,7 @@ fn asleep(h: &mut Harness) -> LinkId {
     h.upstream(UpstreamEvent::SubAck {
         link,
         token,
-        granted: Some(2),
+        granted: Some(MqttQos::ExactlyOnce),
     });
     h.clear();
     h.recv(
@@ -320,7 +321,7 @@ fn connect_after_sleeping_with_a_message_in_flight_sends_it_again_at_once() {
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: *token,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.upstream(message(link, 0, "a/b", b"x", 0));
     let register = Packet::Register(Register {

@@ -1,6 +1,7 @@
 //! SUBSCRIBE/UNSUBSCRIBE and broker → client delivery: REGISTER before PUBLISH, flow control,
 //! retransmission, upstream acks in order.
 
+use crate::core::upstream::MqttQos;
 use std::time::Duration;
 
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef, Unsubscribe};
@@ -24,7 +25,7 @@ fn subscribed(cmds: &[UpstreamCmd]) -> Vec<(Token, String, u8)> {
         .filter_map(|c| match c {
             UpstreamCmd::Subscribe {
                 token, filter, qos, ..
-            } => Some((*token, filter.clone(), *qos)),
+            } => Some((*token, filter.clone(), qos.level())),
             _ => None,
         })
         .collect()
@@ -64,7 +65,7 @@ fn subscribed_to_wildcard(h: &mut Harness) -> LinkId {
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: s[0].0,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.expect(
         &a,
@@ -89,7 +90,7 @@ fn subscribing_to_a_concrete_name_returns_its_topic_id_after_the_broker_granted_
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: s[0].0,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.expect(
         &a,
@@ -192,12 +193,12 @@ fn predefined_and_short_subscriptions_deliver_with_their_own_topic_forms() {
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: s[0].0,
-        granted: Some(0),
+        granted: Some(MqttQos::AtMostOnce),
     });
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: s[1].0,
-        granted: Some(0),
+        granted: Some(MqttQos::AtMostOnce),
     });
     h.expect(
         &a,
@@ -335,7 +336,7 @@ fn one_message_is_in_flight_per_client_and_acks_go_upstream_in_arrival_order() {
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: s[0].0,
-        granted: Some(2),
+        granted: Some(MqttQos::ExactlyOnce),
     });
     h.clear();
     h.upstream(message(link, 1, "t", b"a", 1));
@@ -502,7 +503,7 @@ fn a_broker_that_lost_the_session_gets_the_subscriptions_again_silently() {
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: s[0].0,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.expect_silence();
 }
@@ -550,7 +551,7 @@ fn an_unanswered_subscribe_is_sent_again_after_a_reconnect_even_when_the_session
     h.upstream(UpstreamEvent::SubAck {
         link,
         token: s[0].0,
-        granted: Some(1),
+        granted: Some(MqttQos::AtLeastOnce),
     });
     h.expect(
         &a,

@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::seam::{Answer, Attachment, LinkEvent, Opened, Outgoing, Routed, Seam, upstream_will};
-use super::{BrokerRefusal, DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent, Will};
+use super::{BrokerRefusal, DeliveryId, LinkId, MqttQos, Token, UpstreamCmd, UpstreamEvent, Will};
 use crate::core::config::GatewayConfig;
 use crate::core::outputs::Outputs;
 use crate::core::session::{Session, SessionId};
@@ -40,14 +40,14 @@ use crate::core::topics;
 struct Waiter {
     sid: SessionId,
     token: Token,
-    qos: u8,
+    qos: MqttQos,
 }
 
 /// One filter of the union.
 #[derive(Debug, Default)]
 struct SharedFilter {
     /// Sessions holding the filter, with the QoS each asked for.
-    holders: BTreeMap<SessionId, u8>,
+    holders: BTreeMap<SessionId, MqttQos>,
     /// Holders whose SUBACK was the latest for this filter: retained messages go to them only.
     retained_for: BTreeSet<SessionId>,
 }
@@ -151,11 +151,16 @@ impl Aggregating {
             waiting.entry(filter).or_default().extend(waiters);
         }
         if !session_present || !waiting.is_empty() {
-            let union: Vec<(String, u8)> = self
+            let union: Vec<(String, MqttQos)> = self
                 .filters
                 .iter()
                 .filter(|(name, _)| !session_present || waiting.contains_key(*name))
-                .map(|(name, f)| (name.clone(), f.holders.values().copied().max().unwrap_or(0)))
+                .map(|(name, f)| {
+                    (
+                        name.clone(),
+                        f.holders.values().copied().max().unwrap_or_default(),
+                    )
+                })
                 .collect();
             for (filter, qos) in union {
                 let token = self.own_token(out, false);
@@ -188,7 +193,7 @@ impl Aggregating {
         &mut self,
         filter: &str,
         waiters: Vec<Waiter>,
-        granted: Option<u8>,
+        granted: Option<MqttQos>,
         out: &mut Outputs,
         to: &mut Vec<Routed>,
     ) {
@@ -214,7 +219,7 @@ impl Aggregating {
 
     /// The sessions a message on `topic` goes to, each with its QoS (the highest among its
     /// matching filters), in session order.
-    fn recipients(&self, topic: &str, retain: bool) -> BTreeMap<SessionId, u8> {
+    fn recipients(&self, topic: &str, retain: bool) -> BTreeMap<SessionId, MqttQos> {
         let mut to = BTreeMap::new();
         let exact = self.filters.get_key_value(topic);
         let wildcards = self
@@ -261,7 +266,7 @@ impl Seam for Aggregating {
         };
         self.leave_all(sid, out);
         if !graceful && let Some(will) = will {
-            let token = self.own_token(out, will.qos >= 1);
+            let token = self.own_token(out, will.qos.is_acknowledged());
             out.command(UpstreamCmd::Publish {
                 link: LinkId::GATEWAY,
                 token,
@@ -275,7 +280,7 @@ impl Seam for Aggregating {
 
     fn publish(&mut self, at: Attachment, token: Token, msg: Outgoing, out: &mut Outputs) {
         let Some(sid) = session_of(at) else { return };
-        if msg.qos >= 1 {
+        if msg.qos.is_acknowledged() {
             self.publishes.insert(token, sid);
         }
         out.command(UpstreamCmd::Publish {
@@ -293,7 +298,7 @@ impl Seam for Aggregating {
         at: Attachment,
         token: Token,
         filter: String,
-        qos: u8,
+        qos: MqttQos,
         out: &mut Outputs,
     ) {
         let Some(sid) = session_of(at) else { return };
@@ -384,7 +389,7 @@ impl Seam for Aggregating {
                     };
                     to.push(Routed::Session(sid, message));
                 }
-                if delivery.qos >= 1 {
+                if delivery.qos.is_acknowledged() {
                     out.command(UpstreamCmd::Ack { link, delivery });
                 }
             }

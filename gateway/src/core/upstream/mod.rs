@@ -47,6 +47,65 @@ impl fmt::Display for LinkId {
     }
 }
 
+/// An MQTT QoS level on the broker side (MQTT-SN's QoS −1 never travels upstream as such).
+/// Ordered, so the lower of two levels is `min`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MqttQos {
+    /// QoS 0: at most once, nothing is acknowledged.
+    #[default]
+    AtMostOnce = 0,
+    /// QoS 1: at least once (PUBACK).
+    AtLeastOnce = 1,
+    /// QoS 2: exactly once (PUBREC, PUBREL, PUBCOMP).
+    ExactlyOnce = 2,
+}
+
+impl MqttQos {
+    /// The level as MQTT encodes it (0, 1 or 2).
+    pub fn level(self) -> u8 {
+        self as u8
+    }
+
+    /// The QoS of level `level`; `None` above 2.
+    pub fn from_level(level: u8) -> Option<Self> {
+        match level {
+            0 => Some(MqttQos::AtMostOnce),
+            1 => Some(MqttQos::AtLeastOnce),
+            2 => Some(MqttQos::ExactlyOnce),
+            _ => None,
+        }
+    }
+
+    /// The broker-side level of an MQTT-SN QoS: −1 and 0 are both at most once.
+    pub fn from_sn(qos: sn_codec::QoS) -> Self {
+        match qos {
+            sn_codec::QoS::MinusOne | sn_codec::QoS::Zero => MqttQos::AtMostOnce,
+            sn_codec::QoS::One => MqttQos::AtLeastOnce,
+            sn_codec::QoS::Two => MqttQos::ExactlyOnce,
+        }
+    }
+
+    /// The same level in MQTT-SN.
+    pub fn to_sn(self) -> sn_codec::QoS {
+        match self {
+            MqttQos::AtMostOnce => sn_codec::QoS::Zero,
+            MqttQos::AtLeastOnce => sn_codec::QoS::One,
+            MqttQos::ExactlyOnce => sn_codec::QoS::Two,
+        }
+    }
+
+    /// QoS 1 or 2: the receiver acknowledges.
+    pub fn is_acknowledged(self) -> bool {
+        self != MqttQos::AtMostOnce
+    }
+}
+
+impl fmt::Display for MqttQos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.level())
+    }
+}
+
 /// A core-side id for one publish, subscribe or unsubscribe request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Token(pub u64);
@@ -56,9 +115,9 @@ pub struct Token(pub u64);
 pub struct DeliveryId {
     /// The MQTT packet id (0 for QoS 0).
     pub pkid: u16,
-    /// The QoS the message arrived with upstream (0, 1 or 2); 0 also when the broker needs no
-    /// acknowledgement from the session (aggregating mode took custody of it already).
-    pub qos: u8,
+    /// The QoS the message arrived with upstream (what its acknowledgement is: PUBACK for 1,
+    /// PUBREC for 2; nothing for 0).
+    pub qos: MqttQos,
 }
 
 /// An MQTT Will for an upstream CONNECT.
@@ -68,8 +127,8 @@ pub struct Will {
     pub topic: String,
     /// Will payload.
     pub payload: Bytes,
-    /// QoS 0, 1 or 2.
-    pub qos: u8,
+    /// QoS of the Will message.
+    pub qos: MqttQos,
     /// Publish retained.
     pub retain: bool,
 }
@@ -102,8 +161,8 @@ pub enum UpstreamCmd {
         token: Token,
         /// Upstream filter (prefix applied).
         filter: String,
-        /// Requested QoS 0..=2.
-        qos: u8,
+        /// Requested QoS.
+        qos: MqttQos,
     },
     /// Unsubscribe on a link.
     Unsubscribe {
@@ -124,8 +183,8 @@ pub enum UpstreamCmd {
         topic: String,
         /// Payload.
         payload: Bytes,
-        /// QoS 0..=2.
-        qos: u8,
+        /// QoS.
+        qos: MqttQos,
         /// Retain flag.
         retain: bool,
     },
@@ -197,7 +256,7 @@ pub enum UpstreamEvent {
         /// The request.
         token: Token,
         /// Granted QoS, `None` when the broker refused (0x80).
-        granted: Option<u8>,
+        granted: Option<MqttQos>,
     },
     /// An unsubscription was answered.
     UnsubAck {
@@ -230,8 +289,8 @@ pub enum UpstreamEvent {
         topic: String,
         /// Payload.
         payload: Bytes,
-        /// QoS 0..=2.
-        qos: u8,
+        /// QoS.
+        qos: MqttQos,
         /// Retain flag.
         retain: bool,
     },

@@ -9,7 +9,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::{BrokerRefusal, DeliveryId, LinkId, Token, UpstreamEvent};
+use super::{BrokerRefusal, DeliveryId, LinkId, MqttQos, Token, UpstreamEvent};
 use crate::core::config::GatewayConfig;
 use crate::core::outputs::Outputs;
 use crate::core::session::{Session, SessionId};
@@ -50,8 +50,7 @@ pub(crate) struct Outgoing {
     /// Upstream topic (prefix applied).
     pub(crate) topic: String,
     pub(crate) payload: Bytes,
-    /// QoS 0..=2.
-    pub(crate) qos: u8,
+    pub(crate) qos: MqttQos,
     pub(crate) retain: bool,
 }
 
@@ -66,7 +65,10 @@ pub(crate) enum LinkEvent {
     /// Connection lost or refused; the connector retries.
     Down { refusal: Option<BrokerRefusal> },
     /// A subscription was answered (`None`: refused).
-    SubAck { token: Token, granted: Option<u8> },
+    SubAck {
+        token: Token,
+        granted: Option<MqttQos>,
+    },
     /// An unsubscription was answered.
     UnsubAck { token: Token },
     /// A QoS 1/2 publish was completed by the broker.
@@ -80,8 +82,8 @@ pub(crate) enum LinkEvent {
         /// Upstream topic (prefix still applied).
         topic: String,
         payload: Bytes,
-        /// QoS 0..=2 towards the client.
-        qos: u8,
+        /// QoS towards the client.
+        qos: MqttQos,
         retain: bool,
     },
 }
@@ -125,7 +127,7 @@ pub(crate) trait Seam: fmt::Debug + Send {
         at: Attachment,
         token: Token,
         filter: String,
-        qos: u8,
+        qos: MqttQos,
         out: &mut Outputs,
     );
 

@@ -3,7 +3,7 @@
 //! client. Commands map one to one onto the connector's; events are routed by link.
 
 use super::seam::{Answer, Attachment, LinkEvent, Opened, Outgoing, Routed, Seam, upstream_will};
-use super::{DeliveryId, LinkId, Token, UpstreamCmd, UpstreamEvent};
+use super::{DeliveryId, LinkId, MqttQos, Token, UpstreamCmd, UpstreamEvent};
 use crate::core::config::GatewayConfig;
 use crate::core::outputs::Outputs;
 use crate::core::session::{Session, SessionId};
@@ -84,7 +84,7 @@ impl Seam for Transparent {
         at: Attachment,
         token: Token,
         filter: String,
-        qos: u8,
+        qos: MqttQos,
         out: &mut Outputs,
     ) {
         if let Some(link) = link_of(at) {
@@ -172,7 +172,7 @@ impl Seam for Transparent {
             } => (
                 link,
                 LinkEvent::Message {
-                    delivery: (delivery.qos >= 1).then_some(delivery),
+                    delivery: delivery.qos.is_acknowledged().then_some(delivery),
                     topic,
                     payload,
                     qos,

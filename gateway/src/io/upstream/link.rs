@@ -327,8 +327,8 @@ impl LinkTask {
                     });
                 }
                 Event::Incoming(Packet::Publish(p)) => {
-                    let qos = p.qos as u8;
-                    match corr.incoming_publish(p.pkid, qos) {
+                    let qos = super::from_rumqttc(p.qos);
+                    match corr.incoming_publish(p.pkid, qos.level()) {
                         IncomingVerdict::Deliver => out.push(UpstreamEvent::Message {
                             link,
                             delivery: DeliveryId { pkid: p.pkid, qos },
@@ -368,7 +368,9 @@ impl LinkTask {
                 Event::Incoming(Packet::SubAck(ack)) => {
                     if let Some(token) = corr.suback(ack.pkid) {
                         let granted = match ack.return_codes.first() {
-                            Some(SubscribeReasonCode::Success(qos)) => Some(*qos as u8),
+                            Some(SubscribeReasonCode::Success(qos)) => {
+                                Some(super::from_rumqttc(*qos))
+                            }
                             _ => None,
                         };
                         out.push(UpstreamEvent::SubAck {

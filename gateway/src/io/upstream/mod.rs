@@ -55,7 +55,7 @@ use tokio::time::Instant;
 use self::backoff::{Backoff, XorShift64};
 use self::link::{LinkCtl, LinkShared, LinkTask, OutCmd, lock};
 use crate::core::config::{ClientIdentity, Credentials};
-use crate::core::upstream::{BrokerRefusal, LinkId, UpstreamCmd, UpstreamEvent, Will};
+use crate::core::upstream::{BrokerRefusal, LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 use crate::io::config::UpstreamEndpoint;
 
 /// Capacity of each link's rumqttc request channel; commands beyond it wait in the outbox.
@@ -364,7 +364,7 @@ impl RumqttcConnector {
             options.set_last_will(LastWill::new(
                 will.topic,
                 will.payload.to_vec(),
-                to_qos(will.qos.min(2)).unwrap_or(QoS::AtMostOnce),
+                to_rumqttc(will.qos),
                 will.retain,
             ));
         }
@@ -424,20 +424,20 @@ impl UpstreamConnector for RumqttcConnector {
                 token,
                 filter,
                 qos,
-            } => match to_qos(qos) {
-                Some(qos) if rumqttc::valid_filter(&filter) => {
+            } => {
+                if rumqttc::valid_filter(&filter) {
+                    let qos = to_rumqttc(qos);
                     self.submit(link, OutCmd::Subscribe { token, filter, qos });
-                }
-                _ => {
+                } else {
                     // rumqttc would refuse it; answer as a broker refusing the filter would.
-                    tracing::warn!(%link, %filter, qos, "invalid subscription refused locally");
+                    tracing::warn!(%link, %filter, %qos, "invalid subscription refused locally");
                     let _ = self.events.send(UpstreamEvent::SubAck {
                         link,
                         token,
                         granted: None,
                     });
                 }
-            },
+            }
             UpstreamCmd::Unsubscribe {
                 link,
                 token,
@@ -450,34 +450,29 @@ impl UpstreamConnector for RumqttcConnector {
                 payload,
                 qos,
                 retain,
-            } => match to_qos(qos) {
-                Some(qos) if !topic.is_empty() && rumqttc::valid_topic(&topic) => {
-                    self.submit(
-                        link,
-                        OutCmd::Publish {
-                            token,
-                            topic,
-                            payload,
-                            qos,
-                            retain,
-                        },
-                    );
+            } => {
+                if !topic.is_empty() && rumqttc::valid_topic(&topic) {
+                    let publish = OutCmd::Publish {
+                        token,
+                        topic,
+                        payload,
+                        qos: to_rumqttc(qos),
+                        retain,
+                    };
+                    self.submit(link, publish);
+                } else {
+                    tracing::error!(%link, ?token, %topic, %qos, "invalid publish dropped");
                 }
-                _ => {
-                    tracing::error!(%link, ?token, %topic, qos, "invalid publish dropped");
-                }
-            },
-            UpstreamCmd::Ack { link, delivery } => match to_qos(delivery.qos) {
-                Some(QoS::AtMostOnce) => {}
-                Some(qos) => self.submit(
-                    link,
-                    OutCmd::Ack {
+            }
+            UpstreamCmd::Ack { link, delivery } => {
+                if delivery.qos.is_acknowledged() {
+                    let ack = OutCmd::Ack {
                         pkid: delivery.pkid,
-                        qos,
-                    },
-                ),
-                None => tracing::warn!(%link, ?delivery, "ack with an invalid QoS dropped"),
-            },
+                        qos: to_rumqttc(delivery.qos),
+                    };
+                    self.submit(link, ack);
+                }
+            }
             UpstreamCmd::Close { link, graceful } => {
                 let deadline = Instant::now() + self.endpoint.connect_timeout;
                 self.close(link, graceful, deadline);
@@ -486,8 +481,22 @@ impl UpstreamConnector for RumqttcConnector {
     }
 }
 
-fn to_qos(qos: u8) -> Option<QoS> {
-    rumqttc::qos(qos).ok()
+/// The rumqttc name of a QoS level.
+fn to_rumqttc(qos: MqttQos) -> QoS {
+    match qos {
+        MqttQos::AtMostOnce => QoS::AtMostOnce,
+        MqttQos::AtLeastOnce => QoS::AtLeastOnce,
+        MqttQos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+/// The core's name of a rumqttc QoS level.
+pub(crate) fn from_rumqttc(qos: QoS) -> MqttQos {
+    match qos {
+        QoS::AtMostOnce => MqttQos::AtMostOnce,
+        QoS::AtLeastOnce => MqttQos::AtLeastOnce,
+        QoS::ExactlyOnce => MqttQos::ExactlyOnce,
+    }
 }
 
 /// rumqttc panics on a keep-alive between 0 and 1 s and sends whole seconds in a u16.
