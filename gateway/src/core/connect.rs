@@ -375,13 +375,9 @@ impl Gateway {
         match duration {
             Some(d) if d > 0 => self.go_to_sleep(now, sid, d),
             _ => {
-                self.send_to_session(sid, &Packet::Disconnect { duration: None });
-                let Some(s) = self.table.get(sid) else {
-                    return;
-                };
-                let (client_id, peer) = (s.client_id().to_owned(), s.peer().clone());
-                self.end_session(sid, true);
-                self.event(GatewayEvent::ClientDisconnected { client_id, peer });
+                if self.step(sid, now, disconnect).is_some() {
+                    self.end_session(sid, true);
+                }
             }
         }
     }
@@ -429,40 +425,17 @@ impl Gateway {
 
     /// A deadline of the session passed (it may have moved since it was filed).
     pub(super) fn session_timeout(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.table.get(sid) else {
-            return;
-        };
-        if let Some(deadline) = s.state_deadline
-            && now >= deadline
-        {
-            match s.state {
-                State::Connecting(_) => {
-                    let (peer, client_id) = (s.peer().clone(), s.client_id().to_owned());
-                    self.end_session(sid, true);
-                    return self.refuse_connect(&peer, client_id, ReturnCode::Congestion);
-                }
-                State::Asleep | State::Awake => return self.lose(sid, LostReason::SleepExpired),
-                _ => {
-                    if let Some(s) = self.table.get_mut(sid) {
-                        s.state_deadline = None;
-                    }
-                }
+        match self.step(sid, now, timed_out) {
+            Some(Expired::ConnectWindow) => {
+                let Some(s) = self.table.get(sid) else {
+                    return;
+                };
+                let (peer, client_id) = (s.peer().clone(), s.client_id().to_owned());
+                self.end_session(sid, true);
+                self.refuse_connect(&peer, client_id, ReturnCode::Congestion);
             }
-        }
-        let Some(s) = self.table.get(sid) else {
-            return;
-        };
-        if s.state == State::Active
-            && let Some(k) = s.keep_alive
-            && now >= s.last_rx.saturating_add(self.cfg.tolerance.supervise(k))
-        {
-            return self.lose(sid, LostReason::KeepAliveExpired);
-        }
-        if s.state == State::Active && s.silent_until.is_some_and(|at| now >= at) {
-            return self.lose(sid, LostReason::SilentAfterConnect);
-        }
-        if let Some(Some(reason)) = self.step(sid, now, downlink::retransmit_due) {
-            self.lose(sid, reason);
+            Some(Expired::Lost(reason)) => self.lose(sid, reason),
+            Some(Expired::Nothing) | None => {}
         }
     }
 }
@@ -547,4 +520,54 @@ fn will_msg(s: &mut Session, msg: &[u8]) -> Prompting {
     }
     s.will.msg = Bytes::copy_from_slice(msg);
     Prompting::Done
+}
+
+/// What a passed deadline means for the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// Nothing ends (a retransmission may have gone out, or the deadline moved).
+    Nothing,
+    /// The connection setup took longer than T_RETRY × N_RETRY: CONNACK congestion.
+    ConnectWindow,
+    /// The client is lost.
+    Lost(LostReason),
+}
+
+/// Checks the session's deadlines against now ([`Session::deadline`] filed it): connection
+/// setup, sleep timer, keep-alive supervision, an unregistered client's silence, and the
+/// retransmission of the message in flight.
+fn timed_out(s: &mut Session, f: &mut Flow<'_>) -> Expired {
+    if let Some(deadline) = s.state_deadline
+        && f.now >= deadline
+    {
+        match s.state {
+            State::Connecting(_) => return Expired::ConnectWindow,
+            State::Asleep | State::Awake => return Expired::Lost(LostReason::SleepExpired),
+            _ => s.state_deadline = None,
+        }
+    }
+    if s.state == State::Active {
+        if let Some(k) = s.keep_alive
+            && f.now >= s.last_rx.saturating_add(f.cfg.tolerance.supervise(k))
+        {
+            return Expired::Lost(LostReason::KeepAliveExpired);
+        }
+        if s.silent_until.is_some_and(|at| f.now >= at) {
+            return Expired::Lost(LostReason::SilentAfterConnect);
+        }
+    }
+    match downlink::retransmit_due(s, f) {
+        Some(reason) => Expired::Lost(reason),
+        None => Expired::Nothing,
+    }
+}
+
+/// DISCONNECT without a duration: answered with DISCONNECT and reported; the gateway then ends
+/// the session.
+fn disconnect(s: &mut Session, f: &mut Flow<'_>) {
+    f.reply(s, &Packet::Disconnect { duration: None });
+    f.out.event(GatewayEvent::ClientDisconnected {
+        client_id: s.client_id().to_owned(),
+        peer: s.peer().clone(),
+    });
 }
