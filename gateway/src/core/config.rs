@@ -55,6 +55,9 @@ pub struct GatewayConfig {
     pub discovery: Option<DiscoveryConfig>,
     /// Which clients may connect, from where, and what they may publish and subscribe.
     pub clients: ClientPolicy,
+    /// CleanSession=0 sessions are kept in the state store ([`super::Gateway::poll_store`]);
+    /// false (no store) keeps everything in memory only.
+    pub persist_sessions: bool,
 }
 
 impl Default for GatewayConfig {
@@ -81,6 +84,7 @@ impl Default for GatewayConfig {
             limits: AdmissionLimits::default(),
             discovery: None,
             clients: ClientPolicy::default(),
+            persist_sessions: false,
         }
     }
 }

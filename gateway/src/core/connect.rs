@@ -202,6 +202,7 @@ impl Gateway {
             self.end_session(sid, true);
             self.refuse_connect(&peer, client_id.to_owned(), ReturnCode::Congestion);
         }
+        self.persist_changes();
     }
 
     /// Makes room for a new session when the table is full (`max_clients` counts live and

@@ -6,9 +6,13 @@
 //! [`Gateway::handle_upstream`], [`Gateway::handle_timeout`] (and [`Gateway::handle_shutdown`]) —
 //! each taking `now`. After **every** input the caller drains the outputs completely, in this
 //! order: [`Gateway::poll_transmit`] (datagrams), [`Gateway::poll_upstream`] (commands for the
-//! upstream connector), [`Gateway::poll_event`] (logs, metrics). Then it asks
+//! upstream connector), [`Gateway::poll_event`] (logs, metrics) and, with a state store,
+//! [`Gateway::poll_store`] (records to write or delete). Then it asks
 //! [`Gateway::poll_timeout`] when to call `handle_timeout` next. Spurious `handle_timeout` calls
 //! are harmless. The same inputs in the same order give the same outputs.
+//!
+//! With a state store, [`Gateway::restore`] hands the stored sessions back before the first
+//! input.
 //!
 //! Peer misbehaviour never makes an input fail: it becomes a reply the protocol prescribes, a
 //! [`GatewayEvent::Dropped`], or both.
@@ -25,12 +29,14 @@ mod gateway_link;
 mod link_events;
 mod outbox;
 mod outputs;
+mod persist;
 mod policy;
 mod qos_minus1;
 mod rate_limit;
 mod session;
 mod sleep;
 pub mod stats;
+pub mod store;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -116,9 +122,13 @@ impl Gateway {
             }
         };
         let out = Outputs::new(cfg.max_packet_size);
+        let mut table = SessionTable::default();
+        if cfg.persist_sessions {
+            table.track_changes();
+        }
         let mut gw = Gateway {
             cfg,
-            table: SessionTable::default(),
+            table,
             seam,
             routed: Vec::new(),
             out,
@@ -146,6 +156,7 @@ impl Gateway {
             return;
         }
         self.dispatch(now, from, bytes);
+        self.persist_changes();
     }
 
     /// The upstream connector reported something.
@@ -166,6 +177,7 @@ impl Gateway {
             }
         }
         self.routed = routed;
+        self.persist_changes();
     }
 
     /// Time has reached (or passed) [`Gateway::poll_timeout`].
@@ -178,6 +190,7 @@ impl Gateway {
             self.discovery_timeout(now);
         }
         self.prune_disconnect_limits(now);
+        self.persist_changes();
     }
 
     /// Graceful shutdown: every upstream link is closed with DISCONNECT, so no Will is

@@ -10,6 +10,7 @@ use super::addr::PeerAddr;
 use super::event::{Destination, DropReason, GatewayEvent, Transmit};
 use super::outbox::{Outbox, Unencodable};
 use super::stats::Stats;
+use super::store::StoreCmd;
 use super::upstream::{Token, UpstreamCmd};
 
 /// The core's outputs, drained by the shell after every input.
@@ -21,6 +22,8 @@ pub(crate) struct Outputs {
     cmds: VecDeque<UpstreamCmd>,
     /// Events for logs, metrics and tests.
     events: VecDeque<GatewayEvent>,
+    /// Commands for the state store.
+    store: VecDeque<StoreCmd>,
     /// Counters since start.
     pub(crate) stats: Stats,
     /// Largest datagram a client's transport takes (`max_packet_size`).
@@ -36,6 +39,7 @@ impl Outputs {
             datagrams: Outbox::default(),
             cmds: VecDeque::new(),
             events: VecDeque::new(),
+            store: VecDeque::new(),
             stats: Stats::default(),
             max_packet_size,
             last_token: 0,
@@ -102,5 +106,15 @@ impl Outputs {
     /// The next event.
     pub(crate) fn next_event(&mut self) -> Option<GatewayEvent> {
         self.events.pop_front()
+    }
+
+    /// Queues a command for the state store.
+    pub(crate) fn store(&mut self, c: StoreCmd) {
+        self.store.push_back(c);
+    }
+
+    /// The next state-store command, in order.
+    pub(crate) fn next_store(&mut self) -> Option<StoreCmd> {
+        self.store.pop_front()
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct TopicIds {
     by_id: BTreeMap<u16, Entry>,
     by_name: BTreeMap<String, u16>,
     next: u16,
+    /// Counts changes, so that whoever persists the table can tell it changed without
+    /// comparing it.
+    changes: u64,
 }
 
 impl TopicIds {
@@ -42,6 +45,7 @@ impl TopicIds {
             }
             return Ok(id);
         }
+        self.changes += 1;
         if self.by_id.len() >= max {
             return Err(TopicIdsFull);
         }
@@ -84,8 +88,11 @@ impl TopicIds {
 
     /// Marks an id as known to the client.
     pub(crate) fn confirm(&mut self, id: u16) {
-        if let Some(e) = self.by_id.get_mut(&id) {
+        if let Some(e) = self.by_id.get_mut(&id)
+            && !e.confirmed
+        {
             e.confirmed = true;
+            self.changes += 1;
         }
     }
 
@@ -93,11 +100,13 @@ impl TopicIds {
     pub(crate) fn unconfirm(&mut self, id: u16) {
         if let Some(e) = self.by_id.get_mut(&id) {
             e.confirmed = false;
+            self.changes += 1;
         }
     }
 
     /// After a reconnect with CleanSession=0: keep ids, re-REGISTER before the next use.
     pub(crate) fn unconfirm_all(&mut self) {
+        self.changes += 1;
         for e in self.by_id.values_mut() {
             e.confirmed = false;
         }
@@ -105,6 +114,7 @@ impl TopicIds {
 
     /// Frees an id (REGACK rejected it).
     pub(crate) fn remove(&mut self, id: u16) {
+        self.changes += 1;
         if let Some(e) = self.by_id.remove(&id) {
             self.by_name.remove(&e.name);
         }
@@ -112,8 +122,42 @@ impl TopicIds {
 
     /// Forgets everything (CleanSession=1).
     pub(crate) fn clear(&mut self) {
+        self.changes += 1;
         self.by_id.clear();
         self.by_name.clear();
+    }
+
+    /// How many changes the table has seen (grows with every change).
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Every id with its name and whether the client is known to have it, in id order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u16, &str, bool)> {
+        self.by_id
+            .iter()
+            .map(|(id, e)| (*id, e.name.as_str(), e.confirmed))
+    }
+
+    /// Puts back an id a restart restored (ignored when the id or the name is taken).
+    pub(crate) fn restore(&mut self, id: u16, name: &str, confirmed: bool) {
+        if id == 0
+            || id == 0xFFFF
+            || self.by_id.contains_key(&id)
+            || self.by_name.contains_key(name)
+        {
+            return;
+        }
+        self.by_id.insert(
+            id,
+            Entry {
+                name: name.to_owned(),
+                confirmed,
+            },
+        );
+        self.by_name.insert(name.to_owned(), id);
+        self.next = self.next.max(id);
+        self.changes += 1;
     }
 
     /// Number of ids held.

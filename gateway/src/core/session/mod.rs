@@ -91,7 +91,7 @@ impl State {
 }
 
 /// The client's Will as the gateway stores it (MQTT-SN names, before the prefix).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct WillSpec {
     /// Topic, QoS, retain. `None` = no Will.
     pub(crate) topic: Option<(String, MqttQos, bool)>,
@@ -100,7 +100,7 @@ pub(crate) struct WillSpec {
 }
 
 /// A subscription the client holds, to restore it upstream after a session loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum SubKind {
     /// Topic name or filter (TopicIdType 0b00).
     Name,
@@ -246,6 +246,8 @@ pub(crate) struct Session {
     /// An unregistered client that has sent nothing since its CONNECT was accepted is dropped
     /// at this instant (cleared by its next message).
     pub(crate) silent_until: Option<Instant>,
+    /// Digest of the record last handed to the state store (`None`: nothing stored).
+    pub(crate) stored: Option<u64>,
 }
 
 impl Session {
@@ -278,6 +280,7 @@ impl Session {
             tx_count: 0,
             timer_key: None,
             silent_until: None,
+            stored: None,
         }
     }
 

@@ -28,6 +28,13 @@ pub(crate) struct SessionTable {
     /// Sessions by their earliest deadline.
     timers: BTreeSet<(Instant, SessionId)>,
     next_id: SessionId,
+    /// Remember which sessions an input touched and which stored ones it removed, for the
+    /// state store (off without one: nothing is recorded).
+    track: bool,
+    /// Sessions changed (or possibly changed) since the last [`SessionTable::drain_touched`].
+    touched: Vec<SessionId>,
+    /// ClientIds of removed sessions that had a stored record.
+    forgotten: Vec<String>,
 }
 
 impl SessionTable {
@@ -38,7 +45,33 @@ impl SessionTable {
 
     /// The session `sid`, to change what the table does not index.
     pub(crate) fn get_mut(&mut self, sid: SessionId) -> Option<&mut Session> {
-        self.sessions.get_mut(&sid)
+        let s = self.sessions.get_mut(&sid)?;
+        if self.track {
+            self.touched.push(sid);
+        }
+        Some(s)
+    }
+
+    /// Starts remembering touched and removed sessions for the state store.
+    pub(crate) fn track_changes(&mut self) {
+        self.track = true;
+    }
+
+    /// Calls `f` once on every session touched since the last call (in id order), and
+    /// forgets them.
+    pub(crate) fn drain_touched(&mut self, mut f: impl FnMut(&mut Session)) {
+        self.touched.sort_unstable();
+        self.touched.dedup();
+        for sid in self.touched.drain(..) {
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                f(s);
+            }
+        }
+    }
+
+    /// The ClientIds of stored sessions removed since the last call.
+    pub(crate) fn drain_forgotten(&mut self) -> std::vec::Drain<'_, String> {
+        self.forgotten.drain(..)
     }
 
     /// Sessions in the table (live or remembered).
@@ -82,6 +115,9 @@ impl SessionTable {
         self.by_peer.insert(peer.clone(), sid);
         self.sessions
             .insert(sid, Session::new(client_id, peer, now));
+        if self.track {
+            self.touched.push(sid);
+        }
         sid
     }
 
@@ -92,6 +128,9 @@ impl SessionTable {
         if s.peer == to {
             self.by_peer.insert(to, sid);
             return None;
+        }
+        if self.track {
+            self.touched.push(sid);
         }
         let from = std::mem::replace(&mut s.peer, to.clone());
         if self.by_peer.get(&from) == Some(&sid) {
@@ -147,6 +186,9 @@ impl SessionTable {
         }
         if let Some(Attachment::Link(link)) = s.upstream {
             self.by_link.remove(&link);
+        }
+        if self.track && s.stored.is_some() {
+            self.forgotten.push(s.client_id.clone());
         }
         Some(s)
     }

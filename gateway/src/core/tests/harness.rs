@@ -1,5 +1,6 @@
 //! The scenario harness: drives a [`Gateway`] like the shell does, with time under control.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use crate::core::Gateway;
 use crate::core::addr::{ListenerId, PeerAddr, Wnid};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{Destination, GatewayEvent};
+use crate::core::store::{SessionRecord, StoreCmd};
 use crate::core::upstream::{DeliveryId, LinkId, MqttQos, UpstreamCmd, UpstreamEvent};
 
 pub(super) struct Harness {
@@ -21,6 +23,10 @@ pub(super) struct Harness {
     pub(super) events: Vec<GatewayEvent>,
     /// Multicast datagrams: listener, TTL, bytes.
     pub(super) multicast: Vec<(Option<ListenerId>, Option<u8>, Vec<u8>)>,
+    /// The in-memory state store: the last record written per ClientId.
+    pub(super) store: BTreeMap<String, SessionRecord>,
+    /// State-store commands received (writes and deletes).
+    pub(super) store_cmds: usize,
 }
 
 pub(super) fn encode(p: &Packet<'_>) -> Vec<u8> {
@@ -58,14 +64,29 @@ pub(super) fn connect(id: &str, will: bool, clean: bool, keep_alive: u16) -> Vec
 
 impl Harness {
     pub(super) fn new(cfg: GatewayConfig) -> Self {
-        let now = Instant::from_millis(1_000_000);
+        let mut h = Self::restored(cfg, BTreeMap::new(), Instant::from_millis(1_000_000));
+        h.clear();
+        h
+    }
+
+    /// A gateway started at `now` that restores `store` (as after a restart), with its own
+    /// link up; the upstream commands so far are kept (the restored sessions' `Open`s).
+    pub(super) fn restored(
+        cfg: GatewayConfig,
+        store: BTreeMap<String, SessionRecord>,
+        now: Instant,
+    ) -> Self {
+        let mut gw = Gateway::new(cfg, now, 7);
+        gw.restore(now, store.values().cloned().collect());
         let mut h = Harness {
-            gw: Gateway::new(cfg, now, 7),
+            gw,
             now,
             sent: vec![],
             cmds: vec![],
             events: vec![],
             multicast: vec![],
+            store,
+            store_cmds: 0,
         };
         h.drain();
         h.upstream(UpstreamEvent::LinkUp {
@@ -73,7 +94,7 @@ impl Harness {
             session_present: false,
             lost: vec![],
         });
-        h.clear();
+        h.clear_datagrams();
         h
     }
 
@@ -110,6 +131,17 @@ impl Harness {
         }
         while let Some(e) = self.gw.poll_event() {
             self.events.push(e);
+        }
+        while let Some(c) = self.gw.poll_store() {
+            self.store_cmds += 1;
+            match c {
+                StoreCmd::PutSession(r) => {
+                    self.store.insert(r.client_id.clone(), r);
+                }
+                StoreCmd::DeleteSession { client_id } => {
+                    self.store.remove(&client_id);
+                }
+            }
         }
         // Every scenario checks the session table after every input.
         if let Err(e) = self.gw.check_invariants() {

@@ -7,6 +7,7 @@ mod drops;
 mod exposure;
 mod harness;
 mod lifecycle;
+mod persistence;
 mod policy;
 mod properties;
 mod publish;

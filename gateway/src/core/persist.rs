@@ -1,0 +1,203 @@
+//! Keeping CleanSession=0 sessions in the state store, and resuming them after a restart
+//! (`docs/architecture.md`, "State that survives a restart").
+//!
+//! After every input the gateway looks at the sessions the input touched: a CleanSession=0
+//! session whose stored part (state, address, keep-alive or sleep, Will, subscriptions, topic
+//! ids) changed is written again as a whole record; a session that ended with CleanSession=1
+//! or was forgotten is deleted. What changed is told by a digest of the stored part, so a
+//! PUBLISH that changes nothing stored writes nothing.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use sn_codec::Instant;
+
+use super::Gateway;
+use super::session::{ConnectPhase, Session, State, SubKind};
+use super::store::{
+    SessionRecord, StoreCmd, StoredState, StoredSubscription, StoredTopicId, StoredTopicKind,
+};
+
+impl Gateway {
+    /// After an input: queues what the state store must write or delete.
+    pub(super) fn persist_changes(&mut self) {
+        if !self.cfg.persist_sessions {
+            return;
+        }
+        for client_id in self.table.drain_forgotten() {
+            self.out.store(StoreCmd::DeleteSession { client_id });
+        }
+        let out = &mut self.out;
+        self.table.drain_touched(|s| {
+            if s.clean_session {
+                if s.stored.take().is_some() {
+                    let client_id = s.client_id().to_owned();
+                    out.store(StoreCmd::DeleteSession { client_id });
+                }
+                return;
+            }
+            let digest = digest(s);
+            if s.stored != Some(digest) {
+                s.stored = Some(digest);
+                out.store(StoreCmd::PutSession(record(s)));
+            }
+        });
+    }
+
+    /// The next command for the state store (drain after every input, like the others).
+    pub fn poll_store(&mut self) -> Option<StoreCmd> {
+        self.out.next_store()
+    }
+
+    /// Resumes the sessions a previous run stored, before the first input. Each gets its state
+    /// back: active (keep-alive supervision from `now`), asleep (its sleep timer from `now`),
+    /// or remembered as disconnected or lost; active and sleeping ones re-open their upstream
+    /// session without clean session, so the broker's queued messages arrive. A record whose
+    /// ClientId is already present, whose address another restored session holds, or that
+    /// does not fit `max_clients` is not restored as live (the last two are kept as
+    /// remembered, or skipped when the table is full). Returns how many were restored.
+    pub fn restore(&mut self, now: Instant, records: Vec<SessionRecord>) -> usize {
+        let mut restored = 0;
+        for r in records {
+            if self.table.find_client(&r.client_id).is_some()
+                || self.table.len() >= self.cfg.max_clients
+            {
+                continue;
+            }
+            let address_taken = self.table.find_peer(&r.peer).is_some();
+            let state = match r.state {
+                StoredState::Active | StoredState::Asleep if address_taken => StoredState::Lost,
+                s => s,
+            };
+            let sid = if address_taken {
+                // Inserted under a placeholder binding would steal the address: insert, then
+                // give the address back to the session that holds it.
+                let holder = self.table.find_peer(&r.peer);
+                let sid = self.table.insert(r.client_id.clone(), r.peer.clone(), now);
+                self.table.unbind_peer(sid);
+                if let Some(holder) = holder {
+                    self.table.rebind(holder, r.peer.clone());
+                }
+                sid
+            } else {
+                self.table.insert(r.client_id.clone(), r.peer.clone(), now)
+            };
+            let Some(s) = self.table.get_mut(sid) else {
+                continue;
+            };
+            apply(s, &r);
+            match state {
+                StoredState::Active => {
+                    s.state = State::Active;
+                    s.restore_on_up = true;
+                    self.attach_upstream(now, sid, false);
+                }
+                StoredState::Asleep => {
+                    let sleep = r.sleep.unwrap_or_default();
+                    s.state = State::Asleep;
+                    s.sleep = Some(sleep);
+                    s.state_deadline =
+                        Some(now.saturating_add(self.cfg.tolerance.supervise(sleep)));
+                    s.restore_on_up = true;
+                    self.attach_upstream(now, sid, false);
+                }
+                StoredState::Disconnected | StoredState::Lost => {
+                    s.state = if state == StoredState::Lost {
+                        State::Lost
+                    } else {
+                        State::Disconnected
+                    };
+                    self.table.unbind_peer(sid);
+                }
+            }
+            if let Some(s) = self.table.get_mut(sid) {
+                // What was read back is what is stored: nothing to write.
+                s.stored = Some(digest(s));
+            }
+            self.reschedule(sid);
+            restored += 1;
+        }
+        self.persist_changes();
+        restored
+    }
+}
+
+/// Puts a stored record's contents into a fresh session (not its state: the caller decides).
+fn apply(s: &mut Session, r: &SessionRecord) {
+    s.clean_session = false;
+    s.keep_alive = r.keep_alive;
+    s.sleep = r.sleep;
+    s.will.topic = r.will_topic.clone();
+    s.will.msg = r.will_msg.clone();
+    for sub in &r.subscriptions {
+        let kind = match sub.kind {
+            StoredTopicKind::Name => SubKind::Name,
+            StoredTopicKind::Short => SubKind::Short,
+            StoredTopicKind::Predefined(id) => SubKind::Predefined(id),
+        };
+        s.subscriptions.insert(sub.filter.clone(), (kind, sub.qos));
+    }
+    for t in &r.topic_ids {
+        s.topic_ids.restore(t.id, &t.name, t.confirmed);
+    }
+}
+
+/// The state a session is stored in: what it would resume as after a restart.
+fn stored_state(s: &Session) -> StoredState {
+    match s.state {
+        State::Active => StoredState::Active,
+        State::Asleep | State::Awake => StoredState::Asleep,
+        // A sleeper reconnecting with a Will update, or a new connection under way (its
+        // client retries the CONNECT after a restart).
+        State::Connecting(ConnectPhase::Upstream) if s.sleep.is_some() => StoredState::Asleep,
+        State::Connecting(_) | State::Disconnected => StoredState::Disconnected,
+        State::Lost => StoredState::Lost,
+    }
+}
+
+/// A digest of what [`record`] stores (the topic ids by their change count).
+fn digest(s: &Session) -> u64 {
+    let mut h = DefaultHasher::new();
+    stored_state(s).hash(&mut h);
+    s.keep_alive.hash(&mut h);
+    s.sleep.hash(&mut h);
+    s.peer().hash(&mut h);
+    s.will.hash(&mut h);
+    s.subscriptions.hash(&mut h);
+    s.topic_ids.changes().hash(&mut h);
+    h.finish()
+}
+
+/// The record of a CleanSession=0 session.
+fn record(s: &Session) -> SessionRecord {
+    SessionRecord {
+        client_id: s.client_id().to_owned(),
+        state: stored_state(s),
+        keep_alive: s.keep_alive,
+        sleep: s.sleep,
+        peer: s.peer().clone(),
+        will_topic: s.will.topic.clone(),
+        will_msg: s.will.msg.clone(),
+        subscriptions: s
+            .subscriptions
+            .iter()
+            .map(|(filter, (kind, qos))| StoredSubscription {
+                filter: filter.clone(),
+                kind: match kind {
+                    SubKind::Name => StoredTopicKind::Name,
+                    SubKind::Short => StoredTopicKind::Short,
+                    SubKind::Predefined(id) => StoredTopicKind::Predefined(*id),
+                },
+                qos: *qos,
+            })
+            .collect(),
+        topic_ids: s
+            .topic_ids
+            .entries()
+            .map(|(id, name, confirmed)| StoredTopicId {
+                id,
+                name: name.to_owned(),
+                confirmed,
+            })
+            .collect(),
+    }
+}

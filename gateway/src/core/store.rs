@@ -1,0 +1,121 @@
+//! The vocabulary between the core and the state store: what the core asks the shell to keep
+//! so that a restart (or a power loss) does not forget a client that asked to be remembered
+//! (CleanSession=0). The core stays free of I/O: it queues [`StoreCmd`]s, which the shell
+//! drains with [`super::Gateway::poll_store`] and writes in batches; after a restart the shell
+//! hands the records it finds back through [`super::Gateway::restore`].
+//!
+//! `docs/architecture.md`, "State that survives a restart", says what is kept and when.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::addr::PeerAddr;
+use super::upstream::MqttQos;
+
+/// The life-cycle state a session is restored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoredState {
+    /// Connected: restored active, its keep-alive supervision starting at the restart.
+    Active,
+    /// Sleeping (also awake or connecting from sleep): restored asleep, its sleep timer
+    /// starting at the restart.
+    Asleep,
+    /// Disconnected cleanly; remembered for a reconnect.
+    Disconnected,
+    /// Lost; remembered for a reconnect.
+    Lost,
+}
+
+impl StoredState {
+    /// The name stored in the database (`docs/` shows them).
+    pub fn name(self) -> &'static str {
+        match self {
+            StoredState::Active => "active",
+            StoredState::Asleep => "asleep",
+            StoredState::Disconnected => "disconnected",
+            StoredState::Lost => "lost",
+        }
+    }
+
+    /// The state of a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            StoredState::Active,
+            StoredState::Asleep,
+            StoredState::Disconnected,
+            StoredState::Lost,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// How a client named a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredTopicKind {
+    /// A topic name or filter.
+    Name,
+    /// A two-character short name.
+    Short,
+    /// A predefined topic id.
+    Predefined(u16),
+}
+
+/// One subscription of a stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    /// The MQTT-SN topic filter (no upstream prefix).
+    pub filter: String,
+    /// How the client named it.
+    pub kind: StoredTopicKind,
+    /// The QoS granted (or asked for while the broker had not answered).
+    pub qos: MqttQos,
+}
+
+/// One normal topic id of a stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTopicId {
+    /// The id (never 0x0000 or 0xFFFF).
+    pub id: u16,
+    /// The MQTT-SN topic name.
+    pub name: String,
+    /// The client is known to have the mapping.
+    pub confirmed: bool,
+}
+
+/// Everything a restart needs to resume one CleanSession=0 session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// MQTT-SN ClientId (the key).
+    pub client_id: String,
+    /// Where it was in its life cycle.
+    pub state: StoredState,
+    /// Keep-alive supervision period.
+    pub keep_alive: Option<Duration>,
+    /// Sleep duration (asleep).
+    pub sleep: Option<Duration>,
+    /// The address it is (or was last) bound to.
+    pub peer: PeerAddr,
+    /// Will topic, QoS and retain flag (`None`: no Will).
+    pub will_topic: Option<(String, MqttQos, bool)>,
+    /// Will message.
+    pub will_msg: Bytes,
+    /// Subscriptions, in filter order.
+    pub subscriptions: Vec<StoredSubscription>,
+    /// Normal topic ids, in id order.
+    pub topic_ids: Vec<StoredTopicId>,
+}
+
+/// What the core asks the store to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreCmd {
+    /// Insert or replace the session of `record.client_id`.
+    PutSession(SessionRecord),
+    /// Forget the session of `client_id` (it ended with CleanSession=1, was evicted, or its
+    /// client connected again with CleanSession=1).
+    DeleteSession {
+        /// The ClientId.
+        client_id: String,
+    },
+}
