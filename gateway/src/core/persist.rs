@@ -38,7 +38,7 @@ impl Gateway {
             let digest = digest(s);
             if s.stored != Some(digest) {
                 s.stored = Some(digest);
-                out.store(StoreCmd::PutSession(record(s)));
+                out.store(StoreCmd::PutSession(Box::new(record(s))));
             }
         });
     }

@@ -111,7 +111,7 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreCmd {
     /// Insert or replace the session of `record.client_id`.
-    PutSession(SessionRecord),
+    PutSession(Box<SessionRecord>),
     /// Forget the session of `client_id` (it ended with CleanSession=1, was evicted, or its
     /// client connected again with CleanSession=1).
     DeleteSession {

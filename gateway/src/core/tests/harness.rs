@@ -136,7 +136,7 @@ impl Harness {
             self.store_cmds += 1;
             match c {
                 StoreCmd::PutSession(r) => {
-                    self.store.insert(r.client_id.clone(), r);
+                    self.store.insert(r.client_id.clone(), *r);
                 }
                 StoreCmd::DeleteSession { client_id } => {
                     self.store.remove(&client_id);
