@@ -13,6 +13,7 @@ pub mod fd_limit;
 pub mod http;
 mod log_events;
 pub mod notify;
+pub mod store;
 mod throttle;
 pub mod udp;
 pub mod upstream;

@@ -1,0 +1,254 @@
+//! The state database on a real file: round trips, group commit, and what happens to files
+//! that are not ours.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{StorageConfig, StorageLocation, StoreError, open, schema};
+use crate::core::addr::{ListenerId, PeerAddr, Wnid};
+use crate::core::store::{
+    SessionRecord, StoreCmd, StoredState, StoredSubscription, StoredTopicId, StoredTopicKind,
+};
+use crate::core::upstream::MqttQos;
+
+fn cfg() -> StorageConfig {
+    StorageConfig {
+        location: StorageLocation::Default,
+        batch_window: Duration::from_millis(20),
+        batch_max: 512,
+    }
+}
+
+fn record(id: &str) -> SessionRecord {
+    SessionRecord {
+        client_id: id.into(),
+        state: StoredState::Asleep,
+        keep_alive: Some(Duration::from_secs(60)),
+        sleep: Some(Duration::from_secs(600)),
+        peer: PeerAddr::Forwarded {
+            listener: ListenerId(1),
+            forwarder: "[fd00::7]:10000".parse().unwrap(),
+            wnid: Wnid(vec![0x00, 0x13, 0xa2, 0xff].into_boxed_slice()),
+        },
+        will_topic: Some(("status/m".into(), MqttQos::AtLeastOnce, true)),
+        will_msg: Bytes::from_static(b"gone\0binary"),
+        subscriptions: vec![
+            StoredSubscription {
+                filter: "cmd/#".into(),
+                kind: StoredTopicKind::Name,
+                qos: MqttQos::ExactlyOnce,
+            },
+            StoredSubscription {
+                filter: "p7".into(),
+                kind: StoredTopicKind::Predefined(7),
+                qos: MqttQos::AtMostOnce,
+            },
+        ],
+        topic_ids: vec![
+            StoredTopicId {
+                id: 1,
+                name: "t/1".into(),
+                confirmed: true,
+            },
+            StoredTopicId {
+                id: 0xFFFE,
+                name: "t/é".into(),
+                confirmed: false,
+            },
+        ],
+    }
+}
+
+#[test]
+fn records_come_back_as_they_were_written_and_deletes_forget_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let o = open(&path, &cfg()).unwrap();
+    assert!(o.sessions.is_empty() && o.moved_aside.is_none());
+    let mut udp = record("b");
+    udp.peer = PeerAddr::Udp {
+        listener: ListenerId(0),
+        addr: "192.0.2.7:5000".parse().unwrap(),
+    };
+    udp.state = StoredState::Active;
+    udp.will_topic = None;
+    udp.will_msg = Bytes::new();
+    udp.sleep = None;
+    o.writer.send(StoreCmd::PutSession(Box::new(record("a"))));
+    o.writer.send(StoreCmd::PutSession(Box::new(udp.clone())));
+    o.writer.send(StoreCmd::PutSession(Box::new(record("c"))));
+    o.writer.send(StoreCmd::DeleteSession {
+        client_id: "c".into(),
+    });
+    o.writer.close();
+
+    let o = open(&path, &cfg()).unwrap();
+    assert_eq!(o.sessions, vec![record("a"), udp]);
+    assert!(o.unreadable.is_empty());
+}
+
+#[test]
+fn commands_that_arrive_together_are_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut c = cfg();
+    c.batch_window = Duration::from_millis(200);
+    let o = open(&path, &c).unwrap();
+    let stats = o.writer.stats();
+    for i in 0..1000 {
+        o.writer
+            .send(StoreCmd::PutSession(Box::new(record(&format!("m{i:04}")))));
+    }
+    o.writer.close();
+    let commits = stats.commits.load(Ordering::Relaxed);
+    assert!(
+        (1..=4).contains(&commits),
+        "1000 commands sent at once took {commits} transactions (batches of 512)"
+    );
+    assert_eq!(open(&path, &cfg()).unwrap().sessions.len(), 1000);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_moved_aside_and_a_fresh_one_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(
+        &path,
+        b"this is not an SQLite database, it is a text file\n".repeat(200),
+    )
+    .unwrap();
+    let o = open(&path, &cfg()).unwrap();
+    let (aside, why) = o.moved_aside.clone().expect("moved aside");
+    assert!(!why.is_empty());
+    assert!(
+        aside.to_string_lossy().contains("state.db.bad-"),
+        "{aside:?}"
+    );
+    assert!(
+        std::fs::read(&aside).unwrap().starts_with(b"this is not"),
+        "the bad file is kept as it was"
+    );
+    assert!(o.sessions.is_empty());
+    o.writer.send(StoreCmd::PutSession(Box::new(record("a"))));
+    o.writer.close();
+    assert_eq!(open(&path, &cfg()).unwrap().sessions.len(), 1);
+}
+
+#[test]
+fn a_truncated_database_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let o = open(&path, &cfg()).unwrap();
+    for i in 0..300 {
+        o.writer
+            .send(StoreCmd::PutSession(Box::new(record(&format!("m{i:04}")))));
+    }
+    o.writer.close();
+    // Fold the WAL into the file, then cut the file in the middle.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let o = open(&path, &cfg()).unwrap();
+    assert!(o.moved_aside.is_some(), "a truncated file is not used");
+    assert!(o.sessions.is_empty());
+}
+
+#[test]
+fn another_applications_database_is_moved_aside_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT);")
+            .unwrap();
+    }
+    let o = open(&path, &cfg()).unwrap();
+    let (aside, why) = o.moved_aside.clone().expect("moved aside");
+    assert!(why.contains("another application"), "{why}");
+    let conn = rusqlite::Connection::open(&aside).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM photos", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "the foreign database still has its table");
+}
+
+#[test]
+fn a_database_of_a_newer_schema_stops_the_gateway_and_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    open(&path, &cfg()).unwrap().writer.close();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", schema::CURRENT + 1)
+            .unwrap();
+    }
+    let e = open(&path, &cfg()).unwrap_err();
+    assert!(matches!(e, StoreError::NewerSchema { .. }), "{e}");
+    let shown = e.to_string();
+    assert!(shown.starts_with(&path.display().to_string()), "{shown}");
+    assert!(shown.contains("newer"), "{shown}");
+    assert!(path.exists());
+}
+
+#[test]
+fn an_unreadable_row_is_skipped_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let o = open(&path, &cfg()).unwrap();
+    o.writer.send(StoreCmd::PutSession(Box::new(record("a"))));
+    o.writer.send(StoreCmd::PutSession(Box::new(record("b"))));
+    o.writer.close();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE sessions SET state = 'dreaming' WHERE client_id = 'a'",
+            [],
+        )
+        .unwrap();
+    }
+    let o = open(&path, &cfg()).unwrap();
+    assert_eq!(o.sessions, vec![record("b")]);
+    assert_eq!(o.unreadable.len(), 1);
+    assert_eq!(o.unreadable[0].0, "a");
+    assert!(o.unreadable[0].1.contains("dreaming"));
+}
+
+#[test]
+fn a_directory_that_cannot_be_written_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("state.db");
+    let e = open(&path, &cfg()).unwrap_err();
+    assert!(matches!(e, StoreError::Sqlite { .. }), "{e}");
+    assert!(e.to_string().contains("missing/state.db"), "{e}");
+}
+
+#[test]
+fn the_default_location_follows_systemd_then_the_configuration_file() {
+    let d = StorageLocation::Default;
+    let etc = std::path::Path::new("/etc/mqtt-sn-gateway/gateway.toml");
+    let state = std::path::Path::new("/var/lib/mqtt-sn-gateway");
+    assert_eq!(
+        d.resolve(Some(etc), Some(state)),
+        Some(state.join("state.db"))
+    );
+    assert_eq!(
+        d.resolve(Some(etc), None),
+        Some(std::path::PathBuf::from("/etc/mqtt-sn-gateway/state.db"))
+    );
+    assert_eq!(
+        d.resolve(None, None),
+        None,
+        "the compiled-in configuration: off"
+    );
+    assert_eq!(StorageLocation::Off.resolve(Some(etc), Some(state)), None);
+}

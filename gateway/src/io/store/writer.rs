@@ -1,0 +1,211 @@
+//! The state database's writer: a thread of its own that takes the core's commands and
+//! commits them in batches (group commit: one transaction, so one fsync, per batch). Within a
+//! batch only the last command per ClientId is written. A batch that fails (disk full,
+//! read-only file system) is kept and tried again, merged with what came since, while the
+//! gateway runs on; the failure is logged and counted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tracing::{error, info, warn};
+
+use super::rows;
+use crate::core::store::{SessionRecord, StoreCmd};
+
+/// How long the writer waits before trying a failed batch again.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Counters of the writer, for metrics and health.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Transactions committed (each one fsync of the WAL).
+    pub commits: AtomicU64,
+    /// Records written or deleted.
+    pub records: AtomicU64,
+    /// Batches that failed to commit.
+    pub failures: AtomicU64,
+    /// The last batch failed and nothing has been committed since.
+    pub failing: AtomicBool,
+}
+
+/// The running writer. Dropping it (or [`Writer::close`]) commits what is pending and stops
+/// the thread.
+#[derive(Debug)]
+pub struct Writer {
+    tx: Option<Sender<StoreCmd>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<StoreStats>,
+    path: PathBuf,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection, path: PathBuf, window: Duration, max: usize) -> Self {
+        let (tx, rx) = channel();
+        let stats = Arc::new(StoreStats::default());
+        let thread_stats = stats.clone();
+        let thread_path = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("state-store".into())
+            .spawn(move || run(conn, rx, window, max.max(1), &thread_stats, &thread_path))
+            .ok();
+        Writer {
+            tx: Some(tx),
+            thread,
+            stats,
+            path,
+        }
+    }
+
+    /// Queues a command (never blocks).
+    pub fn send(&self, cmd: StoreCmd) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> Arc<StoreStats> {
+        self.stats.clone()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Commits what is pending and stops the thread (blocking: call it off the async loop).
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A batch: the last command per ClientId (`None`: delete).
+type Batch = BTreeMap<String, Option<Box<SessionRecord>>>;
+
+fn add(batch: &mut Batch, cmd: StoreCmd) {
+    match cmd {
+        StoreCmd::PutSession(r) => {
+            batch.insert(r.client_id.clone(), Some(r));
+        }
+        StoreCmd::DeleteSession { client_id } => {
+            batch.insert(client_id, None);
+        }
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    rx: Receiver<StoreCmd>,
+    window: Duration,
+    max: usize,
+    stats: &StoreStats,
+    path: &std::path::Path,
+) {
+    let mut batch = Batch::new();
+    let mut open = true;
+    while open {
+        // Wait for the first command (or, with a failed batch pending, for the retry time).
+        let first = if batch.is_empty() {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(RETRY) {
+                Ok(cmd) => Some(cmd),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    None
+                }
+            }
+        };
+        match first {
+            Some(cmd) => add(&mut batch, cmd),
+            None if batch.is_empty() => break,
+            None => {}
+        }
+        // Gather what arrives within the window, up to the batch size.
+        let until = Instant::now() + window;
+        let mut taken = 1;
+        while taken < max {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(cmd) => {
+                    add(&mut batch, cmd);
+                    taken += 1;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        commit(&mut conn, &mut batch, stats, path);
+    }
+    // The gateway stops: a last attempt for what is still pending.
+    if !batch.is_empty() {
+        commit(&mut conn, &mut batch, stats, path);
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &mut Batch, stats: &StoreStats, path: &std::path::Path) {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let result = (|| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for (client_id, record) in batch.iter() {
+            match record {
+                Some(r) => rows::put(&tx, r, now_unix)?,
+                None => rows::delete(&tx, client_id)?,
+            }
+        }
+        tx.commit()
+    })();
+    match result {
+        Ok(()) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats
+                .records
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            batch.clear();
+            if stats.failing.swap(false, Ordering::Relaxed) {
+                info!(path = %path.display(), "state database writable again; pending records written");
+            }
+        }
+        Err(e) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            if !stats.failing.swap(true, Ordering::Relaxed) {
+                error!(
+                    path = %path.display(),
+                    error = %e,
+                    pending = batch.len(),
+                    "cannot write the state database (disk full or read-only?); the gateway runs \
+                     on with the state in memory and tries again every {}s",
+                    RETRY.as_secs()
+                );
+            } else {
+                warn!(path = %path.display(), error = %e, pending = batch.len(), "state database still not writable");
+            }
+        }
+    }
+}
