@@ -102,6 +102,17 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "ADDR:PORT|off")]
     pub http: Option<String>,
 
+    /// State database (sessions that survive a restart), or `off` to keep everything in
+    /// memory; replaces storage.path [default: $STATE_DIRECTORY/state.db under systemd, else
+    /// state.db beside the configuration file, else off].
+    #[arg(
+        long,
+        global = true,
+        env = "MQTT_SN_GATEWAY_STORAGE",
+        value_name = "FILE|off"
+    )]
+    pub storage: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
     /// "info,gateway=debug".
     #[arg(
@@ -284,7 +295,12 @@ impl Cli {
             .map(config::http_listen)
             .transpose()
             .map_err(flag("--http"))?;
+        let storage = self.storage.as_deref().map(|s| match s {
+            "off" => crate::io::store::StorageLocation::Off,
+            path => crate::io::store::StorageLocation::Path(PathBuf::from(path)),
+        });
         Ok(Overrides {
+            storage,
             http,
             listen,
             upstream,

@@ -160,13 +160,14 @@ fn source(cli: &Cli) -> String {
 
 /// `run`: start the gateway; stop gracefully on SIGINT or SIGTERM.
 fn run(cli: &Cli) -> ExitCode {
-    let settings = match cli.settings() {
+    let mut settings = match cli.settings() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    resolve_storage(cli, &mut settings.io.storage);
     if let Err(e) = sn_config::logging::init(&cli.log, cli.log_format) {
         eprintln!("error: {e}");
         return ExitCode::from(e.exit_code());
@@ -207,6 +208,25 @@ fn run(cli: &Cli) -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// Where the state database goes when `[storage] path` is not set: `$STATE_DIRECTORY` (set by
+/// systemd's `StateDirectory=`; the first of several), else beside the configuration file, else
+/// (the compiled-in configuration) nowhere.
+fn resolve_storage(cli: &Cli, storage: &mut gateway::io::store::StorageConfig) {
+    use gateway::io::store::StorageLocation;
+    let state_directory = std::env::var_os("STATE_DIRECTORY").and_then(|dirs| {
+        std::env::split_paths(&dirs)
+            .next()
+            .filter(|d| !d.as_os_str().is_empty())
+    });
+    storage.location = match storage
+        .location
+        .resolve(cli.config_file().as_deref(), state_directory.as_deref())
+    {
+        Some(path) => StorageLocation::Path(path),
+        None => StorageLocation::Off,
+    };
 }
 
 /// SIGHUP: read the configuration again and replace the client registry and predefined

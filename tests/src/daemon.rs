@@ -88,6 +88,47 @@ pub struct Daemon {
     /// Its HTTP endpoint.
     pub http: SocketAddr,
     notify: Option<UnixDatagram>,
+    log_filter: String,
+    watchdog: Option<Duration>,
+}
+
+/// Starts the binary on the configuration in `dir`, appending to `dir/gateway.log`.
+fn spawn(
+    dir: &Path,
+    log: &str,
+    watchdog: Option<Duration>,
+) -> Result<(Child, Option<UnixDatagram>)> {
+    let mut cmd = Command::new(gateway_binary()?);
+    let log_file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("gateway.log"))?;
+    cmd.arg("--config")
+        .arg(dir.join("gateway.toml"))
+        .args(["--log", log])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        // The state database goes beside the configuration, never to a systemd state
+        // directory the test run may have.
+        .env_remove("STATE_DIRECTORY")
+        .kill_on_drop(true);
+    let notify = match watchdog {
+        Some(interval) => {
+            let path = dir.join("notify.sock");
+            let _ = std::fs::remove_file(&path);
+            let socket = UnixDatagram::bind(&path)?;
+            socket.set_nonblocking(true)?;
+            systemd_env(&mut cmd, Some((&path, interval)));
+            Some(socket)
+        }
+        None => {
+            systemd_env(&mut cmd, None);
+            None
+        }
+    };
+    let child = cmd.spawn().context("start mqtt-sn-gateway")?;
+    Ok((child, notify))
 }
 
 impl Daemon {
@@ -112,49 +153,61 @@ impl Daemon {
         if let Some(registry) = &options.registry {
             std::fs::write(dir.path().join("clients.toml"), registry)?;
         }
-        let mut cmd = Command::new(gateway_binary()?);
-        cmd.arg("--config")
-            .arg(dir.path().join("gateway.toml"))
-            .args(["--log", options.log.as_deref().unwrap_or("info")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("gateway.log"))?)
-            .kill_on_drop(true);
-        let notify = match options.watchdog {
-            Some(interval) => {
-                let path = dir.path().join("notify.sock");
-                let socket = UnixDatagram::bind(&path)?;
-                socket.set_nonblocking(true)?;
-                systemd_env(&mut cmd, Some((&path, interval)));
-                Some(socket)
-            }
-            None => {
-                systemd_env(&mut cmd, None);
-                None
-            }
-        };
-        let child = cmd.spawn().context("start mqtt-sn-gateway")?;
-        let daemon = Daemon {
+        let log = options.log.clone().unwrap_or_else(|| "info".to_owned());
+        let (child, notify) = spawn(dir.path(), &log, options.watchdog)?;
+        let mut daemon = Daemon {
             child,
             dir,
             udp,
             http,
             notify,
+            log_filter: log,
+            watchdog: options.watchdog,
         };
+        daemon.until_healthy().await?;
+        Ok(daemon)
+    }
+
+    /// Waits until the HTTP endpoint answers (≤ 10 s); fails at once if the process exits.
+    async fn until_healthy(&mut self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while gateway::admin_client::request(http, "GET", "/healthz")
+        while gateway::admin_client::request(self.http, "GET", "/healthz")
             .await
             .is_err()
         {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the gateway exited ({status}) before it became healthy; its log:\n{}",
+                    self.log()
+                );
+            }
             if tokio::time::Instant::now() > deadline {
                 bail!(
                     "the gateway did not become healthy within 10 s; its log:\n{}",
-                    daemon.log()
+                    self.log()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(daemon)
+        Ok(())
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown of any kind, as a power loss), then starts
+    /// it again in the same directory with the same configuration; returns once it is healthy.
+    pub async fn kill_and_restart(&mut self) -> Result<()> {
+        self.kill_and_restart_with(|| {}).await
+    }
+
+    /// [`Daemon::kill_and_restart`], running `meanwhile` while the gateway is down (e.g. to
+    /// damage its files).
+    pub async fn kill_and_restart_with(&mut self, meanwhile: impl FnOnce()) -> Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        meanwhile();
+        let (child, notify) = spawn(self.dir.path(), &self.log_filter, self.watchdog)?;
+        self.child = child;
+        self.notify = notify;
+        self.until_healthy().await
     }
 
     /// The directory holding `gateway.toml`, `clients.toml` and `gateway.log`.

@@ -43,6 +43,11 @@ pub fn test_settings(broker_url: &str) -> Result<(GatewayConfig, IoConfig)> {
         },
         registry_file: None,
         http: None,
+        // In memory, as a test that wants a state database names its file.
+        storage: gateway::io::store::StorageConfig {
+            location: gateway::io::store::StorageLocation::Off,
+            ..Default::default()
+        },
     };
     Ok((core, io))
 }

@@ -52,6 +52,21 @@ pub(crate) struct FileConfig {
     /// `[limits]`: what strangers may cost the gateway.
     #[serde(default)]
     pub(crate) limits: FileLimits,
+    /// `[storage]`: the state database.
+    #[serde(default)]
+    pub(crate) storage: FileStorage,
+}
+
+/// `[storage]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileStorage {
+    /// The database file (relative to the configuration's directory), or `"off"`.
+    pub(crate) path: Option<Spanned<String>>,
+    /// How long the writer gathers records before one commit.
+    pub(crate) batch_window: Option<Spanned<Dur>>,
+    /// The most records in one commit.
+    pub(crate) batch_max: Option<Spanned<Int>>,
 }
 
 /// `[limits]`.

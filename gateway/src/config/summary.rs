@@ -187,6 +187,23 @@ impl fmt::Display for Settings {
                 "http:       {a} (metrics, /healthz, status page; admin API to loopback only)"
             )?,
         }
+        let st = &io.storage;
+        let batches = format!(
+            "commits every {} or {} records",
+            dur(st.batch_window),
+            st.batch_max
+        );
+        match &st.location {
+            crate::io::store::StorageLocation::Off => writeln!(f, "storage:    off (in memory)")?,
+            crate::io::store::StorageLocation::Path(p) => {
+                writeln!(f, "storage:    {} ({batches})", p.display())?
+            }
+            crate::io::store::StorageLocation::Default => writeln!(
+                f,
+                "storage:    default: $STATE_DIRECTORY/state.db, else state.db beside the \
+                 configuration file ({batches})"
+            )?,
+        }
         let p = &c.predefined;
         write!(f, "predefined: {} global", p.global.len())?;
         if !p.per_client.is_empty() {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use sn_config::duration::{self, Dur};
 use toml::Spanned;
 
-use super::file::{FileAdmission, FileConfig, FileOverflow, Int};
+use super::file::{FileAdmission, FileConfig, FileOverflow, FileStorage, Int};
 use super::registry::RegistryStatus;
 use super::values::UpstreamUrl;
 use super::{ConfigError, Settings};
@@ -27,6 +27,7 @@ use crate::core::config::{
     SleepConfig, Tolerance,
 };
 use crate::io::config::{IoConfig, MulticastConfig};
+use crate::io::store::{StorageConfig, StorageLocation};
 
 /// Command-line values that replace what the file says. Each is already parsed; rules that
 /// involve the file (duplicates, TLS for `mqtts`) are checked here and reported as
@@ -54,6 +55,8 @@ pub(crate) struct Overrides {
     pub(crate) registry: Option<PathBuf>,
     /// `--http`: replaces `http.listen` (`Some(None)`: `--http off`).
     pub(crate) http: Option<Option<SocketAddr>>,
+    /// `--storage`: replaces `storage.path` (a file, or off).
+    pub(crate) storage: Option<StorageLocation>,
 }
 
 /// A multicast interface named on the command line.
@@ -311,7 +314,44 @@ pub(crate) fn validate(
             .map_err(|reason| cx.at(v, "http.listen", reason))?,
         (None, None) => io.http,
     };
+    io.storage = storage(&cx, &file.storage, ov)?;
     Ok(Settings { core, io, registry })
+}
+
+/// `[storage]`: a path relative to the configuration's directory, `"off"`, or (absent) the
+/// default place, which the binary resolves ([`StorageLocation::Default`]).
+fn storage(cx: &Ctx<'_>, file: &FileStorage, ov: &Overrides) -> Result<StorageConfig, ConfigError> {
+    let d = StorageConfig::default();
+    let location = match (&ov.storage, &file.path) {
+        (Some(flag), _) => flag.clone(),
+        (None, Some(v)) => match v.get_ref().as_str() {
+            "off" => StorageLocation::Off,
+            "" => return Err(cx.at(v, "storage.path", "is empty: give a file, or \"off\"")),
+            p => StorageLocation::Path(cx.base_dir.join(p)),
+        },
+        (None, None) => StorageLocation::Default,
+    };
+    Ok(StorageConfig {
+        location,
+        batch_window: cx.dur(
+            &file.batch_window,
+            "storage.batch_window",
+            d.batch_window,
+            |w| {
+                if w > Duration::from_secs(1) {
+                    Err("is longer than 1s: acknowledged state would wait too long".into())
+                } else {
+                    Ok(())
+                }
+            },
+        )?,
+        batch_max: cx.int(
+            &file.batch_max,
+            "storage.batch_max",
+            1..=100_000,
+            d.batch_max,
+        )?,
+    })
 }
 
 /// `[timers]`.

@@ -15,6 +15,9 @@ pub struct IoConfig {
     pub registry_file: Option<PathBuf>,
     /// The local HTTP endpoint (metrics, health, status page, admin API); `None`: off.
     pub http: Option<SocketAddr>,
+    /// The state database. [`super::start`] treats an unresolved
+    /// [`super::store::StorageLocation::Default`] as off; the binary resolves it first.
+    pub storage: super::store::StorageConfig,
 }
 
 /// Default address of the HTTP endpoint: loopback only.
@@ -33,6 +36,7 @@ impl Default for IoConfig {
             upstream: UpstreamEndpoint::default(),
             registry_file: None,
             http: Some(DEFAULT_HTTP),
+            storage: super::store::StorageConfig::default(),
         }
     }
 }

@@ -169,6 +169,15 @@ async fn readable(receivers: &[Receiver]) -> usize {
     .await
 }
 
+/// The files the drive loop writes to, off the loop.
+#[derive(Debug, Default)]
+pub(crate) struct Stores {
+    /// Where paired clients are appended (`None`: pairing is not saved).
+    pub(crate) registry_file: Option<std::path::PathBuf>,
+    /// The state database's writer (`None`: no store).
+    pub(crate) state: Option<super::store::Writer>,
+}
+
 /// The outcome of writing a paired client to the registry file: its ClientId, and why the
 /// write failed (`None`: saved).
 type PairingResult = (String, Option<String>);
@@ -183,6 +192,8 @@ struct Driver<'c, C: UpstreamConnector> {
     counters: IoCounters,
     /// Where paired clients are appended (`None`: pairing is not saved).
     registry_file: Option<std::path::PathBuf>,
+    /// The state database's writer (`None`: no store).
+    state: Option<super::store::Writer>,
     /// Registry writes report back here (they run on blocking threads, off the loop).
     pairing_done: mpsc::UnboundedSender<PairingResult>,
     /// Keeps floods of per-datagram events out of the journal.
@@ -197,7 +208,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     mut upstream_rx: mpsc::UnboundedReceiver<UpstreamEvent>,
     cancel: CancellationToken,
     mut control: mpsc::Receiver<Control>,
-    registry_file: Option<std::path::PathBuf>,
+    stores: Stores,
 ) {
     let start = tokio::time::Instant::now();
     let now =
@@ -210,7 +221,8 @@ pub(crate) async fn drive<C: UpstreamConnector>(
         connector,
         out: vec![0u8; MAX_DATAGRAM],
         counters: IoCounters::default(),
-        registry_file,
+        registry_file: stores.registry_file,
+        state: stores.state,
         pairing_done,
         log: LogLimiter::default(),
     };
@@ -287,6 +299,10 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     }
     core.handle_shutdown(now());
     d.drain(&mut core).await;
+    // What the state database still has to write is committed before the gateway exits.
+    if let Some(writer) = d.state.take() {
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+    }
 }
 
 fn status(core: &Gateway, io: &IoCounters, now: Instant) -> Status {
@@ -337,7 +353,7 @@ impl<C: UpstreamConnector> Driver<'_, C> {
         }
     }
 
-    /// Drains the core's outputs: datagrams, upstream commands, events.
+    /// Drains the core's outputs: datagrams, upstream commands, state records, events.
     async fn drain(&mut self, core: &mut Gateway) {
         while let Some(t) = core.poll_transmit(&mut self.out) {
             let bytes = self.out.get(..t.len).unwrap_or_default();
@@ -372,6 +388,11 @@ impl<C: UpstreamConnector> Driver<'_, C> {
         }
         while let Some(cmd) = core.poll_upstream() {
             self.connector.execute(cmd);
+        }
+        while let Some(cmd) = core.poll_store() {
+            if let Some(w) = &self.state {
+                w.send(cmd);
+            }
         }
         while let Some(e) = core.poll_event() {
             self.log.log(&e);

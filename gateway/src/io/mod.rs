@@ -59,6 +59,12 @@ pub enum StartError {
     /// choose another `[http] listen` address, or `"off"`.
     #[error(transparent)]
     Http(#[from] http::HttpBindError),
+    /// The state database was written by a newer gateway.
+    ///
+    /// **Fault:** the operator (a downgrade). **Recovery:** run the newer gateway, or move
+    /// the file away to start without its state.
+    #[error(transparent)]
+    Store(store::StoreError),
 }
 
 /// A gateway running in the background.
@@ -82,10 +88,12 @@ impl Running {
 
 /// Binds the listeners and starts the gateway; it runs until `shutdown` is cancelled.
 pub async fn start(
-    core: GatewayConfig,
+    mut core: GatewayConfig,
     io: IoConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
+    let stored = open_store(&io.storage).await?;
+    core.persist_sessions = stored.is_some();
     #[cfg(feature = "embedded-broker")]
     if io.upstream.scheme == config::Scheme::Embedded {
         let addr = embedded_addr(&io.upstream)?;
@@ -118,7 +126,18 @@ pub async fn start(
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
-        let gateway = Gateway::new(core, sn_codec::Instant::ZERO, seed);
+        let mut gateway = Gateway::new(core, sn_codec::Instant::ZERO, seed);
+        let writer = stored.map(|s| {
+            let total = s.sessions.len();
+            let restored = gateway.restore(sn_codec::Instant::ZERO, s.sessions);
+            tracing::info!(
+                path = %s.writer.path().display(),
+                restored,
+                skipped = total - restored,
+                "state database opened; stored sessions resumed"
+            );
+            s.writer
+        });
         driver::drive(
             gateway,
             listeners,
@@ -126,7 +145,10 @@ pub async fn start(
             rx,
             shutdown,
             control,
-            registry_file,
+            driver::Stores {
+                registry_file,
+                state: writer,
+            },
         )
         .await;
         connector.shutdown(SHUTDOWN_GRACE).await;
@@ -137,6 +159,47 @@ pub async fn start(
         http,
         task,
     })
+}
+
+/// Opens the state database of `cfg` (none when it is off or unresolved). A database of a
+/// newer gateway stops the start; one that cannot be opened or created (missing or read-only
+/// directory) is reported and the gateway runs with its state in memory only.
+async fn open_store(cfg: &store::StorageConfig) -> Result<Option<store::Opened>, StartError> {
+    let store::StorageLocation::Path(path) = &cfg.location else {
+        return Ok(None);
+    };
+    let (path, cfg) = (path.clone(), cfg.clone());
+    let opened = tokio::task::spawn_blocking(move || store::open(&path, &cfg)).await;
+    match opened {
+        Ok(Ok(o)) => {
+            if let Some((aside, why)) = &o.moved_aside {
+                tracing::warn!(
+                    path = %o.writer.path().display(),
+                    moved_to = %aside.display(),
+                    problem = %why,
+                    "the state database was not usable: moved aside (kept for inspection) and \
+                     started afresh; stored sessions are lost"
+                );
+            }
+            for (client_id, why) in &o.unreadable {
+                tracing::warn!(%client_id, problem = %why, "stored session skipped: unreadable");
+            }
+            Ok(Some(o))
+        }
+        Ok(Err(e @ store::StoreError::NewerSchema { .. })) => Err(StartError::Store(e)),
+        Ok(Err(e)) => {
+            tracing::error!(
+                error = %e,
+                "cannot use the state database: running with the state in memory only (sessions \
+                 will not survive a restart)"
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "opening the state database failed");
+            Ok(None)
+        }
+    }
 }
 
 /// [`start`], then wait until the gateway has stopped.

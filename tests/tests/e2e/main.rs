@@ -12,6 +12,7 @@
 //! - `mote_sim`: simulated motes (`firmware_demo::sim`) through the gateway;
 //! - `sleep_discovery`: sleeping motes and gateway discovery over multicast;
 //! - `status_page`: the status page in headless Chromium;
+//! - `storage`: sessions that survive a kill -9 (the state database);
 //! - `tls_interop`: TLS to the broker and interop with a third-party MQTT-SN client;
 //! - `harness`: the shared harness (`sn_tests`) itself;
 //! - `simulation`: deterministic scenarios of a whole site in simulated time.
@@ -34,4 +35,5 @@ mod mote_sim;
 mod simulation;
 mod sleep_discovery;
 mod status_page;
+mod storage;
 mod tls_interop;
