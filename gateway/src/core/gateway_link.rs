@@ -5,6 +5,7 @@ use bytes::Bytes;
 use sn_codec::Instant;
 
 use super::Gateway;
+use super::config::UpstreamMode;
 use super::event::GatewayEvent;
 use super::upstream::{LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 
@@ -59,12 +60,18 @@ impl Gateway {
         format!("{}gateway/{}/status", up.topic_prefix, self.cfg.gateway_id)
     }
 
+    /// Opens the gateway's own link. In aggregating mode with a state store it carries every
+    /// client, so it keeps a persistent session (clean session off, under the stable
+    /// `gateway_client_id`): the broker keeps the shared subscriptions and queues messages
+    /// while the link is down or the gateway restarts, and QoS 2 publishes cut by a bounce are
+    /// completed, not repeated. Otherwise it starts clean, as nothing of it would be resumed.
     pub(super) fn open_gateway_link(&mut self) {
         let up = &self.cfg.upstream;
+        let persistent = up.mode == UpstreamMode::Aggregating && self.cfg.persist_sessions;
         let cmd = UpstreamCmd::Open {
             link: LinkId::GATEWAY,
             client_id: up.gateway_client_id.clone(),
-            clean_session: true,
+            clean_session: !persistent,
             keep_alive: up.keep_alive,
             will: Some(Will {
                 topic: self.status_topic(),

@@ -2,7 +2,7 @@
 //! sequence number) drives every node through its sans-IO contract:
 //!
 //! - the gateway core ([`Gateway`]): inputs, then `poll_transmit`, `poll_upstream`,
-//!   `poll_event` drained, then `poll_timeout`;
+//!   `poll_event`, `poll_store` drained, then `poll_timeout`;
 //! - the forwarder core ([`Forwarder`]), when some motes sit behind it on a radio port;
 //! - the motes ([`SimMote`], the `firmware-demo` client), talking to the gateway directly over
 //!   UDP or to the forwarder over the radio;
@@ -681,6 +681,9 @@ impl World {
                 .push(self.now, "gw", &format!("event {e:?}"));
             self.gateway_events.push((self.now, e));
         }
+        // The simulated site has no state database: what the gateway would store is dropped
+        // (a restart is not simulated).
+        while self.gateway.poll_store().is_some() {}
         let at = self.gateway.poll_timeout().map(Instant::as_millis);
         self.arm(NodeId::Gateway, at);
     }

@@ -1,8 +1,9 @@
 //! Deterministic simulation scenarios (`sn_tests::sim`): `firmware-demo` motes, the forwarder
 //! core, the gateway core and a simulated broker on seeded lossy links, in simulated time.
 //! Each scenario asserts exact counts at the MQTT side (the backend subscriber) and at the
-//! motes. The ignored scenario pins a known limit of aggregating mode (see its reason); it
-//! passes once the shared link keeps its broker session across a reconnect. `SIM_TRANSCRIPT_DIR=<dir>` keeps every scenario's transcript.
+//! motes. In aggregating mode QoS 2 stays exactly once across bounces of the shared link when
+//! that link keeps a persistent session (the gateway has a state store).
+//! `SIM_TRANSCRIPT_DIR=<dir>` keeps every scenario's transcript.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -291,8 +292,15 @@ const AGG_SEED: u64 = 0x5EED_0003;
 /// QoS 1 and 2, while the gateway's one broker connection (40 ms away) is broken three times
 /// (for 3 s, 6 s and 1 s); runs until every publish has an outcome.
 fn aggregating_world(seed: u64) -> World {
+    aggregating_world_with(seed, false)
+}
+
+/// The aggregating site; `persistent`: the gateway has a state store, so its shared link keeps
+/// a persistent session.
+fn aggregating_world_with(seed: u64, persistent: bool) -> World {
     let mut cfg = WorldConfig::new(seed);
     cfg.gateway.upstream.mode = UpstreamMode::Aggregating;
+    cfg.gateway.persist_sessions = persistent;
     // A distant broker: with 40 ms each way, every bounce catches publishes on the wire.
     cfg.broker.latency_ms = 40;
     cfg.direct = LinkModel::symmetric(Direction::lossy(5));
@@ -319,7 +327,7 @@ fn aggregating_world(seed: u64) -> World {
         w.now()
     );
     w.run_until(w.now() + 30_000);
-    keep_transcript(&w, &format!("aggregating-{seed:x}"));
+    keep_transcript(&w, &format!("aggregating-{seed:x}-{persistent}"));
     w
 }
 
@@ -366,11 +374,8 @@ fn aggregating_shared_link_bounces_under_load_lose_nothing_acknowledged() {
 }
 
 #[test]
-#[ignore = "known limit of aggregating mode (documented in README): the shared link connects \
-            with CleanSession=1, so after a bounce the broker has forgotten QoS 2 publishes it already received, the \
-            connector reports them lost and the core publishes them a second time"]
-fn aggregating_shared_link_bounces_keep_qos2_exactly_once() {
-    let w = aggregating_world(AGG_SEED);
+fn aggregating_shared_link_bounces_keep_qos2_exactly_once_with_a_persistent_shared_session() {
+    let w = aggregating_world_with(AGG_SEED, true);
     for ((id, seq), copies) in backend_ledger(&w) {
         if seq % 2 == 1 {
             assert_eq!(copies, vec![2], "{id} #{seq} (QoS 2) at the backend");
