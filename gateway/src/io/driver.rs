@@ -46,6 +46,43 @@ pub struct Status {
     pub pairing: Option<Duration>,
     /// Clients in the running registry (paired ones included).
     pub registered_clients: usize,
+    /// The state database (`None`: no store, everything in memory).
+    pub storage: Option<StorageStatus>,
+}
+
+/// The state database's counters, as `/metrics` and `/healthz` show them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageStatus {
+    /// Transactions committed (one fsync each).
+    pub commits: u64,
+    /// Records written or deleted.
+    pub records: u64,
+    /// Batches that failed to commit.
+    pub failures: u64,
+    /// The last batch failed (disk full, read-only) and nothing was committed since.
+    pub failing: bool,
+    /// Size of the database and its write-ahead log.
+    pub bytes: u64,
+}
+
+impl StorageStatus {
+    /// The counters of `writer` and the size of its files.
+    fn of(writer: &super::store::Writer) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = writer.stats();
+        let size = |suffix: &str| {
+            let mut p = writer.path().as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(p).map_or(0, |m| m.len())
+        };
+        StorageStatus {
+            commits: st.commits.load(Relaxed),
+            records: st.records.load(Relaxed),
+            failures: st.failures.load(Relaxed),
+            failing: st.failing.load(Relaxed),
+            bytes: size("") + size("-wal"),
+        }
+    }
 }
 
 /// The [`Status`] and every client the gateway knows (for the status page and the client
@@ -305,7 +342,12 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     }
 }
 
-fn status(core: &Gateway, io: &IoCounters, now: Instant) -> Status {
+fn status(
+    core: &Gateway,
+    io: &IoCounters,
+    store: Option<&super::store::Writer>,
+    now: Instant,
+) -> Status {
     Status {
         datagrams_in: io.datagrams_in,
         datagrams_out: io.datagrams_out,
@@ -318,6 +360,7 @@ fn status(core: &Gateway, io: &IoCounters, now: Instant) -> Status {
             .pairing_until(now)
             .map(|until| until.saturating_duration_since(now)),
         registered_clients: core.config().clients.registry.len(),
+        storage: store.map(StorageStatus::of),
     }
 }
 
@@ -326,11 +369,11 @@ impl<C: UpstreamConnector> Driver<'_, C> {
     fn control(&mut self, core: &mut Gateway, c: Control, now: Instant) {
         match c {
             Control::Status(reply) => {
-                let _ = reply.send(status(core, &self.counters, now));
+                let _ = reply.send(status(core, &self.counters, self.state.as_ref(), now));
             }
             Control::Snapshot(reply) => {
                 let _ = reply.send(Snapshot {
-                    status: status(core, &self.counters, now),
+                    status: status(core, &self.counters, self.state.as_ref(), now),
                     clients: core.clients(),
                 });
             }

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::config::IoConfig;
-pub use self::driver::{GatewayHandle, Snapshot, Status};
+pub use self::driver::{GatewayHandle, Snapshot, Status, StorageStatus};
 use self::upstream::{RumqttcConnector, UpstreamSetupError};
 use crate::core::Gateway;
 use crate::core::config::GatewayConfig;

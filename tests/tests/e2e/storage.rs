@@ -177,6 +177,25 @@ async fn after_a_kill_9_a_mote_publishes_with_its_old_topic_id_and_a_sleeper_get
         other => panic!("expected PUBLISH, got {other}"),
     }
     sleeper.expect(&Packet::Pingresp).await.unwrap();
+
+    // A new registration is stored (a wake-up is not: the sleeper is stored asleep either
+    // way); the operator sees the store at work.
+    register(&keeper, 4, "site/b").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = gateway::admin_client::request(daemon.http, "GET", "/metrics")
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("mqttsn_gateway_storage_enabled 1"),
+        "{metrics}"
+    );
+    let commits = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mqttsn_gateway_storage_commits_total "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a commit count");
+    assert!(commits >= 1, "the registration was written: {metrics}");
     daemon.stop().await;
 }
 

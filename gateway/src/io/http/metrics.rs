@@ -209,7 +209,50 @@ pub(crate) fn render(s: &Status) -> String {
         "UDP datagrams that could not be sent.",
         s.send_errors,
     );
+    storage(&mut w, s.storage.as_ref());
     w.out
+}
+
+/// The state database's families (all 0 without one, `storage_enabled` telling which).
+fn storage(w: &mut Writer, st: Option<&crate::io::StorageStatus>) {
+    let d = crate::io::StorageStatus::default();
+    let st_or = st.unwrap_or(&d);
+    w.single(
+        "storage_enabled",
+        "gauge",
+        "1 when sessions are kept in a state database, 0 when everything is in memory.",
+        u64::from(st.is_some()),
+    );
+    w.single(
+        "storage_commits_total",
+        "counter",
+        "Transactions committed to the state database (one fsync each).",
+        st_or.commits,
+    );
+    w.single(
+        "storage_records_written_total",
+        "counter",
+        "Session records written to or deleted from the state database.",
+        st_or.records,
+    );
+    w.single(
+        "storage_write_failures_total",
+        "counter",
+        "Batches the state database could not commit (disk full, read-only); they are retried.",
+        st_or.failures,
+    );
+    w.single(
+        "storage_failing",
+        "gauge",
+        "1 while the state database cannot be written.",
+        u64::from(st_or.failing),
+    );
+    w.single(
+        "storage_bytes",
+        "gauge",
+        "Size of the state database and its write-ahead log.",
+        st_or.bytes,
+    );
 }
 
 #[cfg(test)]
@@ -242,6 +285,13 @@ mod tests {
         s.gauges.sleep_buffered = 6;
         s.gauges.downlink_queued = 1;
         s.gauges.links_up = 3;
+        s.storage = Some(crate::io::StorageStatus {
+            commits: 4,
+            records: 9,
+            failures: 0,
+            failing: false,
+            bytes: 12288,
+        });
         s
     }
 
@@ -284,6 +334,12 @@ mod tests {
             "mqttsn_gateway_datagrams_received_total 12",
             "mqttsn_gateway_datagrams_sent_total 9",
             "mqttsn_gateway_send_errors_total 1",
+            "mqttsn_gateway_storage_enabled 1",
+            "mqttsn_gateway_storage_commits_total 4",
+            "mqttsn_gateway_storage_records_written_total 9",
+            "mqttsn_gateway_storage_write_failures_total 0",
+            "mqttsn_gateway_storage_failing 0",
+            "mqttsn_gateway_storage_bytes 12288",
         ] {
             assert!(l.contains(&want), "missing line {want:?} in:\n{text}");
         }

@@ -138,6 +138,11 @@ async fn metrics_route(State(st): State<AppState>) -> Response {
 
 async fn healthz(State(st): State<AppState>) -> Response {
     match st.handle.status().await {
+        Some(s) if s.upstream_up && s.storage.as_ref().is_some_and(|st| st.failing) => text(
+            StatusCode::OK,
+            "ok; warning: the state database cannot be written (disk full or read-only?): \
+             sessions changed since will not survive a restart\n",
+        ),
         Some(s) if s.upstream_up => text(StatusCode::OK, "ok\n"),
         Some(_) => text(
             StatusCode::SERVICE_UNAVAILABLE,
