@@ -122,22 +122,23 @@ pub async fn start(
         }
         None => None,
     };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let mut gateway = Gateway::new(core, sn_codec::Instant::ZERO, seed);
+    // The stored sessions are back before `start` returns, so "ready" means with them.
+    let writer = stored.map(|s| {
+        let total = s.sessions.len();
+        let restored = gateway.restore(sn_codec::Instant::ZERO, s.sessions);
+        tracing::info!(
+            path = %s.writer.path().display(),
+            restored,
+            skipped = total - restored,
+            "state database opened; stored sessions resumed"
+        );
+        s.writer
+    });
     let task = tokio::spawn(async move {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        let mut gateway = Gateway::new(core, sn_codec::Instant::ZERO, seed);
-        let writer = stored.map(|s| {
-            let total = s.sessions.len();
-            let restored = gateway.restore(sn_codec::Instant::ZERO, s.sessions);
-            tracing::info!(
-                path = %s.writer.path().display(),
-                restored,
-                skipped = total - restored,
-                "state database opened; stored sessions resumed"
-            );
-            s.writer
-        });
         driver::drive(
             gateway,
             listeners,

@@ -7,4 +7,5 @@ pub mod collector;
 pub mod flood;
 pub mod motes;
 pub mod procs;
+pub mod restart;
 pub mod scenarios;

@@ -105,6 +105,16 @@ enum Scenario {
         #[arg(long, default_value_t = 2_000_000)]
         watchdog_usec: u64,
     },
+    /// Restart to ready with stored sessions: fills a state database, starts the gateway on it
+    /// and times it until `READY=1`.
+    Restart {
+        /// Stored CleanSession=0 sessions.
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        /// Share of them asleep, percent.
+        #[arg(long, default_value_t = 50)]
+        asleep_percent: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -159,6 +169,10 @@ async fn run(cli: &Cli) -> Result<Vec<Outcome>> {
         Scenario::ConnectStorm { motes } => vec![scenarios::connect_storm(*motes).await?],
         Scenario::Memory { motes, buffered } => vec![scenarios::memory(*motes, *buffered).await?],
         Scenario::FanOut { motes } => vec![scenarios::fan_out(*motes).await?],
+        Scenario::Restart {
+            sessions,
+            asleep_percent,
+        } => vec![sn_tests::bench::restart::restart(*sessions, *asleep_percent).await?],
         Scenario::ConnectFlood {
             flood_rate,
             motes,
