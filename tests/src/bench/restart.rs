@@ -124,7 +124,9 @@ pub async fn restart(sessions: usize, asleep_percent: usize) -> Result<Outcome> 
     let ready = tokio::task::spawn_blocking(move || -> Result<Duration> {
         let mut buf = [0u8; 4096];
         loop {
-            let n = notify.recv(&mut buf).context("no READY=1 from the gateway")?;
+            let n = notify
+                .recv(&mut buf)
+                .context("no READY=1 from the gateway")?;
             let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
             if text.lines().any(|l| l == "READY=1") {
                 return Ok(start.elapsed());
