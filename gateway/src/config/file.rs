@@ -67,6 +67,14 @@ pub(crate) struct FileStorage {
     pub(crate) batch_window: Option<Spanned<Dur>>,
     /// The most records in one commit.
     pub(crate) batch_max: Option<Spanned<Int>>,
+    /// `"broker"` or `"gateway"`: when a client's QoS 1/2 publish is acknowledged.
+    pub(crate) custody: Option<Spanned<String>>,
+    /// Most messages in gateway custody.
+    pub(crate) custody_max_messages: Option<Spanned<Int>>,
+    /// Oldest a message in gateway custody may get (`"0s"`: no limit).
+    pub(crate) custody_max_age: Option<Spanned<Dur>>,
+    /// Hold QoS 0 publishes too while the broker cannot be reached.
+    pub(crate) queue_qos0: Option<bool>,
 }
 
 /// `[limits]`.

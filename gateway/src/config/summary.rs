@@ -204,6 +204,26 @@ impl fmt::Display for Settings {
                  configuration file ({batches})"
             )?,
         }
+        let cu = &c.custody;
+        match cu.mode {
+            crate::core::config::CustodyMode::Broker => writeln!(
+                f,
+                "custody:    broker (QoS 1/2 acknowledged after the broker's acknowledgement)"
+            )?,
+            crate::core::config::CustodyMode::Gateway => writeln!(
+                f,
+                "custody:    gateway (QoS 1/2 acknowledged once stored; at most {} messages, \
+                 {}{})",
+                cu.max_messages,
+                cu.max_age
+                    .map_or_else(|| "no age limit".to_owned(), |a| format!("kept {}", dur(a))),
+                if cu.queue_qos0 {
+                    ", QoS 0 held while the broker is away"
+                } else {
+                    ""
+                }
+            )?,
+        }
         let p = &c.predefined;
         write!(f, "predefined: {} global", p.global.len())?;
         if !p.per_client.is_empty() {

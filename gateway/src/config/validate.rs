@@ -23,8 +23,8 @@ use super::registry::RegistryStatus;
 use super::values::UpstreamUrl;
 use super::{ConfigError, Settings};
 use crate::core::config::{
-    Admission, DiscoveryConfig, ForwarderPolicy, GatewayConfig, OverflowPolicy, QosMinus1Config,
-    SleepConfig, Tolerance,
+    Admission, CustodyConfig, CustodyMode, DiscoveryConfig, ForwarderPolicy, GatewayConfig,
+    OverflowPolicy, QosMinus1Config, SleepConfig, Tolerance,
 };
 use crate::io::config::{IoConfig, MulticastConfig};
 use crate::io::store::{StorageConfig, StorageLocation};
@@ -315,7 +315,57 @@ pub(crate) fn validate(
         (None, None) => io.http,
     };
     io.storage = storage(&cx, &file.storage, ov)?;
+    core.custody = custody(&cx, &file.storage, &io.storage)?;
     Ok(Settings { core, io, registry })
+}
+
+/// `[storage]` custody keys. Gateway custody needs a state database.
+fn custody(
+    cx: &Ctx<'_>,
+    file: &FileStorage,
+    storage: &StorageConfig,
+) -> Result<CustodyConfig, ConfigError> {
+    let d = CustodyConfig::default();
+    let mode = match &file.custody {
+        None => d.mode,
+        Some(v) => CustodyMode::from_name(v.get_ref()).ok_or_else(|| {
+            cx.at(
+                v,
+                "storage.custody",
+                format!(
+                    "{:?} is not a custody: expected broker or gateway",
+                    v.get_ref()
+                ),
+            )
+        })?,
+    };
+    if mode == CustodyMode::Gateway
+        && storage.location == StorageLocation::Off
+        && let Some(v) = &file.custody
+    {
+        return Err(cx.at(
+            v,
+            "storage.custody",
+            "\"gateway\" needs the state database, and storage.path is \"off\"",
+        ));
+    }
+    let max_age = cx.dur(
+        &file.custody_max_age,
+        "storage.custody_max_age",
+        d.max_age.unwrap_or_default(),
+        |_| Ok(()),
+    )?;
+    Ok(CustodyConfig {
+        mode,
+        max_messages: cx.int(
+            &file.custody_max_messages,
+            "storage.custody_max_messages",
+            1..=10_000_000,
+            d.max_messages,
+        )?,
+        max_age: (!max_age.is_zero()).then_some(max_age),
+        queue_qos0: file.queue_qos0.unwrap_or(d.queue_qos0),
+    })
 }
 
 /// `[storage]`: a path relative to the configuration's directory, `"off"`, or (absent) the

@@ -58,6 +58,61 @@ pub struct GatewayConfig {
     /// CleanSession=0 sessions are kept in the state store ([`super::Gateway::poll_store`]);
     /// false (no store) keeps everything in memory only.
     pub persist_sessions: bool,
+    /// Who holds a client's QoS 1/2 publish when the gateway acknowledges it.
+    pub custody: CustodyConfig,
+}
+
+/// When a client's QoS 1/2 publish is acknowledged, and what the gateway keeps meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustodyConfig {
+    /// Broker custody (acknowledged after the broker's acknowledgement) or gateway custody
+    /// (acknowledged once durably stored, forwarded when the broker can be reached).
+    pub mode: CustodyMode,
+    /// Most messages held in gateway custody; a publish beyond is refused with "congestion".
+    pub max_messages: usize,
+    /// A held message older than this is dropped (counted); `None`: kept until forwarded.
+    pub max_age: Option<Duration>,
+    /// QoS 0 publishes of connected clients are held too while the broker cannot be reached
+    /// (or while earlier messages wait), instead of being dropped.
+    pub queue_qos0: bool,
+}
+
+impl Default for CustodyConfig {
+    fn default() -> Self {
+        CustodyConfig {
+            mode: CustodyMode::Broker,
+            max_messages: 100_000,
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            queue_qos0: false,
+        }
+    }
+}
+
+/// `[storage] custody`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustodyMode {
+    /// A QoS 1/2 publish is acknowledged to the client after the broker acknowledged it.
+    Broker,
+    /// A QoS 1/2 publish is acknowledged once the gateway has stored it durably; the gateway
+    /// forwards it, in order per client, when the broker can be reached (needs a state store).
+    Gateway,
+}
+
+impl CustodyMode {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustodyMode::Broker => "broker",
+            CustodyMode::Gateway => "gateway",
+        }
+    }
+
+    /// The mode of a configuration name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [CustodyMode::Broker, CustodyMode::Gateway]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
 }
 
 impl Default for GatewayConfig {
@@ -85,6 +140,7 @@ impl Default for GatewayConfig {
             discovery: None,
             clients: ClientPolicy::default(),
             persist_sessions: false,
+            custody: CustodyConfig::default(),
         }
     }
 }

@@ -91,6 +91,11 @@ pub enum DropReason {
     /// A message the client refused in its PUBACK (a return code other than "invalid topic
     /// id").
     ClientRejected,
+    /// A client publish refused because the gateway's custody queue is full.
+    CustodyFull,
+    /// A message in the gateway's custody dropped after `custody_max_age` without reaching the
+    /// broker.
+    CustodyExpired,
 }
 
 impl DropReason {
@@ -120,6 +125,8 @@ impl DropReason {
             DropReason::ForeignTopic => "foreign_topic",
             DropReason::TopicIdsExhausted => "topic_ids_exhausted",
             DropReason::ClientRejected => "client_rejected",
+            DropReason::CustodyFull => "custody_full",
+            DropReason::CustodyExpired => "custody_expired",
         }
     }
 }
@@ -241,5 +248,13 @@ pub enum GatewayEvent {
     UpstreamHealth {
         /// True when the gateway's own link is up.
         up: bool,
+    },
+    /// A client publish in the gateway's custody waited longer than `custody_max_age` for the
+    /// broker and was dropped.
+    CustodyExpired {
+        /// The client that published it.
+        client_id: String,
+        /// Its upstream topic.
+        topic: String,
     },
 }

@@ -6,6 +6,7 @@ use sn_codec::{Instant, Packet};
 
 use super::Gateway;
 use super::config::GatewayConfig;
+use super::custody::Custody;
 use super::outputs::Outputs;
 use super::session::{Session, SessionId};
 use super::upstream::seam::Seam;
@@ -19,6 +20,10 @@ pub(crate) struct Flow<'a> {
     pub(crate) out: &'a mut Outputs,
     /// The upstream mode: how the session's requests reach the broker.
     pub(crate) up: &'a mut dyn Seam,
+    /// Client publishes in the gateway's custody.
+    pub(crate) custody: &'a mut Custody,
+    /// The gateway's own link is connected.
+    pub(crate) shared_up: bool,
     /// The time of the input being handled.
     pub(crate) now: Instant,
 }
@@ -44,6 +49,8 @@ impl Gateway {
             cfg: &self.cfg,
             out: &mut self.out,
             up: &mut *self.seam,
+            custody: &mut self.custody,
+            shared_up: self.gateway_link_up,
             now,
         };
         Some((s, flow))

@@ -12,13 +12,17 @@ use super::upstream::{LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 impl Gateway {
     pub(super) fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
         match event {
-            UpstreamEvent::LinkUp { .. } => {
+            UpstreamEvent::LinkUp { lost, .. } => {
                 self.publish_status(b"online");
                 if !self.gateway_link_up {
                     self.gateway_link_up = true;
                     self.event(GatewayEvent::UpstreamHealth { up: true });
                     self.discovery_health(now, true);
                 }
+                self.custody_link_up(&lost);
+            }
+            UpstreamEvent::PublishDone { token, .. } => {
+                self.custody_done(token);
             }
             UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. }
                 if self.gateway_link_up =>

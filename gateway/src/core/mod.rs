@@ -20,6 +20,7 @@
 pub mod addr;
 pub mod config;
 mod connect;
+mod custody;
 mod discovery;
 mod dispatch;
 mod downlink;
@@ -107,6 +108,8 @@ pub struct Gateway {
     discovery: discovery::Discovery,
     /// End of the pairing window.
     pairing_until: Option<Instant>,
+    /// Client publishes in the gateway's custody (`[storage] custody = "gateway"`).
+    custody: custody::Custody,
 }
 
 impl Gateway {
@@ -140,6 +143,7 @@ impl Gateway {
             shut_down: false,
             discovery: discovery::Discovery::new(seed),
             pairing_until: None,
+            custody: custody::Custody::default(),
         };
         gw.open_gateway_link();
         gw
@@ -190,6 +194,13 @@ impl Gateway {
             self.discovery_timeout(now);
         }
         self.prune_disconnect_limits(now);
+        if self
+            .custody
+            .next_deadline(self.cfg.custody.max_age)
+            .is_some_and(|at| at <= now)
+        {
+            self.expire_custody(now);
+        }
         self.persist_changes();
     }
 
@@ -230,7 +241,8 @@ impl Gateway {
     /// When [`Gateway::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sessions = self.table.next_deadline();
-        [sessions, self.discovery.next_deadline()]
+        let custody = self.custody.next_deadline(self.cfg.custody.max_age);
+        [sessions, self.discovery.next_deadline(), custody]
             .into_iter()
             .flatten()
             .min()
@@ -257,9 +269,11 @@ impl Gateway {
         &self.out.stats
     }
 
-    /// Current gauges (one pass over the sessions: call it on a timer, not per datagram).
-    pub fn gauges(&self) -> Gauges {
+    /// Current gauges at `now` (one pass over the sessions: call it on a timer, not per
+    /// datagram).
+    pub fn gauges(&self, now: Instant) -> Gauges {
         let mut g = Gauges::default();
+        (g.custody_messages, g.custody_bytes, g.custody_oldest) = self.custody.gauges(now);
         for (_, s) in self.table.iter() {
             *g.clients.entry(s.state.name()).or_default() += 1;
             let queued = s.queue.len() as u64 + u64::from(s.inflight.is_some());

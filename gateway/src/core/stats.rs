@@ -78,4 +78,10 @@ pub struct Gauges {
     pub links_up: u64,
     /// Client links opened but not connected.
     pub links_down: u64,
+    /// Client publishes in the gateway's custody, not yet acknowledged by the broker.
+    pub custody_messages: u64,
+    /// Payload octets of those.
+    pub custody_bytes: u64,
+    /// How long the oldest of them has waited (zero when there is none).
+    pub custody_oldest: std::time::Duration,
 }

@@ -107,6 +107,26 @@ pub struct SessionRecord {
     pub topic_ids: Vec<StoredTopicId>,
 }
 
+/// A client publish in the gateway's custody: acknowledged to the client once stored, deleted
+/// once the broker acknowledged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Custody order (the key; increasing, so per-client order is kept).
+    pub seq: u64,
+    /// The ClientId that published it.
+    pub client_id: String,
+    /// Upstream topic (prefix applied).
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS towards the broker.
+    pub qos: MqttQos,
+    /// Retain flag.
+    pub retain: bool,
+    /// How long it had been held when it was read back (zero when written).
+    pub age: Duration,
+}
+
 /// What the core asks the store to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreCmd {
@@ -117,5 +137,13 @@ pub enum StoreCmd {
     DeleteSession {
         /// The ClientId.
         client_id: String,
+    },
+    /// Keep a message in custody. The store reports its `seq` back through
+    /// [`super::Gateway::handle_durable`] once it is durable.
+    PutMessage(Box<StoredMessage>),
+    /// A message left custody (the broker acknowledged it, or it was dropped).
+    DeleteMessage {
+        /// Its `seq`.
+        seq: u64,
     },
 }

@@ -5,6 +5,8 @@
 use bytes::Bytes;
 use sn_codec::{Instant, MsgType, Packet, Publish, QoS, Register, ReturnCode, TopicRef};
 
+use super::config::CustodyMode;
+use super::custody;
 use super::event::DropReason;
 use super::flow::Flow;
 use super::policy;
@@ -85,6 +87,17 @@ pub(super) fn on_publish(s: &mut Session, f: &mut Flow<'_>, p: Publish<'_>) {
         .stats
         .count_publish(p.qos, super::stats::Direction::Upstream);
     match p.qos {
+        QoS::MinusOne | QoS::Zero if custody::holds_qos0(s, f) => {
+            let m = custody::Taken {
+                topic,
+                payload: p.data,
+                qos: MqttQos::AtMostOnce,
+                retain: p.retain,
+                msg_id: p.msg_id,
+                topic_id: p.topic.id_field(),
+            };
+            custody::take(s, f, m);
+        }
         QoS::MinusOne | QoS::Zero => publish_qos0(s, f, topic, p.data, p.retain),
         QoS::One | QoS::Two => publish_reliable(s, f, topic, p),
     }
@@ -138,6 +151,17 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
         };
         f.reply(s, &reply);
         return;
+    }
+    if f.cfg.custody.mode == CustodyMode::Gateway {
+        let m = custody::Taken {
+            topic,
+            payload: p.data,
+            qos,
+            retain: p.retain,
+            msg_id: p.msg_id,
+            topic_id: p.topic.id_field(),
+        };
+        return custody::take(s, f, m);
     }
     let too_many = s.outstanding_requests() >= f.cfg.max_inflight_from_client;
     if too_many || s.uplink.len() >= f.cfg.uplink_buffer || s.upstream().is_none() {
@@ -276,7 +300,8 @@ pub(super) fn on_pubrel(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
     }
 }
 
-fn remember(s: &mut Session, now: Instant, msg_id: u16, kind: MsgType, topic_id: u16) {
+/// Remembers the reply to a completed request, so that a retransmission gets it again.
+pub(super) fn remember(s: &mut Session, now: Instant, msg_id: u16, kind: MsgType, topic_id: u16) {
     if s.recent_replies.len() >= RECENT_REPLIES {
         s.recent_replies.pop_front();
     }

@@ -213,6 +213,8 @@ pub(crate) struct Stores {
     pub(crate) registry_file: Option<std::path::PathBuf>,
     /// The state database's writer (`None`: no store).
     pub(crate) state: Option<super::store::Writer>,
+    /// Where the writer reports custody messages made durable.
+    pub(crate) durable: Option<mpsc::UnboundedReceiver<u64>>,
 }
 
 /// The outcome of writing a paired client to the registry file: its ClientId, and why the
@@ -253,6 +255,10 @@ pub(crate) async fn drive<C: UpstreamConnector>(
     let receivers = receivers(&listeners);
     let mut inbuf = vec![0u8; MAX_DATAGRAM];
     let (pairing_done, mut pairing_rx) = mpsc::unbounded_channel();
+    let has_durable = stores.durable.is_some();
+    let mut durable_rx = stores
+        .durable
+        .unwrap_or_else(|| mpsc::unbounded_channel().1);
     let mut d = Driver {
         listeners,
         connector,
@@ -293,6 +299,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
                 }
                 core.pairing_saved(now(), &client_id, error.is_none());
             }
+            Some(upto) = durable_rx.recv(), if has_durable => core.handle_durable(now(), upto),
             Some(e) = upstream_rx.recv() => {
                 core.handle_upstream(now(), e);
                 // More events that are already waiting, each drained as the core requires.
@@ -353,7 +360,7 @@ fn status(
         datagrams_out: io.datagrams_out,
         send_errors: io.send_errors,
         core: core.stats().clone(),
-        gauges: core.gauges(),
+        gauges: core.gauges(now),
         upstream_up: core.upstream_up(),
         now,
         pairing: core

@@ -89,6 +89,7 @@ fn kind(e: &GatewayEvent) -> &'static str {
         GatewayEvent::Dropped { .. } => "dropped",
         GatewayEvent::Retransmitted { .. } => "retransmitted",
         GatewayEvent::UpstreamHealth { .. } => "upstream health",
+        GatewayEvent::CustodyExpired { .. } => "custody expired",
     }
 }
 
@@ -149,6 +150,11 @@ fn write(e: &GatewayEvent) {
             debug!(client_id, addr = %peer, %msg_type, "retransmitted")
         }
         GatewayEvent::UpstreamHealth { up } => info!(up, "upstream health"),
+        GatewayEvent::CustodyExpired { client_id, topic } => warn!(
+            client_id,
+            topic,
+            "a message in the gateway's custody expired before the broker could be reached; dropped"
+        ),
     }
 }
 

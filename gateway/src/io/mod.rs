@@ -92,8 +92,15 @@ pub async fn start(
     io: IoConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
-    let stored = open_store(&io.storage).await?;
+    let (durable_tx, durable_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stored = open_store(&io.storage, durable_tx).await?;
     core.persist_sessions = stored.is_some();
+    if stored.is_none() && core.custody.mode == crate::core::config::CustodyMode::Gateway {
+        tracing::warn!(
+            "custody = \"gateway\" needs a state database; acknowledging after the broker instead"
+        );
+        core.custody.mode = crate::core::config::CustodyMode::Broker;
+    }
     #[cfg(feature = "embedded-broker")]
     if io.upstream.scheme == config::Scheme::Embedded {
         let addr = embedded_addr(&io.upstream)?;
@@ -130,10 +137,13 @@ pub async fn start(
     let writer = stored.map(|s| {
         let total = s.sessions.len();
         let restored = gateway.restore(sn_codec::Instant::ZERO, s.sessions);
+        let held = s.messages.len();
+        gateway.restore_custody(sn_codec::Instant::ZERO, s.messages);
         tracing::info!(
             path = %s.writer.path().display(),
             restored,
             skipped = total - restored,
+            custody = held,
             "state database opened; stored sessions resumed"
         );
         s.writer
@@ -148,6 +158,7 @@ pub async fn start(
             control,
             driver::Stores {
                 registry_file,
+                durable: writer.as_ref().map(|_| durable_rx),
                 state: writer,
             },
         )
@@ -165,12 +176,15 @@ pub async fn start(
 /// Opens the state database of `cfg` (none when it is off or unresolved). A database of a
 /// newer gateway stops the start; one that cannot be opened or created (missing or read-only
 /// directory) is reported and the gateway runs with its state in memory only.
-async fn open_store(cfg: &store::StorageConfig) -> Result<Option<store::Opened>, StartError> {
+async fn open_store(
+    cfg: &store::StorageConfig,
+    durable: store::Durable,
+) -> Result<Option<store::Opened>, StartError> {
     let store::StorageLocation::Path(path) = &cfg.location else {
         return Ok(None);
     };
     let (path, cfg) = (path.clone(), cfg.clone());
-    let opened = tokio::task::spawn_blocking(move || store::open(&path, &cfg)).await;
+    let opened = tokio::task::spawn_blocking(move || store::open(&path, &cfg, Some(durable))).await;
     match opened {
         Ok(Ok(o)) => {
             if let Some((aside, why)) = &o.moved_aside {

@@ -78,6 +78,7 @@ fn fill(path: &std::path::Path, sessions: usize, asleep_percent: usize) -> Resul
             location: StorageLocation::Path(path.to_owned()),
             ..StorageConfig::default()
         },
+        None,
     )?;
     for i in 0..sessions {
         let asleep = i % 100 < asleep_percent;

@@ -11,7 +11,7 @@ use crate::core::Gateway;
 use crate::core::addr::{ListenerId, PeerAddr, Wnid};
 use crate::core::config::GatewayConfig;
 use crate::core::event::{Destination, GatewayEvent};
-use crate::core::store::{SessionRecord, StoreCmd};
+use crate::core::store::{SessionRecord, StoreCmd, StoredMessage};
 use crate::core::upstream::{DeliveryId, LinkId, MqttQos, UpstreamCmd, UpstreamEvent};
 
 pub(super) struct Harness {
@@ -27,6 +27,8 @@ pub(super) struct Harness {
     pub(super) store: BTreeMap<String, SessionRecord>,
     /// State-store commands received (writes and deletes).
     pub(super) store_cmds: usize,
+    /// The in-memory store's custody messages, by sequence number.
+    pub(super) held: BTreeMap<u64, StoredMessage>,
 }
 
 pub(super) fn encode(p: &Packet<'_>) -> Vec<u8> {
@@ -87,6 +89,7 @@ impl Harness {
             multicast: vec![],
             store,
             store_cmds: 0,
+            held: BTreeMap::new(),
         };
         h.drain();
         h.upstream(UpstreamEvent::LinkUp {
@@ -141,6 +144,12 @@ impl Harness {
                 StoreCmd::DeleteSession { client_id } => {
                     self.store.remove(&client_id);
                 }
+                StoreCmd::PutMessage(m) => {
+                    self.held.insert(m.seq, *m);
+                }
+                StoreCmd::DeleteMessage { seq } => {
+                    self.held.remove(&seq);
+                }
             }
         }
         // Every scenario checks the session table after every input.
@@ -185,6 +194,14 @@ impl Harness {
     pub(super) fn pairing_saved(&mut self, client_id: &str, saved: bool) {
         self.gw.pairing_saved(self.now, client_id, saved);
         self.drain();
+    }
+
+    /// The store reports every message written so far durable.
+    pub(super) fn durable(&mut self) {
+        if let Some(&upto) = self.held.keys().next_back() {
+            self.gw.handle_durable(self.now, upto);
+            self.drain();
+        }
     }
 
     pub(super) fn upstream(&mut self, e: UpstreamEvent) {

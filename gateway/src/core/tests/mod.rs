@@ -2,6 +2,7 @@
 //! Test names are sentences; assertions are on datagrams, upstream commands and events.
 
 mod aggregating;
+mod custody;
 mod discovery;
 mod drops;
 mod exposure;

@@ -210,6 +210,24 @@ pub(crate) fn render(s: &Status) -> String {
         s.send_errors,
     );
     storage(&mut w, s.storage.as_ref());
+    w.single(
+        "custody_messages",
+        "gauge",
+        "Client publishes in the gateway's custody, not yet acknowledged by the broker.",
+        g.custody_messages,
+    );
+    w.single(
+        "custody_bytes",
+        "gauge",
+        "Payload octets of the client publishes in the gateway's custody.",
+        g.custody_bytes,
+    );
+    w.single(
+        "custody_oldest_seconds",
+        "gauge",
+        "How long the oldest client publish in the gateway's custody has waited.",
+        g.custody_oldest.as_secs(),
+    );
     w.out
 }
 
@@ -285,6 +303,9 @@ mod tests {
         s.gauges.sleep_buffered = 6;
         s.gauges.downlink_queued = 1;
         s.gauges.links_up = 3;
+        s.gauges.custody_messages = 3;
+        s.gauges.custody_bytes = 96;
+        s.gauges.custody_oldest = std::time::Duration::from_secs(42);
         s.storage = Some(crate::io::StorageStatus {
             commits: 4,
             records: 9,
@@ -340,6 +361,9 @@ mod tests {
             "mqttsn_gateway_storage_write_failures_total 0",
             "mqttsn_gateway_storage_failing 0",
             "mqttsn_gateway_storage_bytes 12288",
+            "mqttsn_gateway_custody_messages 3",
+            "mqttsn_gateway_custody_bytes 96",
+            "mqttsn_gateway_custody_oldest_seconds 42",
         ] {
             assert!(l.contains(&want), "missing line {want:?} in:\n{text}");
         }

@@ -137,18 +137,32 @@ async fn metrics_route(State(st): State<AppState>) -> Response {
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
-    match st.handle.status().await {
-        Some(s) if s.upstream_up && s.storage.as_ref().is_some_and(|st| st.failing) => text(
-            StatusCode::OK,
-            "ok; warning: the state database cannot be written (disk full or read-only?): \
-             sessions changed since will not survive a restart\n",
-        ),
-        Some(s) if s.upstream_up => text(StatusCode::OK, "ok\n"),
-        Some(_) => text(
+    let Some(s) = st.handle.status().await else {
+        return stopping();
+    };
+    let mut notes = String::new();
+    if s.storage.as_ref().is_some_and(|st| st.failing) {
+        notes.push_str(
+            "\nwarning: the state database cannot be written (disk full or read-only?): \
+             sessions and custody changed since will not survive a restart",
+        );
+    }
+    let g = &s.gauges;
+    if g.custody_messages > 0 {
+        notes.push_str(&format!(
+            "\ncustody: {} messages ({} octets) waiting for the broker, the oldest for {} s",
+            g.custody_messages,
+            g.custody_bytes,
+            g.custody_oldest.as_secs()
+        ));
+    }
+    if s.upstream_up {
+        text(StatusCode::OK, &format!("ok{notes}\n"))
+    } else {
+        text(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unready: the upstream broker is unreachable\n",
-        ),
-        None => stopping(),
+            &format!("unready: the upstream broker is unreachable{notes}\n"),
+        )
     }
 }
 

@@ -17,8 +17,15 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-pub use self::writer::{StoreStats, Writer};
-use crate::core::store::SessionRecord;
+pub use self::writer::{Durable, StoreStats, Writer};
+use crate::core::store::{SessionRecord, StoredMessage};
+
+/// Now, in Unix milliseconds (the origin of stored ages).
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// Where the state database lives and how it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +137,8 @@ pub struct Opened {
     pub writer: Writer,
     /// The stored sessions, in ClientId order.
     pub sessions: Vec<SessionRecord>,
+    /// The messages in the gateway's custody, in custody order.
+    pub messages: Vec<StoredMessage>,
     /// Stored sessions that could not be read back (ClientId and why); they are skipped.
     pub unreadable: Vec<(String, String)>,
     /// Where a corrupt or foreign file was moved, and why it was.
@@ -144,7 +153,11 @@ pub struct Opened {
 /// [`StoreError::NewerSchema`] for a database of a newer gateway; [`StoreError::Sqlite`] when
 /// the file cannot be created or read (e.g. the directory is missing or read-only);
 /// [`StoreError::MoveAside`] when a bad file cannot be renamed.
-pub fn open(path: &Path, cfg: &StorageConfig) -> Result<Opened, StoreError> {
+pub fn open(
+    path: &Path,
+    cfg: &StorageConfig,
+    durable: Option<Durable>,
+) -> Result<Opened, StoreError> {
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,
@@ -173,11 +186,23 @@ pub fn open(path: &Path, cfg: &StorageConfig) -> Result<Opened, StoreError> {
     }
     schema::migrate(&mut conn, version).map_err(sqlite)?;
     let (sessions, bad) = rows::load(&conn).map_err(sqlite)?;
-    let unreadable = bad.into_iter().map(|b| (b.client_id, b.problem)).collect();
-    let writer = Writer::start(conn, path.to_owned(), cfg.batch_window, cfg.batch_max);
+    let (messages, bad_messages) = rows::load_messages(&conn, unix_ms()).map_err(sqlite)?;
+    let unreadable = bad
+        .into_iter()
+        .chain(bad_messages)
+        .map(|b| (b.client_id, b.problem))
+        .collect();
+    let writer = Writer::start(
+        conn,
+        path.to_owned(),
+        cfg.batch_window,
+        cfg.batch_max,
+        durable,
+    );
     Ok(Opened {
         writer,
         sessions,
+        messages,
         unreadable,
         moved_aside,
     })

@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 
 use crate::core::addr::{ListenerId, PeerAddr, Wnid};
 use crate::core::store::{
-    SessionRecord, StoredState, StoredSubscription, StoredTopicId, StoredTopicKind,
+    SessionRecord, StoredMessage, StoredState, StoredSubscription, StoredTopicId, StoredTopicKind,
 };
 use crate::core::upstream::MqttQos;
 
@@ -213,4 +213,71 @@ fn topic_ids(conn: &Connection, client_id: &str) -> rusqlite::Result<Vec<StoredT
         })
     })?;
     rows.collect()
+}
+
+/// Keeps a message in custody (`now_ms`: Unix milliseconds, its age's origin).
+pub(crate) fn put_message(
+    conn: &Connection,
+    m: &StoredMessage,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO messages (seq, client_id, topic, payload, qos, retain, \
+         received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        i64::try_from(m.seq).unwrap_or(i64::MAX),
+        m.client_id,
+        m.topic,
+        &m.payload[..],
+        m.qos.level(),
+        m.retain,
+        now_ms,
+    ])?;
+    Ok(())
+}
+
+/// A message left custody.
+pub(crate) fn delete_message(conn: &Connection, seq: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM messages WHERE seq = ?1")?
+        .execute([i64::try_from(seq).unwrap_or(i64::MAX)])?;
+    Ok(())
+}
+
+/// Every message in custody, in custody order, with its age at `now_ms`; rows that cannot be
+/// read are skipped and named.
+pub(crate) fn load_messages(
+    conn: &Connection,
+    now_ms: i64,
+) -> rusqlite::Result<(Vec<StoredMessage>, Vec<BadRow>)> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, client_id, topic, payload, qos, retain, received_at FROM messages \
+         ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let (mut messages, mut bad) = (Vec::new(), Vec::new());
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let client_id: String = row.get(1)?;
+        let qos: u8 = row.get(4)?;
+        let received_at: i64 = row.get(6)?;
+        let (Ok(seq), Some(qos)) = (u64::try_from(seq), MqttQos::from_level(qos)) else {
+            bad.push(BadRow {
+                client_id,
+                problem: format!("custody message {seq} with QoS {qos}"),
+            });
+            continue;
+        };
+        let age_ms = u64::try_from(now_ms.saturating_sub(received_at)).unwrap_or(0);
+        messages.push(StoredMessage {
+            seq,
+            client_id,
+            topic: row.get(2)?,
+            payload: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+            qos,
+            retain: row.get(5)?,
+            age: Duration::from_millis(age_ms),
+        });
+    }
+    Ok((messages, bad))
 }

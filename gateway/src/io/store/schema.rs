@@ -8,7 +8,7 @@ use rusqlite::Connection;
 pub(crate) const APPLICATION_ID: i32 = 0x4D53_4E47;
 
 /// The schema version this build writes.
-pub(crate) const CURRENT: i32 = 1;
+pub(crate) const CURRENT: i32 = 2;
 
 /// Migration `n` takes a database from version `n` to `n + 1`.
 const MIGRATIONS: [&str; CURRENT as usize] = [
@@ -42,6 +42,16 @@ const MIGRATIONS: [&str; CURRENT as usize] = [
         confirmed INTEGER NOT NULL,
         PRIMARY KEY (client_id, topic_id)
     ) WITHOUT ROWID;",
+    // 1 → 2: client publishes in the gateway's custody.
+    "CREATE TABLE messages (
+        seq         INTEGER PRIMARY KEY,
+        client_id   TEXT NOT NULL,
+        topic       TEXT NOT NULL,
+        payload     BLOB NOT NULL,
+        qos         INTEGER NOT NULL,
+        retain      INTEGER NOT NULL,
+        received_at INTEGER NOT NULL
+    );",
 ];
 
 /// What a database file turned out to be.

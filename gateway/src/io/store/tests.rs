@@ -65,7 +65,7 @@ fn record(id: &str) -> SessionRecord {
 fn records_come_back_as_they_were_written_and_deletes_forget_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     assert!(o.sessions.is_empty() && o.moved_aside.is_none());
     let mut udp = record("b");
     udp.peer = PeerAddr::Udp {
@@ -84,7 +84,7 @@ fn records_come_back_as_they_were_written_and_deletes_forget_them() {
     });
     o.writer.close();
 
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     assert_eq!(o.sessions, vec![record("a"), udp]);
     assert!(o.unreadable.is_empty());
 }
@@ -95,7 +95,7 @@ fn commands_that_arrive_together_are_committed_together() {
     let path = dir.path().join("state.db");
     let mut c = cfg();
     c.batch_window = Duration::from_millis(200);
-    let o = open(&path, &c).unwrap();
+    let o = open(&path, &c, None).unwrap();
     let stats = o.writer.stats();
     for i in 0..1000 {
         o.writer
@@ -107,7 +107,7 @@ fn commands_that_arrive_together_are_committed_together() {
         (1..=4).contains(&commits),
         "1000 commands sent at once took {commits} transactions (batches of 512)"
     );
-    assert_eq!(open(&path, &cfg()).unwrap().sessions.len(), 1000);
+    assert_eq!(open(&path, &cfg(), None).unwrap().sessions.len(), 1000);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn a_file_that_is_not_a_database_is_moved_aside_and_a_fresh_one_started() {
         b"this is not an SQLite database, it is a text file\n".repeat(200),
     )
     .unwrap();
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     let (aside, why) = o.moved_aside.clone().expect("moved aside");
     assert!(!why.is_empty());
     assert!(
@@ -133,14 +133,14 @@ fn a_file_that_is_not_a_database_is_moved_aside_and_a_fresh_one_started() {
     assert!(o.sessions.is_empty());
     o.writer.send(StoreCmd::PutSession(Box::new(record("a"))));
     o.writer.close();
-    assert_eq!(open(&path, &cfg()).unwrap().sessions.len(), 1);
+    assert_eq!(open(&path, &cfg(), None).unwrap().sessions.len(), 1);
 }
 
 #[test]
 fn a_truncated_database_is_moved_aside() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     for i in 0..300 {
         o.writer
             .send(StoreCmd::PutSession(Box::new(record(&format!("m{i:04}")))));
@@ -158,7 +158,7 @@ fn a_truncated_database_is_moved_aside() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     assert!(o.moved_aside.is_some(), "a truncated file is not used");
     assert!(o.sessions.is_empty());
 }
@@ -172,7 +172,7 @@ fn another_applications_database_is_moved_aside_untouched() {
         conn.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT);")
             .unwrap();
     }
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     let (aside, why) = o.moved_aside.clone().expect("moved aside");
     assert!(why.contains("another application"), "{why}");
     let conn = rusqlite::Connection::open(&aside).unwrap();
@@ -186,13 +186,13 @@ fn another_applications_database_is_moved_aside_untouched() {
 fn a_database_of_a_newer_schema_stops_the_gateway_and_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    open(&path, &cfg()).unwrap().writer.close();
+    open(&path, &cfg(), None).unwrap().writer.close();
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", schema::CURRENT + 1)
             .unwrap();
     }
-    let e = open(&path, &cfg()).unwrap_err();
+    let e = open(&path, &cfg(), None).unwrap_err();
     assert!(matches!(e, StoreError::NewerSchema { .. }), "{e}");
     let shown = e.to_string();
     assert!(shown.starts_with(&path.display().to_string()), "{shown}");
@@ -204,7 +204,7 @@ fn a_database_of_a_newer_schema_stops_the_gateway_and_is_left_alone() {
 fn an_unreadable_row_is_skipped_and_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     o.writer.send(StoreCmd::PutSession(Box::new(record("a"))));
     o.writer.send(StoreCmd::PutSession(Box::new(record("b"))));
     o.writer.close();
@@ -216,7 +216,7 @@ fn an_unreadable_row_is_skipped_and_named() {
         )
         .unwrap();
     }
-    let o = open(&path, &cfg()).unwrap();
+    let o = open(&path, &cfg(), None).unwrap();
     assert_eq!(o.sessions, vec![record("b")]);
     assert_eq!(o.unreadable.len(), 1);
     assert_eq!(o.unreadable[0].0, "a");
@@ -227,7 +227,7 @@ fn an_unreadable_row_is_skipped_and_named() {
 fn a_directory_that_cannot_be_written_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing").join("state.db");
-    let e = open(&path, &cfg()).unwrap_err();
+    let e = open(&path, &cfg(), None).unwrap_err();
     assert!(matches!(e, StoreError::Sqlite { .. }), "{e}");
     assert!(e.to_string().contains("missing/state.db"), "{e}");
 }
@@ -251,4 +251,62 @@ fn the_default_location_follows_systemd_then_the_configuration_file() {
         "the compiled-in configuration: off"
     );
     assert_eq!(StorageLocation::Off.resolve(Some(etc), Some(state)), None);
+}
+
+fn message(seq: u64) -> crate::core::store::StoredMessage {
+    crate::core::store::StoredMessage {
+        seq,
+        client_id: format!("m{}", seq % 2),
+        topic: "site/a".into(),
+        payload: Bytes::from(vec![seq as u8; 40]),
+        qos: MqttQos::AtLeastOnce,
+        retain: seq == 3,
+        age: Duration::ZERO,
+    }
+}
+
+#[test]
+fn custody_messages_are_reported_durable_after_their_commit_and_read_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let o = open(&path, &cfg(), Some(tx)).unwrap();
+    for seq in [1, 2, 3] {
+        o.writer.send(StoreCmd::PutMessage(Box::new(message(seq))));
+    }
+    o.writer.send(StoreCmd::DeleteMessage { seq: 2 });
+    o.writer.close();
+    let mut reported = Vec::new();
+    while let Ok(upto) = rx.try_recv() {
+        reported.push(upto);
+    }
+    assert_eq!(
+        reported.last(),
+        Some(&3),
+        "durable up to the last put: {reported:?}"
+    );
+
+    std::thread::sleep(Duration::from_millis(20));
+    let o = open(&path, &cfg(), None).unwrap();
+    let seqs: Vec<u64> = o.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 3]);
+    let mut back = o.messages[1].clone();
+    assert!(back.age >= Duration::from_millis(20), "{:?}", back.age);
+    back.age = Duration::ZERO;
+    assert_eq!(back, message(3));
+}
+
+#[test]
+fn a_message_taken_and_let_go_within_one_batch_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut c = cfg();
+    c.batch_window = Duration::from_millis(200);
+    let o = open(&path, &c, None).unwrap();
+    let stats = o.writer.stats();
+    o.writer.send(StoreCmd::PutMessage(Box::new(message(1))));
+    o.writer.send(StoreCmd::DeleteMessage { seq: 1 });
+    o.writer.close();
+    assert_eq!(stats.records.load(Ordering::Relaxed), 0);
+    assert!(open(&path, &cfg(), None).unwrap().messages.is_empty());
 }

@@ -16,10 +16,13 @@ use rusqlite::Connection;
 use tracing::{error, info, warn};
 
 use super::rows;
-use crate::core::store::{SessionRecord, StoreCmd};
+use crate::core::store::{SessionRecord, StoreCmd, StoredMessage};
 
 /// How long the writer waits before trying a failed batch again.
 const RETRY: Duration = Duration::from_secs(5);
+
+/// Where the writer reports the highest custody sequence number each commit made durable.
+pub type Durable = tokio::sync::mpsc::UnboundedSender<u64>;
 
 /// Counters of the writer, for metrics and health.
 #[derive(Debug, Default)]
@@ -45,15 +48,32 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection, path: PathBuf, window: Duration, max: usize) -> Self {
+    /// Starts the writer thread on `conn`; commits that make custody messages durable are
+    /// reported on `durable`.
+    pub(crate) fn start(
+        conn: Connection,
+        path: PathBuf,
+        window: Duration,
+        max: usize,
+        durable: Option<Durable>,
+    ) -> Self {
         let (tx, rx) = channel();
         let stats = Arc::new(StoreStats::default());
         let thread_stats = stats.clone();
         let thread_path = path.clone();
         let thread = std::thread::Builder::new()
             .name("state-store".into())
-            .spawn(move || run(conn, rx, window, max.max(1), &thread_stats, &thread_path))
+            .spawn(move || {
+                run(
+                    conn,
+                    rx,
+                    window,
+                    max.max(1),
+                    &thread_stats,
+                    &thread_path,
+                    durable,
+                )
+            })
             .ok();
         Writer {
             tx: Some(tx),
@@ -99,16 +119,48 @@ impl Drop for Writer {
     }
 }
 
-/// A batch: the last command per ClientId (`None`: delete).
-type Batch = BTreeMap<String, Option<Box<SessionRecord>>>;
+/// A batch: the last command per ClientId and per custody message (`None`: delete), and the
+/// highest custody sequence number it makes durable.
+#[derive(Debug, Default)]
+struct Batch {
+    sessions: BTreeMap<String, Option<Box<SessionRecord>>>,
+    messages: BTreeMap<u64, Option<Box<StoredMessage>>>,
+    durable_upto: Option<u64>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.sessions.is_empty() && self.messages.is_empty() && self.durable_upto.is_none()
+    }
+
+    fn len(&self) -> usize {
+        self.sessions.len() + self.messages.len()
+    }
+
+    fn clear(&mut self) {
+        *self = Batch::default();
+    }
+}
 
 fn add(batch: &mut Batch, cmd: StoreCmd) {
     match cmd {
         StoreCmd::PutSession(r) => {
-            batch.insert(r.client_id.clone(), Some(r));
+            batch.sessions.insert(r.client_id.clone(), Some(r));
         }
         StoreCmd::DeleteSession { client_id } => {
-            batch.insert(client_id, None);
+            batch.sessions.insert(client_id, None);
+        }
+        StoreCmd::PutMessage(m) => {
+            batch.durable_upto = batch.durable_upto.max(Some(m.seq));
+            batch.messages.insert(m.seq, Some(m));
+        }
+        StoreCmd::DeleteMessage { seq } => {
+            // Taken and let go within one batch: nothing to write at all.
+            if let Some(Some(_)) = batch.messages.get(&seq) {
+                batch.messages.remove(&seq);
+            } else {
+                batch.messages.insert(seq, None);
+            }
         }
     }
 }
@@ -120,8 +172,9 @@ fn run(
     max: usize,
     stats: &StoreStats,
     path: &std::path::Path,
+    durable: Option<Durable>,
 ) {
-    let mut batch = Batch::new();
+    let mut batch = Batch::default();
     let mut open = true;
     while open {
         // Wait for the first command (or, with a failed batch pending, for the retry time).
@@ -159,24 +212,36 @@ fn run(
                 }
             }
         }
-        commit(&mut conn, &mut batch, stats, path);
+        commit(&mut conn, &mut batch, stats, path, durable.as_ref());
     }
     // The gateway stops: a last attempt for what is still pending.
     if !batch.is_empty() {
-        commit(&mut conn, &mut batch, stats, path);
+        commit(&mut conn, &mut batch, stats, path, durable.as_ref());
     }
 }
 
-fn commit(conn: &mut Connection, batch: &mut Batch, stats: &StoreStats, path: &std::path::Path) {
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+/// Commits `batch`; on success reports the custody messages it made durable on `durable`.
+fn commit(
+    conn: &mut Connection,
+    batch: &mut Batch,
+    stats: &StoreStats,
+    path: &std::path::Path,
+    durable: Option<&Durable>,
+) {
+    let now_ms = super::unix_ms();
+    let now_unix = now_ms / 1000;
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
-        for (client_id, record) in batch.iter() {
+        for (client_id, record) in &batch.sessions {
             match record {
                 Some(r) => rows::put(&tx, r, now_unix)?,
                 None => rows::delete(&tx, client_id)?,
+            }
+        }
+        for (seq, message) in &batch.messages {
+            match message {
+                Some(m) => rows::put_message(&tx, m, now_ms)?,
+                None => rows::delete_message(&tx, *seq)?,
             }
         }
         tx.commit()
@@ -187,6 +252,9 @@ fn commit(conn: &mut Connection, batch: &mut Batch, stats: &StoreStats, path: &s
             stats
                 .records
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            if let (Some(upto), Some(durable)) = (batch.durable_upto, durable) {
+                let _ = durable.send(upto);
+            }
             batch.clear();
             if stats.failing.swap(false, Ordering::Relaxed) {
                 info!(path = %path.display(), "state database writable again; pending records written");

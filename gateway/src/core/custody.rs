@@ -1,0 +1,344 @@
+//! Gateway custody (`[storage] custody = "gateway"`, `docs/storage.md`, "Custody"): a client's
+//! QoS 1/2 publish is acknowledged once the state store holds it durably, and forwarded to the
+//! broker when the gateway's own link is up, in custody order (so in order per client). It
+//! leaves custody when the broker acknowledged it, or when it has waited longer than
+//! `custody_max_age`. The queue is bounded (`custody_max_messages`): a publish beyond is
+//! refused with "congestion" and counted, and the client keeps it.
+//!
+//! Held messages travel on the gateway's own link in both upstream modes, so they do not
+//! depend on the client's session (a client that sleeps, disconnects or is lost after its
+//! publish was acknowledged still has it delivered).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sn_codec::{Instant, MsgType, Packet, ReturnCode};
+
+use super::Gateway;
+use super::event::{DropReason, GatewayEvent};
+use super::flow::Flow;
+use super::session::Session;
+use super::store::{StoreCmd, StoredMessage};
+use super::upstream::{LinkId, MqttQos, Token, UpstreamCmd};
+
+/// What the client is told once its message is durable.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    msg_id: u16,
+    topic_id: u16,
+    qos: MqttQos,
+}
+
+/// One message in custody.
+#[derive(Debug)]
+struct Held {
+    client_id: String,
+    topic: String,
+    payload: Bytes,
+    qos: MqttQos,
+    retain: bool,
+    since: Instant,
+    /// The acknowledgement the client is owed once the message is durable (`None`: QoS 0, or
+    /// already answered).
+    answer: Option<Answer>,
+    /// The store reported it durable.
+    durable: bool,
+    /// Forwarded on the gateway's link, waiting for the broker.
+    sent: Option<Token>,
+}
+
+/// The messages in the gateway's custody.
+#[derive(Debug, Default)]
+pub(crate) struct Custody {
+    held: BTreeMap<u64, Held>,
+    /// The last custody sequence number handed out.
+    last_seq: u64,
+    /// Forwarded messages by the token of their publish.
+    sent: BTreeMap<Token, u64>,
+    /// QoS 1/2 messages not durable yet, by client and MsgId (a retransmission waits for the
+    /// answer instead of being taken again).
+    storing: BTreeMap<(String, u16), u64>,
+    /// Payload octets held.
+    bytes: u64,
+    /// Messages held per client.
+    per_client: BTreeMap<String, usize>,
+}
+
+impl Custody {
+    /// Messages held.
+    pub(crate) fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether `client_id` has messages held (its QoS 0 publishes then queue behind them).
+    fn holds_for(&self, client_id: &str) -> bool {
+        self.per_client.contains_key(client_id)
+    }
+
+    /// When the oldest message expires.
+    pub(crate) fn next_deadline(&self, max_age: Option<Duration>) -> Option<Instant> {
+        let oldest = self.held.values().map(|h| h.since).min()?;
+        max_age.map(|age| oldest.saturating_add(age))
+    }
+
+    /// Count, octets and the oldest message's age, for the gauges.
+    pub(crate) fn gauges(&self, now: Instant) -> (u64, u64, Duration) {
+        let oldest = self
+            .held
+            .values()
+            .map(|h| now.saturating_duration_since(h.since))
+            .max()
+            .unwrap_or_default();
+        (self.held.len() as u64, self.bytes, oldest)
+    }
+
+    fn insert(&mut self, seq: u64, h: Held) {
+        self.bytes += h.payload.len() as u64;
+        *self.per_client.entry(h.client_id.clone()).or_default() += 1;
+        self.held.insert(seq, h);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Held> {
+        let h = self.held.remove(&seq)?;
+        self.bytes = self.bytes.saturating_sub(h.payload.len() as u64);
+        if let Some(n) = self.per_client.get_mut(&h.client_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(&h.client_id);
+            }
+        }
+        if let Some(token) = h.sent {
+            self.sent.remove(&token);
+        }
+        if let Some(a) = h.answer {
+            self.storing.remove(&(h.client_id.clone(), a.msg_id));
+        }
+        Some(h)
+    }
+}
+
+/// A client publish the flow hands to custody.
+#[derive(Debug)]
+pub(super) struct Taken<'a> {
+    /// Upstream topic (prefix applied).
+    pub(super) topic: String,
+    pub(super) payload: &'a [u8],
+    pub(super) qos: MqttQos,
+    pub(super) retain: bool,
+    /// MsgId and the TopicId field of the PUBLISH (for the PUBACK).
+    pub(super) msg_id: u16,
+    pub(super) topic_id: u16,
+}
+
+/// Whether a QoS 0 publish of `s` goes into custody: only with `queue_qos0`, and only while the
+/// broker cannot be reached or earlier messages of the client wait (its order is kept).
+pub(super) fn holds_qos0(s: &Session, f: &Flow<'_>) -> bool {
+    f.cfg.custody.queue_qos0 && (!f.shared_up || f.custody.holds_for(s.client_id()))
+}
+
+/// Takes a client publish into custody: stored, then answered once durable. A retransmission
+/// of one being stored waits for that answer; a full queue refuses it with "congestion".
+pub(super) fn take(s: &mut Session, f: &mut Flow<'_>, m: Taken<'_>) {
+    let reliable = m.qos.is_acknowledged();
+    if reliable
+        && f.custody
+            .storing
+            .contains_key(&(s.client_id().to_owned(), m.msg_id))
+    {
+        return;
+    }
+    if f.custody.len() >= f.cfg.custody.max_messages {
+        f.out.drop(Some(s.peer().clone()), DropReason::CustodyFull);
+        if reliable {
+            let reply = Packet::Puback {
+                topic_id: m.topic_id,
+                msg_id: m.msg_id,
+                return_code: ReturnCode::Congestion,
+            };
+            f.reply(s, &reply);
+        }
+        return;
+    }
+    f.custody.last_seq += 1;
+    let seq = f.custody.last_seq;
+    let payload = Bytes::copy_from_slice(m.payload);
+    let held = Held {
+        client_id: s.client_id().to_owned(),
+        topic: m.topic.clone(),
+        payload: payload.clone(),
+        qos: m.qos,
+        retain: m.retain,
+        since: f.now,
+        answer: reliable.then_some(Answer {
+            msg_id: m.msg_id,
+            topic_id: m.topic_id,
+            qos: m.qos,
+        }),
+        durable: false,
+        sent: None,
+    };
+    if reliable {
+        f.custody
+            .storing
+            .insert((s.client_id().to_owned(), m.msg_id), seq);
+    }
+    f.custody.insert(seq, held);
+    f.out.store(StoreCmd::PutMessage(Box::new(StoredMessage {
+        seq,
+        client_id: s.client_id().to_owned(),
+        topic: m.topic,
+        payload,
+        qos: m.qos,
+        retain: m.retain,
+        age: Duration::ZERO,
+    })));
+}
+
+/// The client's answer to a message now durable: PUBACK (QoS 1) or PUBREC (QoS 2), remembered
+/// so a retransmission gets the same answer.
+fn answer(s: &mut Session, f: &mut Flow<'_>, a: Answer) {
+    let (reply, kind) = match a.qos {
+        MqttQos::ExactlyOnce => (Packet::Pubrec { msg_id: a.msg_id }, MsgType::Pubcomp),
+        _ => (
+            Packet::Puback {
+                topic_id: a.topic_id,
+                msg_id: a.msg_id,
+                return_code: ReturnCode::Accepted,
+            },
+            MsgType::Puback,
+        ),
+    };
+    super::uplink::remember(s, f.now, a.msg_id, kind, a.topic_id);
+    f.reply(s, &reply);
+}
+
+impl Gateway {
+    /// The state store made every message up to custody sequence `upto` durable: their
+    /// clients get their acknowledgement, and they are forwarded when the broker can be
+    /// reached.
+    pub fn handle_durable(&mut self, now: Instant, upto: u64) {
+        let mut owed = Vec::new();
+        for (seq, h) in self.custody.held.range_mut(..=upto) {
+            if h.durable {
+                continue;
+            }
+            h.durable = true;
+            if let Some(a) = h.answer.take() {
+                self.custody
+                    .storing
+                    .remove(&(h.client_id.clone(), a.msg_id));
+                owed.push((h.client_id.clone(), a));
+            }
+            let _ = seq;
+        }
+        for (client_id, a) in owed {
+            let Some(sid) = self.table.find_client(&client_id) else {
+                continue;
+            };
+            if self.table.get(sid).is_some_and(|s| s.state.is_live()) {
+                self.step(sid, now, |s, f| answer(s, f, a));
+            }
+        }
+        self.forward_custody();
+        self.persist_changes();
+    }
+
+    /// Forwards every durable message not yet forwarded, in custody order, while the
+    /// gateway's link is up.
+    pub(super) fn forward_custody(&mut self) {
+        if !self.gateway_link_up {
+            return;
+        }
+        for (seq, h) in self.custody.held.iter_mut() {
+            if !h.durable || h.sent.is_some() {
+                continue;
+            }
+            let token = self.out.token();
+            h.sent = Some(token);
+            self.custody.sent.insert(token, *seq);
+            self.out.command(UpstreamCmd::Publish {
+                link: LinkId::GATEWAY,
+                token,
+                topic: h.topic.clone(),
+                payload: h.payload.clone(),
+                qos: h.qos,
+                retain: h.retain,
+            });
+        }
+    }
+
+    /// The gateway's link came up: forwarded messages the broker will never acknowledge go
+    /// again, with everything still waiting.
+    pub(super) fn custody_link_up(&mut self, lost: &[Token]) {
+        for token in lost {
+            if let Some(seq) = self.custody.sent.remove(token)
+                && let Some(h) = self.custody.held.get_mut(&seq)
+            {
+                h.sent = None;
+            }
+        }
+        self.forward_custody();
+    }
+
+    /// The broker acknowledged a forwarded message: it leaves custody. False when `token` is
+    /// not one of custody's.
+    pub(super) fn custody_done(&mut self, token: Token) -> bool {
+        let Some(seq) = self.custody.sent.remove(&token) else {
+            return false;
+        };
+        if self.custody.remove(seq).is_some() {
+            self.out.store(StoreCmd::DeleteMessage { seq });
+        }
+        true
+    }
+
+    /// Drops messages held longer than `custody_max_age`.
+    pub(super) fn expire_custody(&mut self, now: Instant) {
+        let Some(max_age) = self.cfg.custody.max_age else {
+            return;
+        };
+        let expired: Vec<u64> = self
+            .custody
+            .held
+            .iter()
+            .filter(|(_, h)| now.saturating_duration_since(h.since) >= max_age)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in expired {
+            if let Some(h) = self.custody.remove(seq) {
+                self.out.store(StoreCmd::DeleteMessage { seq });
+                self.out.drop(None, DropReason::CustodyExpired);
+                self.out.event(GatewayEvent::CustodyExpired {
+                    client_id: h.client_id,
+                    topic: h.topic,
+                });
+            }
+        }
+    }
+
+    /// Puts back the messages a previous run held (durable already); they are forwarded once
+    /// the gateway's link is up. Their age counts from when they were taken.
+    pub fn restore_custody(&mut self, now: Instant, messages: Vec<StoredMessage>) {
+        for m in messages {
+            let since =
+                Instant::from_millis(now.as_millis().saturating_sub(m.age.as_millis() as u64));
+            self.custody.last_seq = self.custody.last_seq.max(m.seq);
+            self.custody.insert(
+                m.seq,
+                Held {
+                    client_id: m.client_id,
+                    topic: m.topic,
+                    payload: m.payload,
+                    qos: m.qos,
+                    retain: m.retain,
+                    since,
+                    answer: None,
+                    durable: true,
+                    sent: None,
+                },
+            );
+        }
+        self.forward_custody();
+    }
+}
