@@ -315,7 +315,7 @@ pub(crate) fn validate(
         (None, None) => io.http,
     };
     io.storage = storage(&cx, &file.storage, ov)?;
-    core.custody = custody(&cx, &file.storage, &io.storage)?;
+    core.custody = custody(&cx, &file.storage, &io.storage, core.upstream.mode)?;
     Ok(Settings { core, io, registry })
 }
 
@@ -324,9 +324,17 @@ fn custody(
     cx: &Ctx<'_>,
     file: &FileStorage,
     storage: &StorageConfig,
+    upstream: crate::core::config::UpstreamMode,
 ) -> Result<CustodyConfig, ConfigError> {
     let d = CustodyConfig::default();
     let mode = match &file.custody {
+        // Gateway custody where the gateway is the broker's only client anyway (aggregating
+        // mode) and can store; broker custody where each mote publishes on its own connection.
+        None if upstream == crate::core::config::UpstreamMode::Aggregating
+            && storage.location != StorageLocation::Off =>
+        {
+            CustodyMode::Gateway
+        }
         None => d.mode,
         Some(v) => CustodyMode::from_name(v.get_ref()).ok_or_else(|| {
             cx.at(

@@ -96,8 +96,9 @@ pub async fn start(
     let stored = open_store(&io.storage, durable_tx).await?;
     core.persist_sessions = stored.is_some();
     if stored.is_none() && core.custody.mode == crate::core::config::CustodyMode::Gateway {
-        tracing::warn!(
-            "custody = \"gateway\" needs a state database; acknowledging after the broker instead"
+        tracing::info!(
+            "no state database: client publishes are acknowledged after the broker (custody = \
+             \"broker\")"
         );
         core.custody.mode = crate::core::config::CustodyMode::Broker;
     }
