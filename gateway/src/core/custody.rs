@@ -44,6 +44,9 @@ struct Held {
     answer: Option<Answer>,
     /// The store reported it durable.
     durable: bool,
+    /// The store failed before it was durable: forwarded anyway, and `answer` is given when the
+    /// broker acknowledges it.
+    answer_after_broker: bool,
     /// Forwarded on the gateway's link, waiting for the broker.
     sent: Option<Token>,
 }
@@ -63,6 +66,9 @@ pub(crate) struct Custody {
     bytes: u64,
     /// Messages held per client.
     per_client: BTreeMap<String, usize>,
+    /// The state store cannot write: new publishes get broker custody, and messages taken but
+    /// not durable are forwarded and answered after the broker.
+    pub(crate) fallback: bool,
 }
 
 impl Custody {
@@ -176,6 +182,7 @@ pub(super) fn take(s: &mut Session, f: &mut Flow<'_>, m: Taken<'_>) {
             qos: m.qos,
         }),
         durable: false,
+        answer_after_broker: false,
         sent: None,
     };
     if reliable {
@@ -224,6 +231,10 @@ impl Gateway {
                 continue;
             }
             h.durable = true;
+            if h.answer_after_broker {
+                // Answered when the broker acknowledges it (the store failed meanwhile).
+                continue;
+            }
             if let Some(a) = h.answer.take() {
                 self.custody
                     .storing
@@ -233,12 +244,7 @@ impl Gateway {
             let _ = seq;
         }
         for (client_id, a) in owed {
-            let Some(sid) = self.table.find_client(&client_id) else {
-                continue;
-            };
-            if self.table.get(sid).is_some_and(|s| s.state.is_live()) {
-                self.step(sid, now, |s, f| answer(s, f, a));
-            }
+            self.answer_client(now, &client_id, a);
         }
         self.forward_custody();
         self.persist_changes();
@@ -251,7 +257,7 @@ impl Gateway {
             return;
         }
         for (seq, h) in self.custody.held.iter_mut() {
-            if !h.durable || h.sent.is_some() {
+            if !(h.durable || h.answer_after_broker) || h.sent.is_some() {
                 continue;
             }
             let token = self.out.token();
@@ -283,14 +289,47 @@ impl Gateway {
 
     /// The broker acknowledged a forwarded message: it leaves custody. False when `token` is
     /// not one of custody's.
-    pub(super) fn custody_done(&mut self, token: Token) -> bool {
+    pub(super) fn custody_done(&mut self, now: Instant, token: Token) -> bool {
         let Some(seq) = self.custody.sent.remove(&token) else {
             return false;
         };
-        if self.custody.remove(seq).is_some() {
+        if let Some(h) = self.custody.remove(seq) {
             self.out.store(StoreCmd::DeleteMessage { seq });
+            if h.answer_after_broker
+                && let Some(a) = h.answer
+            {
+                self.answer_client(now, &h.client_id, a);
+            }
         }
         true
+    }
+
+    /// Sends a client the acknowledgement it is owed, if it is still connected.
+    fn answer_client(&mut self, now: Instant, client_id: &str, a: Answer) {
+        let Some(sid) = self.table.find_client(client_id) else {
+            return;
+        };
+        if self.table.get(sid).is_some_and(|s| s.state.is_live()) {
+            self.step(sid, now, |s, f| answer(s, f, a));
+        }
+    }
+
+    /// The state store cannot write (`failing`), or can again. While it cannot, new client
+    /// publishes get broker custody, and those taken but not durable are forwarded at once and
+    /// answered after the broker (nothing acknowledged is lost either way).
+    pub fn handle_store_failing(&mut self, _now: Instant, failing: bool) {
+        self.custody.fallback = failing;
+        if failing {
+            for h in self.custody.held.values_mut() {
+                if !h.durable && h.answer.is_some() {
+                    h.answer_after_broker = true;
+                }
+            }
+            self.forward_custody();
+        }
+        self.out
+            .event(GatewayEvent::CustodyFallback { active: failing });
+        self.persist_changes();
     }
 
     /// Drops messages held longer than `custody_max_age`.
@@ -335,6 +374,7 @@ impl Gateway {
                     since,
                     answer: None,
                     durable: true,
+                    answer_after_broker: false,
                     sent: None,
                 },
             );

@@ -249,6 +249,11 @@ pub enum GatewayEvent {
         /// True when the gateway's own link is up.
         up: bool,
     },
+    /// The state store failed (`active`: custody falls back to the broker) or writes again.
+    CustodyFallback {
+        /// True while the store cannot write.
+        active: bool,
+    },
     /// A client publish in the gateway's custody waited longer than `custody_max_age` for the
     /// broker and was dropped.
     CustodyExpired {

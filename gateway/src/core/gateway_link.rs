@@ -22,7 +22,7 @@ impl Gateway {
                 self.custody_link_up(&lost);
             }
             UpstreamEvent::PublishDone { token, .. } => {
-                self.custody_done(token);
+                self.custody_done(now, token);
             }
             UpstreamEvent::LinkDown { .. } | UpstreamEvent::Refused { .. }
                 if self.gateway_link_up =>

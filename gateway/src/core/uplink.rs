@@ -152,7 +152,7 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
         f.reply(s, &reply);
         return;
     }
-    if f.cfg.custody.mode == CustodyMode::Gateway {
+    if f.cfg.custody.mode == CustodyMode::Gateway && !f.custody.fallback {
         let m = custody::Taken {
             topic,
             payload: p.data,

@@ -214,7 +214,7 @@ pub(crate) struct Stores {
     /// The state database's writer (`None`: no store).
     pub(crate) state: Option<super::store::Writer>,
     /// Where the writer reports custody messages made durable.
-    pub(crate) durable: Option<mpsc::UnboundedReceiver<u64>>,
+    pub(crate) durable: Option<mpsc::UnboundedReceiver<super::store::StoreReport>>,
 }
 
 /// The outcome of writing a paired client to the registry file: its ClientId, and why the
@@ -299,7 +299,11 @@ pub(crate) async fn drive<C: UpstreamConnector>(
                 }
                 core.pairing_saved(now(), &client_id, error.is_none());
             }
-            Some(upto) = durable_rx.recv(), if has_durable => core.handle_durable(now(), upto),
+            Some(report) = durable_rx.recv(), if has_durable => match report {
+                super::store::StoreReport::Durable(upto) => core.handle_durable(now(), upto),
+                super::store::StoreReport::Failing => core.handle_store_failing(now(), true),
+                super::store::StoreReport::Recovered => core.handle_store_failing(now(), false),
+            },
             Some(e) = upstream_rx.recv() => {
                 core.handle_upstream(now(), e);
                 // More events that are already waiting, each drained as the core requires.

@@ -90,6 +90,7 @@ fn kind(e: &GatewayEvent) -> &'static str {
         GatewayEvent::Retransmitted { .. } => "retransmitted",
         GatewayEvent::UpstreamHealth { .. } => "upstream health",
         GatewayEvent::CustodyExpired { .. } => "custody expired",
+        GatewayEvent::CustodyFallback { .. } => "custody fallback",
     }
 }
 
@@ -150,6 +151,13 @@ fn write(e: &GatewayEvent) {
             debug!(client_id, addr = %peer, %msg_type, "retransmitted")
         }
         GatewayEvent::UpstreamHealth { up } => info!(up, "upstream health"),
+        GatewayEvent::CustodyFallback { active: true } => warn!(
+            "the state database cannot be written: client publishes are acknowledged after the \
+             broker until it can"
+        ),
+        GatewayEvent::CustodyFallback { active: false } => {
+            info!("the state database is writable again: gateway custody resumes")
+        }
         GatewayEvent::CustodyExpired { client_id, topic } => warn!(
             client_id,
             topic,

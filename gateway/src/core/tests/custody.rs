@@ -241,3 +241,51 @@ fn qos0_is_held_only_with_queue_qos0_and_only_while_the_broker_is_away() {
     h.recv(&a, publish(QoS::Zero, 0, b"gone"));
     assert!(h.held.is_empty(), "without queue_qos0 QoS 0 is not held");
 }
+
+#[test]
+fn when_the_store_fails_custody_falls_back_to_the_broker_and_nothing_acknowledged_is_lost() {
+    let mut h = Harness::new(custody(100, false));
+    let a = peer(1);
+    let link = h.connect(&a, "m1", true, 60);
+    // Taken, not durable yet, when the store fails: forwarded at once, answered after the
+    // broker.
+    h.recv(&a, publish(QoS::One, 1, b"taken"));
+    h.take_cmds();
+    h.store_failing(true);
+    let sent = forwarded(&mut h);
+    assert_eq!(sent.len(), 1);
+    h.expect(&a, &[]);
+    h.upstream(UpstreamEvent::PublishDone {
+        link: LinkId::GATEWAY,
+        token: sent[0].0,
+    });
+    h.expect(&a, &[puback(1, ReturnCode::Accepted)]);
+    assert!(h.has_event(|e| matches!(e, GatewayEvent::CustodyFallback { active: true })));
+
+    // While it fails, a new publish takes the broker path: on the mote's own link, answered
+    // after the broker, not stored.
+    let held_before = h.held.len();
+    h.recv(&a, publish(QoS::One, 2, b"direct"));
+    let cmds = h.take_cmds();
+    let token = cmds
+        .iter()
+        .find_map(|c| match c {
+            UpstreamCmd::Publish { link: l, token, .. } if *l == link => Some(*token),
+            _ => None,
+        })
+        .expect("published on the mote's link");
+    assert_eq!(h.held.len(), held_before);
+    h.upstream(UpstreamEvent::PublishDone { link, token });
+    h.expect(&a, &[puback(2, ReturnCode::Accepted)]);
+
+    // A late commit of the first message changes nothing for the mote.
+    h.durable_upto(1);
+    h.expect(&a, &[]);
+
+    // Writable again: custody resumes.
+    h.store_failing(false);
+    h.recv(&a, publish(QoS::One, 3, b"custody"));
+    h.expect(&a, &[]);
+    h.durable();
+    h.expect(&a, &[puback(3, ReturnCode::Accepted)]);
+}

@@ -196,6 +196,18 @@ impl Harness {
         self.drain();
     }
 
+    /// The store reports that it cannot write (`true`) or can again.
+    pub(super) fn store_failing(&mut self, failing: bool) {
+        self.gw.handle_store_failing(self.now, failing);
+        self.drain();
+    }
+
+    /// The store reports messages up to `upto` durable.
+    pub(super) fn durable_upto(&mut self, upto: u64) {
+        self.gw.handle_durable(self.now, upto);
+        self.drain();
+    }
+
     /// The store reports every message written so far durable.
     pub(super) fn durable(&mut self) {
         if let Some(&upto) = self.held.keys().next_back() {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-pub use self::writer::{Durable, StoreStats, Writer};
+pub use self::writer::{Durable, StoreReport, StoreStats, Writer};
 use crate::core::store::{SessionRecord, StoredMessage};
 
 /// Now, in Unix milliseconds (the origin of stored ages).
@@ -158,6 +158,17 @@ pub fn open(
     cfg: &StorageConfig,
     durable: Option<Durable>,
 ) -> Result<Opened, StoreError> {
+    open_with(path, cfg, durable, |_| Ok(()))
+}
+
+/// [`open`], with `tune` applied to the writer's connection before it starts (tests limit the
+/// file's size with it, to see a full disk).
+pub(crate) fn open_with(
+    path: &Path,
+    cfg: &StorageConfig,
+    durable: Option<Durable>,
+    tune: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> Result<Opened, StoreError> {
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,
@@ -192,6 +203,7 @@ pub fn open(
         .chain(bad_messages)
         .map(|b| (b.client_id, b.problem))
         .collect();
+    tune(&conn).map_err(sqlite)?;
     let writer = Writer::start(
         conn,
         path.to_owned(),

@@ -282,7 +282,7 @@ fn custody_messages_are_reported_durable_after_their_commit_and_read_back_in_ord
     }
     assert_eq!(
         reported.last(),
-        Some(&3),
+        Some(&super::StoreReport::Durable(3)),
         "durable up to the last put: {reported:?}"
     );
 
@@ -309,4 +309,72 @@ fn a_message_taken_and_let_go_within_one_batch_is_never_written() {
     o.writer.close();
     assert_eq!(stats.records.load(Ordering::Relaxed), 0);
     assert!(open(&path, &cfg(), None).unwrap().messages.is_empty());
+}
+
+#[test]
+fn a_full_disk_is_reported_and_the_pending_batch_is_written_once_there_is_room_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    // Room taken by something else: a filler table of about 100 pages.
+    open(&path, &cfg(), None).unwrap().writer.close();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE filler (b BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+             INSERT INTO filler SELECT zeroblob(4000) FROM n;",
+        )
+        .unwrap();
+        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .unwrap();
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // The "disk" ends a few pages after what the file holds now.
+    let o = super::open_with(&path, &cfg(), Some(tx), |conn| {
+        let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+        conn.pragma_update(None, "max_page_count", pages + 2)
+    })
+    .unwrap();
+    let stats = o.writer.stats();
+    for seq in 1..=20 {
+        let mut m = message(seq);
+        m.payload = Bytes::from(vec![7; 4000]);
+        o.writer.send(StoreCmd::PutMessage(Box::new(m)));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !stats.failing.load(Ordering::Relaxed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the full disk was not noticed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(rx.try_recv(), Ok(super::StoreReport::Failing));
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing is durable while the disk is full"
+    );
+
+    // Room again: the next attempt writes the whole pending batch.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("DELETE FROM filler", []).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while stats.failing.load(Ordering::Relaxed) {
+        assert!(std::time::Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    o.writer.close();
+    let reports: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert!(
+        reports.contains(&super::StoreReport::Durable(20)),
+        "{reports:?}"
+    );
+    assert!(
+        reports.contains(&super::StoreReport::Recovered),
+        "{reports:?}"
+    );
+    assert_eq!(open(&path, &cfg(), None).unwrap().messages.len(), 20);
+    assert!(stats.failures.load(Ordering::Relaxed) >= 1);
 }

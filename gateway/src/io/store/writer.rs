@@ -21,8 +21,19 @@ use crate::core::store::{SessionRecord, StoreCmd, StoredMessage};
 /// How long the writer waits before trying a failed batch again.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// Where the writer reports the highest custody sequence number each commit made durable.
-pub type Durable = tokio::sync::mpsc::UnboundedSender<u64>;
+/// What the writer tells the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreReport {
+    /// Custody messages up to this sequence number are durable.
+    Durable(u64),
+    /// A batch could not be committed (disk full, read-only): custody falls back to the broker.
+    Failing,
+    /// A batch was committed again after failures.
+    Recovered,
+}
+
+/// Where the writer sends its [`StoreReport`]s.
+pub type Durable = tokio::sync::mpsc::UnboundedSender<StoreReport>;
 
 /// Counters of the writer, for metrics and health.
 #[derive(Debug, Default)]
@@ -253,16 +264,22 @@ fn commit(
                 .records
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
             if let (Some(upto), Some(durable)) = (batch.durable_upto, durable) {
-                let _ = durable.send(upto);
+                let _ = durable.send(StoreReport::Durable(upto));
             }
             batch.clear();
             if stats.failing.swap(false, Ordering::Relaxed) {
+                if let Some(durable) = durable {
+                    let _ = durable.send(StoreReport::Recovered);
+                }
                 info!(path = %path.display(), "state database writable again; pending records written");
             }
         }
         Err(e) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
             if !stats.failing.swap(true, Ordering::Relaxed) {
+                if let Some(durable) = durable {
+                    let _ = durable.send(StoreReport::Failing);
+                }
                 error!(
                     path = %path.display(),
                     error = %e,
