@@ -18,6 +18,11 @@ pub struct ProcUsage {
     pub peak_rss_kib: u64,
     /// Current resident set size in KiB (VmRSS).
     pub rss_kib: u64,
+    /// Octets the process caused to be written to storage (`write_bytes` of
+    /// `/proc/<pid>/io`; 0 where it cannot be read).
+    pub write_bytes: u64,
+    /// Write system calls (`syscw` of `/proc/<pid>/io`).
+    pub syscw: u64,
 }
 
 /// Reads the usage of `pid` (`None` for this process).
@@ -48,10 +53,19 @@ pub fn usage(pid: Option<u32>) -> Result<ProcUsage> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
+    let io = std::fs::read_to_string(format!("{dir}/io")).unwrap_or_default();
+    let io_field = |key: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
     Ok(ProcUsage {
         cpu_s,
         peak_rss_kib: kib("VmHWM:"),
         rss_kib: kib("VmRSS:"),
+        write_bytes: io_field("write_bytes:"),
+        syscw: io_field("syscw:"),
     })
 }
 
@@ -90,6 +104,14 @@ pub fn gateway_binary() -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// Further arguments every gateway of this process is started with (`--gateway-arg`).
+static EXTRA_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Adds `args` to every gateway this process starts (first call wins), e.g. `--storage off`.
+pub fn set_extra_args(args: Vec<String>) {
+    let _ = EXTRA_ARGS.set(args);
 }
 
 /// The gateway's `--upstream-mode` for every run of this process (`transparent` until set).
@@ -143,6 +165,7 @@ impl GatewayProcess {
             options.log.as_deref().unwrap_or("warn"),
         ])
         .args(&options.args)
+        .args(EXTRA_ARGS.get().into_iter().flatten())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true);

@@ -70,6 +70,13 @@ impl fmt::Display for Outcome {
             pct(&self.broker),
             pct(&self.loadgen),
         )?;
+        if self.gateway.write_bytes > 0 && self.delivered > 0 {
+            write!(
+                f,
+                " gw_disk_bytes_per_msg={:.1}",
+                self.gateway.write_bytes as f64 / self.delivered as f64
+            )?;
+        }
         for (k, v) in &self.extra {
             write!(f, " {k}={v}")?;
         }
@@ -209,6 +216,8 @@ fn diff(a: ProcUsage, b: ProcUsage) -> ProcUsage {
         cpu_s: b.cpu_s - a.cpu_s,
         peak_rss_kib: b.peak_rss_kib,
         rss_kib: b.rss_kib,
+        write_bytes: b.write_bytes.saturating_sub(a.write_bytes),
+        syscw: b.syscw.saturating_sub(a.syscw),
     }
 }
 

@@ -30,6 +30,10 @@ struct Cli {
     /// command-line flags and configuration keys.
     #[arg(long, global = true, value_name = "PATH")]
     gateway_bin: Option<PathBuf>,
+    /// A further argument for every gateway started (repeatable), e.g. `--gateway-arg=--storage
+    /// --gateway-arg=off`.
+    #[arg(long, global = true, value_name = "ARG", allow_hyphen_values = true)]
+    gateway_arg: Vec<String>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -123,6 +127,7 @@ fn main() -> Result<()> {
     if let Some(path) = &cli.gateway_bin {
         sn_tests::bench::procs::set_gateway_binary(path.clone());
     }
+    sn_tests::bench::procs::set_extra_args(cli.gateway_arg.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

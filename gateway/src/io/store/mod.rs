@@ -32,7 +32,8 @@ pub(crate) fn unix_ms() -> i64 {
 pub struct StorageConfig {
     /// Where it is kept.
     pub location: StorageLocation,
-    /// How long the writer gathers commands before committing them.
+    /// The least time between the starts of two commits (what arrives meanwhile joins the
+    /// next batch).
     pub batch_window: Duration,
     /// The most commands in one transaction.
     pub batch_max: usize,

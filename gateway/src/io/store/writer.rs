@@ -1,5 +1,6 @@
 //! The state database's writer: a thread of its own that takes the core's commands and
-//! commits them in batches (group commit: one transaction, so one fsync, per batch). Within a
+//! commits them in batches (group commit: one transaction, so one fsync, per batch, and
+//! batches at least `batch_window` apart). Within a
 //! batch only the last command per ClientId is written. A batch that fails (disk full,
 //! read-only file system) is kept and tried again, merged with what came since, while the
 //! gateway runs on; the failure is logged and counted.
@@ -187,6 +188,9 @@ fn run(
 ) {
     let mut batch = Batch::default();
     let mut open = true;
+    // Commits start at least `window` apart: at most one fsync per window however busy, and
+    // no wait at all when the last one is older (a lone record is written at once).
+    let mut last_commit: Option<Instant> = None;
     while open {
         // Wait for the first command (or, with a failed batch pending, for the retry time).
         let first = if batch.is_empty() {
@@ -206,12 +210,21 @@ fn run(
             None if batch.is_empty() => break,
             None => {}
         }
-        // Gather what arrives within the window, up to the batch size.
-        let until = Instant::now() + window;
+        // Gather what is waiting, and what arrives until a window after the last commit
+        // started, up to the batch size.
+        let until = last_commit.map_or_else(Instant::now, |at| at + window);
         let mut taken = 1;
         while taken < max {
             let left = until.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            let next = if left.is_zero() {
+                rx.try_recv().map_err(|e| match e {
+                    std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                rx.recv_timeout(left)
+            };
+            match next {
                 Ok(cmd) => {
                     add(&mut batch, cmd);
                     taken += 1;
@@ -223,6 +236,7 @@ fn run(
                 }
             }
         }
+        last_commit = Some(Instant::now());
         commit(&mut conn, &mut batch, stats, path, durable.as_ref());
     }
     // The gateway stops: a last attempt for what is still pending.
