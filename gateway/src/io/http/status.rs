@@ -42,6 +42,36 @@ th{background:#f0f0f0}td.n{text-align:right}\
 .state-active,.state-awake{color:#070}.state-asleep{color:#05a}\
 .state-lost,.state-disconnected{color:#b00}.muted{color:#777}";
 
+/// The state database and the custody queue, in one line.
+fn storage(h: &mut String, s: &crate::io::Status) {
+    let g = &s.gauges;
+    let _ = match &s.storage {
+        None => writeln!(
+            h,
+            "<p id=\"storage\">State database: off (sessions are not kept across restarts).</p>"
+        ),
+        Some(st) => writeln!(
+            h,
+            "<p id=\"storage\">State database: {} KiB, {} commits{}. Custody: {} messages \
+             ({} octets) waiting for the broker{}.</p>",
+            st.bytes / 1024,
+            st.commits,
+            if st.failing {
+                ", <span class=\"down\">cannot be written</span> (disk full or read-only?)"
+            } else {
+                ""
+            },
+            g.custody_messages,
+            g.custody_bytes,
+            if g.custody_messages > 0 {
+                format!(", the oldest for {} s", g.custody_oldest.as_secs())
+            } else {
+                String::new()
+            },
+        ),
+    };
+}
+
 /// The page for `snapshot`; `gateway_id` goes into the title.
 pub(crate) fn render(snapshot: &Snapshot, gateway_id: u8) -> String {
     let (s, clients) = (&snapshot.status, &snapshot.clients);
@@ -87,6 +117,7 @@ pub(crate) fn render(snapshot: &Snapshot, gateway_id: u8) -> String {
         s.core.packets_in.values().sum::<u64>(),
         s.core.packets_out.values().sum::<u64>(),
     );
+    storage(&mut h, s);
     if clients.is_empty() {
         h.push_str("<p class=\"muted\">No clients yet.</p>\n");
     } else {
