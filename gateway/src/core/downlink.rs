@@ -45,7 +45,9 @@ pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>
         return discard(s, f, delivery, DropReason::TopicRejected);
     }
     let qos = m.qos.to_sn();
+    s.last_downlink += 1;
     let msg = Downlink {
+        n: s.last_downlink,
         topic: topic.to_owned(),
         payload: m.payload,
         qos,

@@ -13,9 +13,12 @@ use sn_codec::Instant;
 
 use super::Gateway;
 use super::session::{ConnectPhase, Session, State, SubKind};
+use super::session::{Downlink, InflightStep};
 use super::store::{
-    SessionRecord, StoreCmd, StoredState, StoredSubscription, StoredTopicId, StoredTopicKind,
+    SessionRecord, StoreCmd, StoredDownlink, StoredState, StoredSubscription, StoredTopicId,
+    StoredTopicKind,
 };
+use super::upstream::MqttQos;
 
 impl Gateway {
     /// After an input: queues what the state store must write or delete.
@@ -139,6 +142,32 @@ fn apply(s: &mut Session, r: &SessionRecord) {
     for t in &r.topic_ids {
         s.topic_ids.restore(t.id, &t.name, t.confirmed);
     }
+    for m in &r.buffered {
+        s.last_downlink += 1;
+        s.queue.push_back(Downlink {
+            topic: m.topic.clone(),
+            payload: m.payload.clone(),
+            qos: m.qos.to_sn(),
+            retain: m.retain,
+            delivery: None,
+            n: s.last_downlink,
+        });
+    }
+}
+
+/// The messages kept for an asleep session: those only the gateway holds (no upstream
+/// delivery to acknowledge), the one in flight first unless the client already has it.
+fn buffered(s: &Session) -> impl Iterator<Item = &Downlink> {
+    let asleep = stored_state(s) == StoredState::Asleep;
+    let inflight = s
+        .inflight
+        .as_ref()
+        .filter(|i| i.step != InflightStep::Pubcomp)
+        .map(|i| &i.msg);
+    inflight
+        .into_iter()
+        .chain(s.queue.iter())
+        .filter(move |m| asleep && m.delivery.is_none())
 }
 
 /// The state a session is stored in: what it would resume as after a restart.
@@ -164,6 +193,9 @@ fn digest(s: &Session) -> u64 {
     s.will.hash(&mut h);
     s.subscriptions.hash(&mut h);
     s.topic_ids.changes().hash(&mut h);
+    for m in buffered(s) {
+        m.n.hash(&mut h);
+    }
     h.finish()
 }
 
@@ -197,6 +229,14 @@ fn record(s: &Session) -> SessionRecord {
                 id,
                 name: name.to_owned(),
                 confirmed,
+            })
+            .collect(),
+        buffered: buffered(s)
+            .map(|m| StoredDownlink {
+                topic: m.topic.clone(),
+                payload: m.payload.clone(),
+                qos: MqttQos::from_sn(m.qos),
+                retain: m.retain,
             })
             .collect(),
     }

@@ -84,6 +84,20 @@ pub struct StoredTopicId {
     pub confirmed: bool,
 }
 
+/// A message buffered for a sleeping client that nobody upstream holds any more (the gateway
+/// acknowledged the broker when it took it, as in aggregating mode, or it is QoS 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDownlink {
+    /// MQTT-SN topic name (prefix removed).
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS towards the client.
+    pub qos: MqttQos,
+    /// Retain flag.
+    pub retain: bool,
+}
+
 /// Everything a restart needs to resume one CleanSession=0 session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -105,6 +119,9 @@ pub struct SessionRecord {
     pub subscriptions: Vec<StoredSubscription>,
     /// Normal topic ids, in id order.
     pub topic_ids: Vec<StoredTopicId>,
+    /// Messages buffered while asleep that only the gateway holds, in delivery order (empty
+    /// unless asleep).
+    pub buffered: Vec<StoredDownlink>,
 }
 
 /// A client publish in the gateway's custody: acknowledged to the client once stored, deleted

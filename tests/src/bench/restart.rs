@@ -66,6 +66,7 @@ fn record(i: usize, asleep: bool) -> SessionRecord {
                 confirmed: true,
             },
         ],
+        buffered: Vec::new(),
     }
 }
 

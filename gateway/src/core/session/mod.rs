@@ -158,6 +158,8 @@ pub(crate) struct Downlink {
     pub(crate) retain: bool,
     /// For the upstream ack (QoS 1/2).
     pub(crate) delivery: Option<DeliveryId>,
+    /// Order of arrival in this session (tells the state store the buffer changed).
+    pub(crate) n: u64,
 }
 
 /// The one gateway-initiated exchange in flight towards the client: at most one REGISTER or
@@ -236,6 +238,8 @@ pub(crate) struct Session {
     pub(crate) queue: VecDeque<Downlink>,
     pub(crate) inflight: Option<Inflight>,
     pub(crate) next_msg_id: u16,
+    /// The last [`Downlink::n`] handed out.
+    pub(crate) last_downlink: u64,
     /// Upstream acks in receive order.
     pub(crate) acks: VecDeque<PendingAck>,
     /// Messages received from and sent to the client (for `clients` listings).
@@ -275,6 +279,7 @@ impl Session {
             queue: VecDeque::new(),
             inflight: None,
             next_msg_id: 0,
+            last_downlink: 0,
             acks: VecDeque::new(),
             rx_count: 0,
             tx_count: 0,

@@ -338,3 +338,106 @@ fn two_stored_sessions_on_one_address_restore_only_one_as_live() {
             .collect();
     assert_eq!(live, ["mote-1"]);
 }
+
+#[test]
+fn an_aggregating_sleepers_buffered_messages_survive_a_restart_and_go_out_when_it_wakes() {
+    let cfg = GatewayConfig {
+        persist_sessions: true,
+        upstream: crate::core::config::UpstreamSessionConfig {
+            mode: UpstreamMode::Aggregating,
+            ..Default::default()
+        },
+        ..GatewayConfig::default()
+    };
+    let mut h = Harness::new(cfg.clone());
+    let a = peer(1);
+    h.recv(
+        &a,
+        Packet::Connect(sn_codec::Connect {
+            will: false,
+            clean_session: false,
+            duration: 60,
+            client_id: b"mote-1",
+        }),
+    );
+    h.recv(
+        &a,
+        Packet::Subscribe(Subscribe {
+            dup: false,
+            qos: QoS::One,
+            msg_id: 2,
+            topic: TopicRef::Name(b"cmd/#"),
+        }),
+    );
+    let token = h
+        .take_cmds()
+        .iter()
+        .find_map(|c| match c {
+            UpstreamCmd::Subscribe { token, .. } => Some(*token),
+            _ => None,
+        })
+        .unwrap();
+    h.upstream(UpstreamEvent::SubAck {
+        link: LinkId::GATEWAY,
+        token,
+        granted: Some(MqttQos::AtLeastOnce),
+    });
+    h.recv(
+        &a,
+        Packet::Disconnect {
+            duration: Some(600),
+        },
+    );
+    // The broker's messages are acknowledged at custody: only the gateway holds them now.
+    h.upstream(message(LinkId::GATEWAY, 5, "cmd/a", b"one", 1));
+    h.upstream(message(LinkId::GATEWAY, 6, "cmd/b", b"two", 0));
+    let r = &h.store["mote-1"];
+    let kept: Vec<&[u8]> = r.buffered.iter().map(|m| &m.payload[..]).collect();
+    assert_eq!(kept, [&b"one"[..], b"two"]);
+    let stored = h.store.clone();
+
+    let mut h = Harness::restored(cfg, stored, h.now);
+    h.clear();
+    h.recv(&a, Packet::Pingreq { client_id: None });
+    let got: Vec<String> = h
+        .sent_to(&a)
+        .iter()
+        .map(|b| Packet::decode(b).unwrap().to_string())
+        .collect();
+    assert!(
+        got.first().is_some_and(|p| p.starts_with("REGISTER")),
+        "the first buffered message goes out on wake-up: {got:?}"
+    );
+}
+
+#[test]
+fn an_active_clients_downlink_traffic_writes_nothing() {
+    let cfg = GatewayConfig {
+        persist_sessions: true,
+        upstream: crate::core::config::UpstreamSessionConfig {
+            mode: UpstreamMode::Aggregating,
+            ..Default::default()
+        },
+        ..GatewayConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let a = peer(1);
+    h.recv(
+        &a,
+        Packet::Connect(sn_codec::Connect {
+            will: false,
+            clean_session: false,
+            duration: 60,
+            client_id: b"mote-1",
+        }),
+    );
+    register(&mut h, &a, 1, b"cmd/a");
+    let before = h.store_cmds;
+    for i in 0..20 {
+        h.upstream(message(LinkId::GATEWAY, 10 + i, "cmd/a", b"x", 0));
+    }
+    assert_eq!(
+        h.store_cmds, before,
+        "an active client's queue is not stored"
+    );
+}

@@ -8,7 +8,8 @@ use rusqlite::{Connection, params};
 
 use crate::core::addr::{ListenerId, PeerAddr, Wnid};
 use crate::core::store::{
-    SessionRecord, StoredMessage, StoredState, StoredSubscription, StoredTopicId, StoredTopicKind,
+    SessionRecord, StoredDownlink, StoredMessage, StoredState, StoredSubscription, StoredTopicId,
+    StoredTopicKind,
 };
 use crate::core::upstream::MqttQos;
 
@@ -64,6 +65,20 @@ pub(crate) fn put(conn: &Connection, r: &SessionRecord, now_unix: i64) -> rusqli
     for t in &r.topic_ids {
         topic.execute(params![r.client_id, t.id, t.name, t.confirmed])?;
     }
+    let mut buffered = conn.prepare_cached(
+        "INSERT INTO buffered (client_id, position, topic, payload, qos, retain) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (position, m) in r.buffered.iter().enumerate() {
+        buffered.execute(params![
+            r.client_id,
+            position,
+            m.topic,
+            &m.payload[..],
+            m.qos.level(),
+            m.retain
+        ])?;
+    }
     Ok(())
 }
 
@@ -73,6 +88,7 @@ pub(crate) fn delete(conn: &Connection, client_id: &str) -> rusqlite::Result<()>
         "DELETE FROM sessions WHERE client_id = ?1",
         "DELETE FROM subscriptions WHERE client_id = ?1",
         "DELETE FROM topic_ids WHERE client_id = ?1",
+        "DELETE FROM buffered WHERE client_id = ?1",
     ] {
         conn.prepare_cached(sql)?.execute([client_id])?;
     }
@@ -144,15 +160,18 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<(Vec<SessionRecord>, V
             bad.push(problem(format!("bad Will QoS {will_qos}")));
             continue;
         };
-        let (subscriptions, topic_ids) =
-            match (subscriptions(conn, &client_id), topic_ids(conn, &client_id)) {
-                (Ok(Ok(s)), Ok(t)) => (s, t),
-                (Ok(Err(p)), _) => {
-                    bad.push(problem(p));
-                    continue;
-                }
-                (Err(e), _) | (_, Err(e)) => return Err(e),
-            };
+        let (subscriptions, topic_ids, buffered) = match (
+            subscriptions(conn, &client_id),
+            topic_ids(conn, &client_id),
+            buffered(conn, &client_id),
+        ) {
+            (Ok(Ok(s)), Ok(t), Ok(Ok(b))) => (s, t, b),
+            (Ok(Err(p)), _, _) | (_, _, Ok(Err(p))) => {
+                bad.push(problem(p));
+                continue;
+            }
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e),
+        };
         records.push(SessionRecord {
             client_id: client_id.clone(),
             state,
@@ -163,9 +182,35 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<(Vec<SessionRecord>, V
             will_msg: Bytes::from(will_msg),
             subscriptions,
             topic_ids,
+            buffered,
         });
     }
     Ok((records, bad))
+}
+
+fn buffered(
+    conn: &Connection,
+    client_id: &str,
+) -> rusqlite::Result<Result<Vec<StoredDownlink>, String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT topic, payload, qos, retain FROM buffered WHERE client_id = ?1 \
+         ORDER BY position",
+    )?;
+    let mut rows = stmt.query([client_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let qos: u8 = row.get(2)?;
+        let Some(qos) = MqttQos::from_level(qos) else {
+            return Ok(Err(format!("a buffered message with QoS {qos}")));
+        };
+        out.push(StoredDownlink {
+            topic: row.get(0)?,
+            payload: Bytes::from(row.get::<_, Vec<u8>>(1)?),
+            qos,
+            retain: row.get(3)?,
+        });
+    }
+    Ok(Ok(out))
 }
 
 fn subscriptions(

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 pub(crate) const APPLICATION_ID: i32 = 0x4D53_4E47;
 
 /// The schema version this build writes.
-pub(crate) const CURRENT: i32 = 2;
+pub(crate) const CURRENT: i32 = 3;
 
 /// Migration `n` takes a database from version `n` to `n + 1`.
 const MIGRATIONS: [&str; CURRENT as usize] = [
@@ -52,6 +52,16 @@ const MIGRATIONS: [&str; CURRENT as usize] = [
         retain      INTEGER NOT NULL,
         received_at INTEGER NOT NULL
     );",
+    // 2 → 3: messages buffered for sleeping clients that only the gateway holds.
+    "CREATE TABLE buffered (
+        client_id TEXT NOT NULL,
+        position  INTEGER NOT NULL,
+        topic     TEXT NOT NULL,
+        payload   BLOB NOT NULL,
+        qos       INTEGER NOT NULL,
+        retain    INTEGER NOT NULL,
+        PRIMARY KEY (client_id, position)
+    ) WITHOUT ROWID;",
 ];
 
 /// What a database file turned out to be.

@@ -58,6 +58,20 @@ fn record(id: &str) -> SessionRecord {
                 confirmed: false,
             },
         ],
+        buffered: vec![
+            crate::core::store::StoredDownlink {
+                topic: "cmd/m".into(),
+                payload: Bytes::from_static(b"open"),
+                qos: MqttQos::AtLeastOnce,
+                retain: false,
+            },
+            crate::core::store::StoredDownlink {
+                topic: "cmd/all".into(),
+                payload: Bytes::from_static(b"\0\x01"),
+                qos: MqttQos::AtMostOnce,
+                retain: true,
+            },
+        ],
     }
 }
 
@@ -76,6 +90,7 @@ fn records_come_back_as_they_were_written_and_deletes_forget_them() {
     udp.will_topic = None;
     udp.will_msg = Bytes::new();
     udp.sleep = None;
+    udp.buffered = Vec::new();
     o.writer.send(StoreCmd::PutSession(Box::new(record("a"))));
     o.writer.send(StoreCmd::PutSession(Box::new(udp.clone())));
     o.writer.send(StoreCmd::PutSession(Box::new(record("c"))));
