@@ -1,6 +1,6 @@
 //! Restart to ready with many stored sessions: the state database is filled with `sessions`
-//! CleanSession=0 records (a share of them asleep, each with two subscriptions and two topic
-//! ids), then the gateway is started on it and timed until it tells systemd it is ready
+//! CleanSession=0 records (a share of them asleep with three buffered commands each, every one
+//! with a Will, two subscriptions and two topic ids), then the gateway is started on it and timed until it tells systemd it is ready
 //! (`READY=1` on the notify socket, sent once the listeners are bound and the stored sessions
 //! are back in the table).
 
@@ -66,7 +66,15 @@ fn record(i: usize, asleep: bool) -> SessionRecord {
                 confirmed: true,
             },
         ],
-        buffered: Vec::new(),
+        // An asleep session has three commands waiting for it.
+        buffered: (0..if asleep { 3 } else { 0 })
+            .map(|k| gateway::core::store::StoredDownlink {
+                topic: format!("bench/cmd/{i}"),
+                payload: Bytes::from(format!("command {k}")),
+                qos: MqttQos::AtLeastOnce,
+                retain: false,
+            })
+            .collect(),
     }
 }
 
