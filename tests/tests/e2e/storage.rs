@@ -418,3 +418,32 @@ async fn a_60_s_broker_outage_in_gateway_custody_loses_nothing_and_keeps_each_mo
     assert_eq!(next, accepted);
     drop(daemon);
 }
+
+#[tokio::test]
+async fn a_state_database_that_cannot_be_created_leaves_the_gateway_running_in_memory() {
+    let broker = Mosquitto::start().await.unwrap();
+    let options = DaemonOptions {
+        config: "[storage]\npath = \"no-such-directory/state.db\"\n".into(),
+        ..Default::default()
+    };
+    let daemon = Daemon::start(&broker.url(), options).await.unwrap();
+    let log = daemon.log();
+    assert!(
+        log.contains("no-such-directory/state.db") && log.contains("in memory only"),
+        "{log}"
+    );
+    let mote = SnClient::new(daemon.udp).await.unwrap();
+    assert_eq!(
+        mote.connect("m1", false, 60).await.unwrap(),
+        ReturnCode::Accepted
+    );
+    let metrics = gateway::admin_client::request(daemon.http, "GET", "/metrics")
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("mqttsn_gateway_storage_enabled 0"),
+        "{metrics}"
+    );
+    daemon.stop().await;
+}
