@@ -12,6 +12,31 @@ use crate::core::config::{GatewayConfig, UpstreamMode};
 use crate::core::store::{StoredState, StoredTopicKind};
 use crate::core::upstream::{LinkId, MqttQos, UpstreamCmd, UpstreamEvent};
 
+/// Aggregating mode with a state store.
+fn aggregating_persistent() -> GatewayConfig {
+    GatewayConfig {
+        persist_sessions: true,
+        upstream: crate::core::config::UpstreamSessionConfig {
+            mode: UpstreamMode::Aggregating,
+            ..Default::default()
+        },
+        ..GatewayConfig::default()
+    }
+}
+
+/// mote-1 sends CONNECT with CleanSession=0 (accepted at once in aggregating mode).
+fn connect_persistent(h: &mut Harness, from: &PeerAddr) {
+    h.recv(
+        from,
+        Packet::Connect(sn_codec::Connect {
+            will: false,
+            clean_session: false,
+            duration: 60,
+            client_id: b"mote-1",
+        }),
+    );
+}
+
 fn persistent() -> GatewayConfig {
     GatewayConfig {
         persist_sessions: true,
@@ -279,25 +304,10 @@ fn a_sleeping_mote_whose_sleep_timer_runs_out_after_a_restart_is_lost() {
 
 #[test]
 fn a_restart_in_aggregating_mode_restores_the_subscriptions_on_the_shared_link() {
-    let cfg = GatewayConfig {
-        persist_sessions: true,
-        upstream: crate::core::config::UpstreamSessionConfig {
-            mode: UpstreamMode::Aggregating,
-            ..Default::default()
-        },
-        ..GatewayConfig::default()
-    };
+    let cfg = aggregating_persistent();
     let mut h = Harness::new(cfg.clone());
     let a = peer(1);
-    h.recv(
-        &a,
-        Packet::Connect(sn_codec::Connect {
-            will: false,
-            clean_session: false,
-            duration: 60,
-            client_id: b"mote-1",
-        }),
-    );
+    connect_persistent(&mut h, &a);
     h.recv(
         &a,
         Packet::Subscribe(Subscribe {
@@ -341,25 +351,10 @@ fn two_stored_sessions_on_one_address_restore_only_one_as_live() {
 
 #[test]
 fn an_aggregating_sleepers_buffered_messages_survive_a_restart_and_go_out_when_it_wakes() {
-    let cfg = GatewayConfig {
-        persist_sessions: true,
-        upstream: crate::core::config::UpstreamSessionConfig {
-            mode: UpstreamMode::Aggregating,
-            ..Default::default()
-        },
-        ..GatewayConfig::default()
-    };
+    let cfg = aggregating_persistent();
     let mut h = Harness::new(cfg.clone());
     let a = peer(1);
-    h.recv(
-        &a,
-        Packet::Connect(sn_codec::Connect {
-            will: false,
-            clean_session: false,
-            duration: 60,
-            client_id: b"mote-1",
-        }),
-    );
+    connect_persistent(&mut h, &a);
     h.recv(
         &a,
         Packet::Subscribe(Subscribe {
@@ -412,25 +407,10 @@ fn an_aggregating_sleepers_buffered_messages_survive_a_restart_and_go_out_when_i
 
 #[test]
 fn an_active_clients_downlink_traffic_writes_nothing() {
-    let cfg = GatewayConfig {
-        persist_sessions: true,
-        upstream: crate::core::config::UpstreamSessionConfig {
-            mode: UpstreamMode::Aggregating,
-            ..Default::default()
-        },
-        ..GatewayConfig::default()
-    };
+    let cfg = aggregating_persistent();
     let mut h = Harness::new(cfg);
     let a = peer(1);
-    h.recv(
-        &a,
-        Packet::Connect(sn_codec::Connect {
-            will: false,
-            clean_session: false,
-            duration: 60,
-            client_id: b"mote-1",
-        }),
-    );
+    connect_persistent(&mut h, &a);
     register(&mut h, &a, 1, b"cmd/a");
     let before = h.store_cmds;
     for i in 0..20 {
