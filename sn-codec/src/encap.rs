@@ -82,6 +82,18 @@ impl<'a> Encapsulated<'a> {
         }
     }
 
+    /// [`Encapsulated::decode_inner`] accepting the known encoder mistake of
+    /// [`Packet::decode_tolerant`].
+    pub fn decode_inner_tolerant(
+        &self,
+    ) -> Result<(Packet<'a>, Option<crate::packet::LengthQuirk>), DecodeError> {
+        let inner = Packet::decode_tolerant(self.inner)?;
+        if let (Packet::Encapsulated(_), _) = inner {
+            return Err(DecodeError::NestedEncapsulation);
+        }
+        Ok(inner)
+    }
+
     /// Decodes the inner message, which must fill the rest of the datagram exactly and must not
     /// itself be Encapsulated.
     pub fn decode_inner(&self) -> Result<Packet<'a>, DecodeError> {

@@ -57,7 +57,7 @@ pub use encap::{Encapsulated, encode_encapsulated};
 pub use error::{DecodeError, EncodeError};
 pub use flags::Flags;
 pub use header::MAX_MESSAGE_LEN;
-pub use packet::{Packet, decode};
+pub use packet::{LengthQuirk, Packet, decode};
 pub use packets::{Connect, Publish, Register, Subscribe, Unsubscribe, WillTopic};
 pub use time::Instant;
 pub use types::{MsgType, QoS, ReturnCode, TopicIdType, TopicRef};

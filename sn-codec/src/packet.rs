@@ -157,6 +157,13 @@ fn fixed<const N: usize>(msg_type: MsgType, body: &[u8]) -> Result<[u8; N], Deco
     })
 }
 
+/// A known encoder mistake [`Packet::decode_tolerant`] accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthQuirk {
+    /// Long Length form, the declared length two less than the datagram.
+    LongFormShortByTwo,
+}
+
 impl<'a> Packet<'a> {
     /// Decodes one whole datagram (or one whole frame on a serial link).
     ///
@@ -182,6 +189,32 @@ impl<'a> Packet<'a> {
         let msg_type =
             MsgType::from_code(*type_octet).ok_or(DecodeError::UnknownMsgType(*type_octet))?;
         Self::decode_body(msg_type, body)
+    }
+
+    /// [`Packet::decode`], also accepting one known encoder mistake: a message written in the
+    /// long Length form whose Length is two less than the datagram (a widely used mote library
+    /// does this for a 256-octet total, e.g. `01 00 FF 0C` + 253 octets for a QoS 1 PUBLISH with
+    /// a 248-octet payload). Such a message is decoded whole and reported as
+    /// [`LengthQuirk::LongFormShortByTwo`]; every other length mismatch is still an error.
+    pub fn decode_tolerant(bytes: &'a [u8]) -> Result<(Self, Option<LengthQuirk>), DecodeError> {
+        match Self::decode(bytes) {
+            Err(DecodeError::TrailingBytes { declared, actual })
+                if bytes.first() == Some(&0x01) && declared + 2 == actual =>
+            {
+                let (type_octet, body) = bytes
+                    .get(3..)
+                    .and_then(<[u8]>::split_first)
+                    .ok_or(DecodeError::Truncated { needed: 4, actual })?;
+                let msg_type = MsgType::from_code(*type_octet)
+                    .ok_or(DecodeError::UnknownMsgType(*type_octet))?;
+                if msg_type == MsgType::Encapsulated {
+                    return Err(DecodeError::LongEncapsulationHeader);
+                }
+                let packet = Self::decode_body(msg_type, body)?;
+                Ok((packet, Some(LengthQuirk::LongFormShortByTwo)))
+            }
+            other => other.map(|p| (p, None)),
+        }
     }
 
     fn decode_body(msg_type: MsgType, body: &'a [u8]) -> Result<Self, DecodeError> {

@@ -3,7 +3,7 @@
 use sn_codec::{DecodeError, Encapsulated, Instant, MsgType, Packet, QoS, ReturnCode};
 
 use super::addr::{PeerAddr, Wnid};
-use super::event::DropReason;
+use super::event::{DropReason, GatewayEvent};
 use super::session::State;
 use super::{Gateway, SessionId, downlink, subscribe, uplink};
 
@@ -19,9 +19,30 @@ impl Gateway {
         if bytes.len() > self.cfg.max_packet_size {
             return self.drop_from(Some(from), DropReason::TooLarge);
         }
-        match Packet::decode(bytes) {
-            Ok(packet) => self.route(now, from, packet),
+        match Packet::decode_tolerant(bytes) {
+            Ok((packet, quirk)) => {
+                if quirk.is_some() {
+                    self.length_quirk(&from);
+                }
+                self.route(now, from, packet)
+            }
             Err(e) => self.malformed(now, from, e),
+        }
+    }
+
+    /// A message accepted despite the known long-form Length mistake: counted, and reported
+    /// once per client session (the log says which mote's firmware does it).
+    fn length_quirk(&mut self, from: &PeerAddr) {
+        self.out.stats.length_quirks += 1;
+        let first = match self.table.find_peer(from) {
+            Some(sid) => self
+                .table
+                .get_mut(sid)
+                .is_some_and(|s| !std::mem::replace(&mut s.length_quirk_seen, true)),
+            None => true,
+        };
+        if first {
+            self.event(GatewayEvent::LengthQuirk { peer: from.clone() });
         }
     }
 
@@ -49,8 +70,13 @@ impl Gateway {
         if encap.inner.len() > self.cfg.max_packet_size {
             return self.drop_from(Some(peer), DropReason::TooLarge);
         }
-        match encap.decode_inner() {
-            Ok(packet) => self.route(now, peer, packet),
+        match encap.decode_inner_tolerant() {
+            Ok((packet, quirk)) => {
+                if quirk.is_some() {
+                    self.length_quirk(&peer);
+                }
+                self.route(now, peer, packet)
+            }
             Err(e) => self.malformed(now, peer, e),
         }
     }

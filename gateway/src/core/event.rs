@@ -249,6 +249,12 @@ pub enum GatewayEvent {
         /// True when the gateway's own link is up.
         up: bool,
     },
+    /// A client's message was accepted despite the known long-form Length mistake of a widely
+    /// used mote library (reported once per session).
+    LengthQuirk {
+        /// The client's address.
+        peer: PeerAddr,
+    },
     /// The state store failed (`active`: custody falls back to the broker) or writes again.
     CustodyFallback {
         /// True while the store cannot write.

@@ -41,6 +41,9 @@ pub struct Stats {
     pub upstream_disconnects: u64,
     /// Upstream connections (re)established (all links).
     pub upstream_connects: u64,
+    /// Messages accepted despite a known encoder mistake in their Length field (a long form
+    /// two octets short of the datagram).
+    pub length_quirks: u64,
 }
 
 impl Stats {

@@ -36,7 +36,9 @@ impl LogLimiter {
     /// common case.
     pub(crate) fn log(&mut self, e: &GatewayEvent) {
         let enabled = match e {
-            GatewayEvent::Dropped { .. } | GatewayEvent::Retransmitted { .. } => {
+            GatewayEvent::Dropped { .. }
+            | GatewayEvent::Retransmitted { .. }
+            | GatewayEvent::LengthQuirk { .. } => {
                 tracing::enabled!(tracing::Level::DEBUG)
             }
             _ => tracing::enabled!(tracing::Level::INFO),
@@ -91,6 +93,7 @@ fn kind(e: &GatewayEvent) -> &'static str {
         GatewayEvent::UpstreamHealth { .. } => "upstream health",
         GatewayEvent::CustodyExpired { .. } => "custody expired",
         GatewayEvent::CustodyFallback { .. } => "custody fallback",
+        GatewayEvent::LengthQuirk { .. } => "length quirk",
     }
 }
 
@@ -151,6 +154,11 @@ fn write(e: &GatewayEvent) {
             debug!(client_id, addr = %peer, %msg_type, "retransmitted")
         }
         GatewayEvent::UpstreamHealth { up } => info!(up, "upstream health"),
+        GatewayEvent::LengthQuirk { peer } => debug!(
+            addr = %peer,
+            "accepted a message whose long-form Length is two short of the datagram (a known \
+             mote library mistake at 256 octets)"
+        ),
         GatewayEvent::CustodyFallback { active: true } => warn!(
             "the state database cannot be written: client publishes are acknowledged after the \
              broker until it can"

@@ -252,6 +252,8 @@ pub(crate) struct Session {
     pub(crate) silent_until: Option<Instant>,
     /// Digest of the record last handed to the state store (`None`: nothing stored).
     pub(crate) stored: Option<u64>,
+    /// The client sent a message with the known long-form Length mistake (reported once).
+    pub(crate) length_quirk_seen: bool,
 }
 
 impl Session {
@@ -286,6 +288,7 @@ impl Session {
             timer_key: None,
             silent_until: None,
             stored: None,
+            length_quirk_seen: false,
         }
     }
 

@@ -6,6 +6,7 @@ use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, TopicRef};
 
 use super::harness::{Harness, peer};
 use crate::core::config::GatewayConfig;
+use crate::core::event::GatewayEvent;
 use crate::core::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
 
 fn publish<'a>(qos: QoS, topic: TopicRef<'a>, msg_id: u16, data: &'a [u8]) -> Packet<'a> {
@@ -498,4 +499,63 @@ fn more_outstanding_requests_than_allowed_are_answered_with_congestion() {
         ],
     );
     assert_eq!(published(&h.take_cmds()).len(), 1);
+}
+
+/// The long-form Length mistake of a widely used mote library: a QoS 1 PUBLISH on topic id
+/// `topic_id`, MsgId `msg_id`, with a 248-octet payload, sent as 257 octets `01 00 FF 0C ...`.
+fn paho_long_publish(topic_id: u16, msg_id: u16) -> Vec<u8> {
+    let mut d = vec![0x01, 0x00, 0xFF, 0x0C, 0x20];
+    d.extend(topic_id.to_be_bytes());
+    d.extend(msg_id.to_be_bytes());
+    d.extend((0..248).map(|i| i as u8));
+    d
+}
+
+#[test]
+fn a_248_octet_publish_in_the_off_by_two_long_form_is_published_whole_and_counted() {
+    let mut h = Harness::default();
+    let a = peer(1);
+    let link = h.connect(&a, "paho-mote", true, 60);
+    h.recv(
+        &a,
+        Packet::Register(Register {
+            topic_id: 0,
+            msg_id: 1,
+            topic_name: b"site/big",
+        }),
+    );
+    h.clear();
+    h.raw(&a, &paho_long_publish(1, 7));
+    let sent = published(&h.take_cmds());
+    assert_eq!(sent.len(), 1);
+    let (l, token, topic, payload, qos, _) = &sent[0];
+    assert_eq!((*l, topic.as_str(), *qos), (link, "site/big", 1));
+    assert_eq!(payload.len(), 248, "every octet of the payload");
+    assert_eq!(
+        payload[..],
+        (0..248).map(|i| i as u8).collect::<Vec<u8>>()[..]
+    );
+    h.upstream(UpstreamEvent::PublishDone {
+        link,
+        token: *token,
+    });
+    h.expect(
+        &a,
+        &[Packet::Puback {
+            topic_id: 1,
+            msg_id: 7,
+            return_code: ReturnCode::Accepted,
+        }],
+    );
+    assert_eq!(h.gw.stats().length_quirks, 1);
+    assert!(h.gw.stats().dropped.is_empty(), "nothing dropped");
+    // Reported once per session, counted every time.
+    h.raw(&a, &paho_long_publish(1, 8));
+    assert_eq!(h.gw.stats().length_quirks, 2);
+    let reports = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, GatewayEvent::LengthQuirk { .. }))
+        .count();
+    assert_eq!(reports, 1);
 }

@@ -209,6 +209,13 @@ pub(crate) fn render(s: &Status) -> String {
         "UDP datagrams that could not be sent.",
         s.send_errors,
     );
+    w.single(
+        "length_quirks_total",
+        "counter",
+        "Messages accepted despite a long-form Length two octets short of the datagram (a known \
+         mote library mistake at 256 octets).",
+        c.length_quirks,
+    );
     storage(&mut w, s.storage.as_ref());
     w.single(
         "custody_messages",
