@@ -199,7 +199,7 @@ impl<'a> Packet<'a> {
     pub fn decode_tolerant(bytes: &'a [u8]) -> Result<(Self, Option<LengthQuirk>), DecodeError> {
         match Self::decode(bytes) {
             Err(DecodeError::TrailingBytes { declared, actual })
-                if bytes.first() == Some(&0x01) && declared + 2 == actual =>
+                if bytes.first() == Some(&0x01) && declared.checked_add(2) == Some(actual) =>
             {
                 let (type_octet, body) = bytes
                     .get(3..)
