@@ -99,6 +99,13 @@ pub struct Common {
     /// N_RETRY.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub n_retry: u8,
+    /// First wait before searching for a gateway again, or reconnecting after the gateway
+    /// ended the session twice in a row, in seconds; it doubles up to --backoff-max.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub backoff_initial: f64,
+    /// Longest such wait, in seconds.
+    #[arg(long, default_value_t = 900.0, value_name = "SECS")]
+    pub backoff_max: f64,
     /// Stop each mote after this many readings.
     #[arg(long, value_name = "N")]
     pub readings: Option<u32>,
@@ -259,8 +266,15 @@ impl Common {
         let timers = Timers {
             t_retry: secs(self.t_retry, "--t-retry")?,
             n_retry: self.n_retry.max(1),
+            search_backoff_initial: secs(self.backoff_initial, "--backoff-initial")?,
+            search_backoff_max: secs(self.backoff_max, "--backoff-max")?,
             ..Timers::default()
         };
+        if timers.search_backoff_initial.is_zero()
+            || timers.search_backoff_max < timers.search_backoff_initial
+        {
+            bail!("--backoff-initial must be above 0 and at most --backoff-max");
+        }
         Ok(SimConfig {
             network: self.network(),
             motes,

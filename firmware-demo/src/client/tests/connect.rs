@@ -291,3 +291,67 @@ fn commands_check_their_arguments_without_queueing_anything() {
     w.drain();
     w.expect_silence();
 }
+
+#[test]
+fn a_gateway_that_answers_every_connect_with_disconnect_is_retried_with_growing_back_off() {
+    let mut w = World::new(fixed_config());
+    w.with(|c, now| c.connect(now)).unwrap();
+    let mut connects = Vec::new();
+    let end = w.now.saturating_add(secs(300));
+    loop {
+        // Answer every CONNECT sent so far (an answer may make the client send the next one
+        // at once).
+        loop {
+            let sent = w.take_sent();
+            let connect = sent
+                .iter()
+                .any(|(_, b)| matches!(Packet::decode(b), Ok(Packet::Connect(_))));
+            if !connect {
+                break;
+            }
+            connects.push(w.now);
+            w.deliver(&Packet::Disconnect { duration: None });
+        }
+        if w.c.poll_timeout().is_none_or(|t| t > end) {
+            break;
+        }
+        w.fire();
+    }
+    // Back-off 4 s doubling to 60 s, the upper half randomised: a handful of attempts in five
+    // minutes, not thousands.
+    assert!(
+        (6..=12).contains(&connects.len()),
+        "{} CONNECTs in 300 s: {connects:?}",
+        connects.len()
+    );
+    let gaps: Vec<u64> = connects
+        .windows(2)
+        .map(|p| p[1].as_millis() - p[0].as_millis())
+        .collect();
+    assert_eq!(gaps[0], 0, "the first reconnect is at once: {gaps:?}");
+    assert!(gaps[1] >= 2_000, "then it waits: {gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g <= 60_000),
+        "never more than the cap: {gaps:?}"
+    );
+    assert!(
+        gaps.last().is_some_and(|g| *g >= 30_000),
+        "the waits grow towards the cap: {gaps:?}"
+    );
+}
+
+#[test]
+fn a_session_that_worked_resets_the_back_off() {
+    let mut w = World::connected(fixed_config());
+    for _ in 0..3 {
+        // The gateway ends the session; the client reconnects at once and is accepted.
+        w.deliver(&Packet::Disconnect { duration: None });
+        w.take_events();
+        w.expect_sent(&[connect_packet(true)]);
+        w.deliver(&Packet::Connack {
+            return_code: ReturnCode::Accepted,
+        });
+        w.take_sent();
+        w.take_events();
+    }
+}
