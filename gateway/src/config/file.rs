@@ -130,6 +130,8 @@ pub(crate) struct FileGateway {
     /// A CONNECT with the ClientId of a live session from a new address takes the session over
     /// (default: true with the open policy, false with registered-only).
     pub(crate) allow_address_change: Option<bool>,
+    /// TopicId of a SUBACK for a short topic name: `"name"` (its two octets) or `"zero"`.
+    pub(crate) short_topic_suback_id: Option<Spanned<String>>,
 }
 
 /// `[listeners]`.

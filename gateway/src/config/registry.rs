@@ -52,6 +52,7 @@ const HEADER: &str = "\
 #   publish = [\"filter\", ...]            topics it may publish to (absent: any)
 #   subscribe = [\"filter\", ...]          topics it may subscribe within (absent: any)
 #   predefined = [{ id = N, topic = \"t\" }] its own predefined topic ids
+#   short_topic_suback_id = \"zero\"       SUBACK TopicId for its short names (\"name\"/\"zero\")
 # `mqtt-sn-gateway unpair CLIENT_ID` removes an entry. A reload that would leave no client
 # (every entry gone, an empty or a deleted file) is refused while the gateway has clients,
 # unless the top-level key `allow_empty = true` (above the first [[client]]) says the file is
@@ -94,6 +95,7 @@ struct FileClient {
     tls_client_key: Option<Spanned<String>>,
     publish: Option<Vec<Spanned<String>>>,
     subscribe: Option<Vec<Spanned<String>>>,
+    short_topic_suback_id: Option<Spanned<String>>,
     #[serde(default)]
     predefined: Vec<FileClientPredefined>,
 }
@@ -298,10 +300,27 @@ pub fn parse_registry(
                 })
                 .transpose()
         };
+        let short_topic_suback_id = c
+            .short_topic_suback_id
+            .as_ref()
+            .map(|v| {
+                crate::core::config::ShortSubackId::from_name(v.get_ref()).ok_or_else(|| {
+                    invalid(
+                        v.span(),
+                        key("short_topic_suback_id"),
+                        format!(
+                            "{:?} is not a choice: expected \"name\" or \"zero\"",
+                            v.get_ref()
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
         let entry = ClientEntry {
             pin,
             publish: filters(&c.publish, "publish")?,
             subscribe: filters(&c.subscribe, "subscribe")?,
+            short_topic_suback_id,
         };
         match (&c.username, &c.password) {
             (Some(u), p) => {

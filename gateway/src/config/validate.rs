@@ -273,6 +273,21 @@ pub(crate) fn validate(
             d.uplink_buffer,
         )?,
         allow_address_change: g.allow_address_change.unwrap_or(open),
+        short_topic_suback_id: match &g.short_topic_suback_id {
+            None => d.short_topic_suback_id,
+            Some(v) => {
+                crate::core::config::ShortSubackId::from_name(v.get_ref()).ok_or_else(|| {
+                    cx.at(
+                        v,
+                        "gateway.short_topic_suback_id",
+                        format!(
+                            "{:?} is not a choice: expected \"name\" or \"zero\"",
+                            v.get_ref()
+                        ),
+                    )
+                })?
+            }
+        },
         ..d
     };
     core.limits = limits::validate(&cx, &file.limits)?;

@@ -60,6 +60,47 @@ pub struct GatewayConfig {
     pub persist_sessions: bool,
     /// Who holds a client's QoS 1/2 publish when the gateway acknowledges it.
     pub custody: CustodyConfig,
+    /// The TopicId field of a SUBACK for a short topic name (a client's registry entry may
+    /// choose otherwise).
+    pub short_topic_suback_id: ShortSubackId,
+}
+
+/// What a SUBACK for a two-character short topic name carries as TopicId. The specification
+/// says the field is not relevant; client libraries disagree on what they expect
+/// (`docs/protocol.md`, "Subscriptions").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ShortSubackId {
+    /// The name's two octets (what the Paho gateway sends and the Paho embedded C client files
+    /// the subscription under).
+    #[default]
+    Name,
+    /// 0x0000 (what the PyPI `mqtt-sn-12` client needs to dispatch short-name messages).
+    Zero,
+}
+
+impl ShortSubackId {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShortSubackId::Name => "name",
+            ShortSubackId::Zero => "zero",
+        }
+    }
+
+    /// The value of a configuration name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ShortSubackId::Name, ShortSubackId::Zero]
+            .into_iter()
+            .find(|v| v.name() == name)
+    }
+
+    /// The TopicId field for the short name `name`.
+    pub fn topic_id(self, name: &str) -> u16 {
+        match (self, name.as_bytes()) {
+            (ShortSubackId::Name, [a, b]) => u16::from_be_bytes([*a, *b]),
+            _ => 0,
+        }
+    }
 }
 
 /// When a client's QoS 1/2 publish is acknowledged, and what the gateway keeps meanwhile.
@@ -141,6 +182,7 @@ impl Default for GatewayConfig {
             clients: ClientPolicy::default(),
             persist_sessions: false,
             custody: CustodyConfig::default(),
+            short_topic_suback_id: ShortSubackId::default(),
         }
     }
 }
@@ -508,6 +550,8 @@ pub struct ClientEntry {
     pub publish: Option<Vec<String>>,
     /// Topic filters the client may subscribe within (`None` = anything).
     pub subscribe: Option<Vec<String>>,
+    /// The SUBACK TopicId for its short-name subscriptions, instead of the global setting.
+    pub short_topic_suback_id: Option<ShortSubackId>,
 }
 
 /// A pinned network location.

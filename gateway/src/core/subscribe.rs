@@ -56,7 +56,13 @@ pub(super) fn on_subscribe(s: &mut Session, f: &mut Flow<'_>, sub: Subscribe<'_>
     // A concrete name gets its topic id in the SUBACK.
     let topic_id = match kind {
         SubKind::Predefined(id) => id,
-        SubKind::Short => 0,
+        SubKind::Short => f
+            .cfg
+            .clients
+            .entry(s.client_id())
+            .and_then(|e| e.short_topic_suback_id)
+            .unwrap_or(f.cfg.short_topic_suback_id)
+            .topic_id(&filter),
         SubKind::Name if topics::is_wildcard(&filter) => 0,
         SubKind::Name => {
             let (predefined, max) = (&f.cfg.predefined, f.cfg.max_topics_per_client);

@@ -10,6 +10,7 @@
 //! - `http`: the local HTTP endpoint (pairing, metrics, health, admin API limits);
 //! - `ipv6_multicast`: IPv6 discovery in a private network namespace;
 //! - `mote_sim`: simulated motes (`firmware_demo::sim`) through the gateway;
+//! - `paho_quirks`: the byte sequences of the most common mote library;
 //! - `sleep_discovery`: sleeping motes and gateway discovery over multicast;
 //! - `status_page`: the status page in headless Chromium;
 //! - `storage`: sessions that survive a kill -9 (the state database);
@@ -32,6 +33,7 @@ mod harness;
 mod http;
 mod ipv6_multicast;
 mod mote_sim;
+mod paho_quirks;
 mod simulation;
 mod sleep_discovery;
 mod status_page;

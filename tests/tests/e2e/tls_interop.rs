@@ -94,11 +94,19 @@ async fn a_broker_certificate_for_another_host_name_is_refused() {
 }
 
 async fn interop_setup() -> Option<(Mosquitto, TestGateway)> {
+    interop_setup_with(|_| {}).await
+}
+
+/// [`interop_setup`] with the gateway's settings changed by `tune`.
+async fn interop_setup_with(
+    tune: impl FnOnce(&mut gateway::core::config::GatewayConfig),
+) -> Option<(Mosquitto, TestGateway)> {
     if !interop::require().await.unwrap() {
         return None;
     }
     let broker = Mosquitto::start().await.unwrap();
     let (mut core, io) = sn_tests::gateway::test_settings(&broker.url()).unwrap();
+    tune(&mut core);
     core.predefined
         .global
         .insert(5, "interop/predefined".into());
@@ -184,6 +192,29 @@ async fn the_python_mqtt_sn_client_subscribes_through_the_gateway() {
         joined.contains("interop/cmd/fan") && joined.contains("off"),
         "{joined}"
     );
+}
+
+#[tokio::test]
+async fn the_python_mqtt_sn_client_receives_on_a_short_name_with_the_zero_suback_id() {
+    // 0x0000 is the value documented for this client (docs/protocol.md, "Subscriptions"). The
+    // test driver prints every message the client receives, so it does not show the
+    // dispatching difference reported for it; this pins that the setting works end to end.
+    let Some((broker, gw)) = interop_setup_with(|core| {
+        core.short_topic_suback_id = gateway::core::config::ShortSubackId::Zero;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut py =
+        InteropSubscriber::spawn(gw.addr.port(), &[TopicArg::Name("x1")], 1, 1, 20, &[]).unwrap();
+    py.wait_ready(Duration::from_secs(10)).await.unwrap();
+    publish(&broker.url(), "x1", b"valve", MqttQoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    let (status, lines) = py.finish(Duration::from_secs(20)).await.unwrap();
+    assert!(status.success(), "{status:?} {lines:?}");
+    assert!(lines.join("\n").contains("valve"), "{lines:?}");
 }
 
 #[tokio::test]

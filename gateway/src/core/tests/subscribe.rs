@@ -7,7 +7,7 @@ use std::time::Duration;
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef, Unsubscribe};
 
 use super::harness::{Harness, acks, message, peer};
-use crate::core::config::GatewayConfig;
+use crate::core::config::{GatewayConfig, ShortSubackId};
 use crate::core::event::{GatewayEvent, LostReason};
 use crate::core::upstream::{LinkId, Token, UpstreamCmd, UpstreamEvent};
 
@@ -180,6 +180,9 @@ fn subscribe_rejections_carry_the_matching_return_codes() {
 fn predefined_and_short_subscriptions_deliver_with_their_own_topic_forms() {
     let mut cfg = GatewayConfig::default();
     cfg.predefined.global.insert(7, "site/cmd".into());
+    // The SUBACK of the short name carries 0x0000 here (the default is the name's octets: see
+    // the tests below).
+    cfg.short_topic_suback_id = ShortSubackId::Zero;
     let mut h = Harness::new(cfg);
     let a = peer(1);
     let link = h.connect(&a, "mote-1", true, 60);
@@ -561,5 +564,58 @@ fn an_unanswered_subscribe_is_sent_again_after_a_reconnect_even_when_the_session
             msg_id: 3,
             return_code: ReturnCode::Accepted,
         }],
+    );
+}
+
+/// mote-1 subscribes to the short name `x1`; returns the SUBACK's TopicId and the link.
+fn short_suback_id(cfg: GatewayConfig, id: &str) -> u16 {
+    let mut h = Harness::new(cfg);
+    let a = peer(1);
+    let link = h.connect(&a, id, true, 60);
+    h.recv(&a, subscribe(TopicRef::Short(*b"x1"), QoS::One, 3));
+    let s = subscribed(&h.take_cmds());
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token: s[0].0,
+        granted: Some(MqttQos::AtLeastOnce),
+    });
+    let sent = h.sent_to(&a);
+    match Packet::decode(&sent[0]).unwrap() {
+        Packet::Suback {
+            topic_id,
+            return_code: ReturnCode::Accepted,
+            ..
+        } => topic_id,
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_short_name_subscription_is_answered_with_the_names_two_octets_by_default() {
+    assert_eq!(
+        short_suback_id(GatewayConfig::default(), "paho-mote"),
+        0x7831
+    );
+}
+
+#[test]
+fn the_short_name_suback_id_follows_the_global_setting_and_a_clients_own() {
+    let mut cfg = GatewayConfig {
+        short_topic_suback_id: ShortSubackId::Zero,
+        ..GatewayConfig::default()
+    };
+    assert_eq!(short_suback_id(cfg.clone(), "py-mote"), 0);
+    cfg.clients.registry.insert(
+        "paho-mote".into(),
+        crate::core::config::ClientEntry {
+            short_topic_suback_id: Some(ShortSubackId::Name),
+            ..Default::default()
+        },
+    );
+    assert_eq!(short_suback_id(cfg.clone(), "paho-mote"), 0x7831);
+    assert_eq!(
+        short_suback_id(cfg, "py-mote"),
+        0,
+        "others keep the global setting"
     );
 }
