@@ -345,3 +345,34 @@ fn upstream_mode_defaults_to_transparent_and_accepts_aggregating() {
         "{e}"
     );
 }
+
+#[test]
+fn the_short_name_suback_id_and_custody_are_read_and_bad_values_named() {
+    use crate::core::config::{CustodyMode, ShortSubackId};
+    let s = ok("[gateway]\nshort_topic_suback_id = \"zero\"\n");
+    assert_eq!(s.core.short_topic_suback_id, ShortSubackId::Zero);
+    assert_eq!(
+        ok("").core.short_topic_suback_id,
+        ShortSubackId::Name,
+        "the name's octets by default"
+    );
+    let e = err("[gateway]\nshort_topic_suback_id = \"maybe\"\n");
+    assert!(
+        e.starts_with("t.toml:2:25: invalid value for gateway.short_topic_suback_id"),
+        "{e}"
+    );
+    let s = ok("[storage]\ncustody = \"gateway\"\ncustody_max_age = \"0s\"\n");
+    assert_eq!(s.core.custody.mode, CustodyMode::Gateway);
+    assert_eq!(s.core.custody.max_age, None);
+    let e = err("[storage]\npath = \"off\"\ncustody = \"gateway\"\n");
+    assert!(
+        e.contains("storage.custody") && e.contains("needs the state database"),
+        "{e}"
+    );
+    assert_eq!(
+        ok("[upstream]\nmode = \"aggregating\"\n").core.custody.mode,
+        CustodyMode::Gateway,
+        "gateway custody by default in aggregating mode with a store"
+    );
+    assert_eq!(ok("").core.custody.mode, CustodyMode::Broker);
+}
