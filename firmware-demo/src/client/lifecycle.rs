@@ -177,9 +177,10 @@ where
     }
 
     /// The session is gone (DISCONNECT from the gateway while connected or connecting):
-    /// connect again, at once the first time after a session, then with the same randomised,
-    /// capped back-off as a lost gateway (`search_backoff_initial` doubling up to
-    /// `search_backoff_max`), so a gateway that keeps refusing is not hammered.
+    /// connect again after the same randomised, capped back-off as a lost gateway
+    /// (`search_backoff_initial` doubling up to `search_backoff_max`, reset by a CONNACK), so
+    /// a gateway that keeps refusing is not hammered and motes that all lost their session at
+    /// once (a gateway restart) spread their CONNECTs.
     pub(super) fn session_lost(&mut self, now: Instant) {
         if let Some(i) = self.outbox.finish() {
             self.requeue(i);
@@ -191,18 +192,10 @@ where
         self.qos2_in.clear();
         self.resume = false;
         self.want_session = true;
-        match self.reconnects.checked_sub(1) {
-            None => {
-                self.reconnects = 1;
-                self.set_state(State::Connecting);
-            }
-            Some(earlier) => {
-                let wait = backoff(&self.cfg.timers, earlier, &mut self.rng);
-                self.reconnects = self.reconnects.saturating_add(1);
-                self.outbox.hold(now.saturating_add(wait));
-                self.set_state(State::Lost);
-            }
-        }
+        let wait = backoff(&self.cfg.timers, self.reconnects, &mut self.rng);
+        self.reconnects = self.reconnects.saturating_add(1);
+        self.outbox.hold(now.saturating_add(wait));
+        self.set_state(State::Lost);
         self.advance(now);
     }
 

@@ -183,6 +183,8 @@ fn a_gateway_that_forgot_the_sleeper_answers_disconnect_and_the_client_starts_ov
     assert!(events.contains(&ClientEvent::Disconnected {
         reason: DisconnectReason::ByGateway
     }));
+    w.expect_silence();
+    w.fire();
     w.expect_sent(&[connect_packet(true)]);
     w.deliver(&Packet::Connack {
         return_code: ReturnCode::Accepted,
