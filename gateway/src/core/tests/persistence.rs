@@ -66,14 +66,11 @@ fn publish(qos: QoS, topic_id: u16, msg_id: u16, data: &'static [u8]) -> Packet<
     })
 }
 
-/// mote-1 (CleanSession=0) connected, `t/1` registered as id 1, subscribed to `cmd/#` at QoS 1
-/// with the broker's SUBACK in.
-fn persistent_mote(h: &mut Harness) -> LinkId {
-    let a = peer(1);
-    let link = h.connect(&a, "mote-1", false, 60);
-    register(h, &a, 1, b"t/1");
+/// The client at `from` subscribes to `cmd/#` at QoS 1 (MsgId 2), and the broker grants it on
+/// `link`.
+fn subscribe_commands(h: &mut Harness, from: &PeerAddr, link: LinkId) {
     h.recv(
-        &a,
+        from,
         Packet::Subscribe(Subscribe {
             dup: false,
             qos: QoS::One,
@@ -94,6 +91,15 @@ fn persistent_mote(h: &mut Harness) -> LinkId {
         token,
         granted: Some(MqttQos::AtLeastOnce),
     });
+}
+
+/// mote-1 (CleanSession=0) connected, `t/1` registered as id 1, subscribed to `cmd/#` at QoS 1
+/// with the broker's SUBACK in.
+fn persistent_mote(h: &mut Harness) -> LinkId {
+    let a = peer(1);
+    let link = h.connect(&a, "mote-1", false, 60);
+    register(h, &a, 1, b"t/1");
+    subscribe_commands(h, &a, link);
     h.clear();
     link
 }
@@ -355,28 +361,7 @@ fn an_aggregating_sleepers_buffered_messages_survive_a_restart_and_go_out_when_i
     let mut h = Harness::new(cfg.clone());
     let a = peer(1);
     connect_persistent(&mut h, &a);
-    h.recv(
-        &a,
-        Packet::Subscribe(Subscribe {
-            dup: false,
-            qos: QoS::One,
-            msg_id: 2,
-            topic: TopicRef::Name(b"cmd/#"),
-        }),
-    );
-    let token = h
-        .take_cmds()
-        .iter()
-        .find_map(|c| match c {
-            UpstreamCmd::Subscribe { token, .. } => Some(*token),
-            _ => None,
-        })
-        .unwrap();
-    h.upstream(UpstreamEvent::SubAck {
-        link: LinkId::GATEWAY,
-        token,
-        granted: Some(MqttQos::AtLeastOnce),
-    });
+    subscribe_commands(&mut h, &a, LinkId::GATEWAY);
     h.recv(
         &a,
         Packet::Disconnect {
