@@ -132,6 +132,9 @@ pub(crate) struct FileGateway {
     pub(crate) allow_address_change: Option<bool>,
     /// TopicId of a SUBACK for a short topic name: `"name"` (its two octets) or `"zero"`.
     pub(crate) short_topic_suback_id: Option<Spanned<String>>,
+    /// How long a disconnected or lost CleanSession=0 session is remembered (`"0s"`: until its
+    /// place is needed).
+    pub(crate) remember_disconnected_for: Option<Spanned<Dur>>,
 }
 
 /// `[listeners]`.

@@ -273,6 +273,15 @@ pub(crate) fn validate(
             d.uplink_buffer,
         )?,
         allow_address_change: g.allow_address_change.unwrap_or(open),
+        remember_disconnected_for: {
+            let d = cx.dur(
+                &g.remember_disconnected_for,
+                "gateway.remember_disconnected_for",
+                d.remember_disconnected_for.unwrap_or_default(),
+                |_| Ok(()),
+            )?;
+            (!d.is_zero()).then_some(d)
+        },
         short_topic_suback_id: match &g.short_topic_suback_id {
             None => d.short_topic_suback_id,
             Some(v) => {

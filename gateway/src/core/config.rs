@@ -21,6 +21,10 @@ pub struct GatewayConfig {
     /// When set, keep-alive 0 and values above it are clamped to it, so that no session can
     /// stay in the table forever without traffic (default one hour).
     pub max_keep_alive: Option<Duration>,
+    /// A disconnected or lost CleanSession=0 session is forgotten (and deleted from the state
+    /// store) after this long without a word from its client; `None`: kept until the table
+    /// needs its place.
+    pub remember_disconnected_for: Option<Duration>,
     /// Most sessions (connected, sleeping, or remembered for a clean-session-off reconnect).
     pub max_clients: usize,
     /// Most normal topic ids one client may hold.
@@ -164,6 +168,7 @@ impl Default for GatewayConfig {
             n_retry: 3,
             tolerance: Tolerance::default(),
             max_keep_alive: Some(Duration::from_secs(3600)),
+            remember_disconnected_for: Some(Duration::from_secs(30 * 24 * 3600)),
             max_clients: 256,
             max_topics_per_client: 128,
             client_id_max_len: 23,

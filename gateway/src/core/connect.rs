@@ -436,6 +436,9 @@ impl Gateway {
                 self.refuse_connect(&peer, client_id, ReturnCode::Congestion);
             }
             Some(Expired::Lost(reason)) => self.lose(sid, reason),
+            Some(Expired::Forgotten) => {
+                self.remove_session(sid);
+            }
             Some(Expired::Nothing) | None => {}
         }
     }
@@ -532,12 +535,22 @@ enum Expired {
     ConnectWindow,
     /// The client is lost.
     Lost(LostReason),
+    /// A remembered (disconnected or lost) session was silent for `remember_disconnected_for`:
+    /// it is forgotten.
+    Forgotten,
 }
 
-/// Checks the session's deadlines against now ([`Session::deadline`] filed it): connection
-/// setup, sleep timer, keep-alive supervision, an unregistered client's silence, and the
-/// retransmission of the message in flight.
+/// Checks the session's deadlines against now ([`Session::deadline`] filed it): the time a
+/// remembered session is kept, connection setup, sleep timer, keep-alive supervision, an
+/// unregistered client's silence, and the retransmission of the message in flight.
 fn timed_out(s: &mut Session, f: &mut Flow<'_>) -> Expired {
+    if matches!(s.state, State::Disconnected | State::Lost)
+        && f.cfg
+            .remember_disconnected_for
+            .is_some_and(|d| f.now >= s.last_rx.saturating_add(d))
+    {
+        return Expired::Forgotten;
+    }
     if let Some(deadline) = s.state_deadline
         && f.now >= deadline
     {

@@ -308,8 +308,9 @@ impl Session {
     }
 
     /// The earliest instant the session needs attention: its state deadline (connection
-    /// setup, sleep timer), keep-alive supervision, a retransmission, or the end of an
-    /// unregistered client's silence allowance. The timers and the timeout handling both use
+    /// setup, sleep timer), keep-alive supervision, a retransmission, the end of an
+    /// unregistered client's silence allowance, or (disconnected or lost) the end of the time
+    /// it is remembered. The timers and the timeout handling both use
     /// this one rule.
     pub(crate) fn deadline(&self, cfg: &GatewayConfig) -> Option<Instant> {
         let keep_alive = match self.state {
@@ -322,6 +323,13 @@ impl Session {
             State::Active => self.silent_until,
             _ => None,
         };
+        // A remembered session is forgotten after a long silence.
+        let forget = match self.state {
+            State::Disconnected | State::Lost => cfg
+                .remember_disconnected_for
+                .map(|d| self.last_rx.saturating_add(d)),
+            _ => None,
+        };
         let retry = match self.state {
             State::Active | State::Awake => self
                 .inflight
@@ -329,7 +337,7 @@ impl Session {
                 .map(|i| i.sent_at.saturating_add(cfg.t_retry)),
             _ => None,
         };
-        [self.state_deadline, keep_alive, retry, silent]
+        [self.state_deadline, keep_alive, retry, silent, forget]
             .into_iter()
             .flatten()
             .min()

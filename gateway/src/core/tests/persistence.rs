@@ -406,3 +406,21 @@ fn an_active_clients_downlink_traffic_writes_nothing() {
         "an active client's queue is not stored"
     );
 }
+
+#[test]
+fn a_remembered_session_is_forgotten_after_its_silence_and_deleted_from_the_store() {
+    let cfg = GatewayConfig {
+        remember_disconnected_for: Some(Duration::from_secs(24 * 3600)),
+        ..persistent()
+    };
+    let mut h = Harness::new(cfg);
+    persistent_mote(&mut h);
+    h.recv(&peer(1), Packet::Disconnect { duration: None });
+    assert_eq!(h.store["mote-1"].state, StoredState::Disconnected);
+    h.advance(Duration::from_secs(23 * 3600));
+    assert!(h.store.contains_key("mote-1"), "remembered for a day");
+    assert_eq!(h.gw.clients().len(), 1);
+    h.advance(Duration::from_secs(2 * 3600));
+    assert!(h.store.is_empty(), "deleted from the store");
+    assert!(h.gw.clients().is_empty(), "and forgotten");
+}
