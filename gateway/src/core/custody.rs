@@ -166,40 +166,102 @@ pub(super) fn take(s: &mut Session, f: &mut Flow<'_>, m: Taken<'_>) {
         }
         return;
     }
-    f.custody.last_seq += 1;
-    let seq = f.custody.last_seq;
-    let payload = Bytes::copy_from_slice(m.payload);
-    let held = Held {
-        client_id: s.client_id().to_owned(),
-        topic: m.topic.clone(),
-        payload: payload.clone(),
+    let msg_id = m.msg_id;
+    let answer = reliable.then_some(Answer {
+        msg_id,
+        topic_id: m.topic_id,
         qos: m.qos,
-        retain: m.retain,
-        since: f.now,
-        answer: reliable.then_some(Answer {
-            msg_id: m.msg_id,
-            topic_id: m.topic_id,
-            qos: m.qos,
-        }),
-        durable: false,
-        answer_after_broker: false,
-        sent: None,
-    };
+    });
+    let seq = f
+        .custody
+        .hold(f.out, f.now, s.client_id().to_owned(), m, answer);
     if reliable {
         f.custody
             .storing
-            .insert((s.client_id().to_owned(), m.msg_id), seq);
+            .insert((s.client_id().to_owned(), msg_id), seq);
     }
-    f.custody.insert(seq, held);
-    f.out.store(StoreCmd::PutMessage(Box::new(StoredMessage {
-        seq,
-        client_id: s.client_id().to_owned(),
-        topic: m.topic,
-        payload,
-        qos: m.qos,
-        retain: m.retain,
-        age: Duration::ZERO,
-    })));
+}
+
+impl Custody {
+    /// Takes a message under `key` (the client's ClientId, or a sender's address for QoS −1):
+    /// held, and written to the store. Returns its sequence number.
+    fn hold(
+        &mut self,
+        out: &mut super::outputs::Outputs,
+        now: Instant,
+        key: String,
+        m: Taken<'_>,
+        answer: Option<Answer>,
+    ) -> u64 {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let payload = Bytes::copy_from_slice(m.payload);
+        let held = Held {
+            client_id: key.clone(),
+            topic: m.topic.clone(),
+            payload: payload.clone(),
+            qos: m.qos,
+            retain: m.retain,
+            since: now,
+            answer,
+            durable: false,
+            answer_after_broker: false,
+            sent: None,
+        };
+        self.insert(seq, held);
+        out.store(StoreCmd::PutMessage(Box::new(StoredMessage {
+            seq,
+            client_id: key,
+            topic: m.topic,
+            payload,
+            qos: m.qos,
+            retain: m.retain,
+            age: Duration::ZERO,
+        })));
+        seq
+    }
+}
+
+impl Gateway {
+    /// Whether a QoS −1 publish from `from` goes into custody: with `queue_qos0` in gateway
+    /// custody, while the broker cannot be reached or earlier ones of the same sender wait.
+    pub(super) fn holds_qos_minus1(&self, from: &super::addr::PeerAddr) -> bool {
+        let c = &self.cfg.custody;
+        c.mode == super::config::CustodyMode::Gateway
+            && !self.custody.fallback
+            && c.queue_qos0
+            && (!self.gateway_link_up || self.custody.holds_for(&qos_minus1_key(from)))
+    }
+
+    /// Holds a QoS −1 publish under its sender's address instead of losing it (dropped and
+    /// counted when custody is full).
+    pub(super) fn hold_qos_minus1(
+        &mut self,
+        now: Instant,
+        from: &super::addr::PeerAddr,
+        topic: String,
+        payload: &[u8],
+        retain: bool,
+    ) {
+        if self.custody.len() >= self.cfg.custody.max_messages {
+            return self.out.drop(Some(from.clone()), DropReason::CustodyFull);
+        }
+        let key = qos_minus1_key(from);
+        let m = Taken {
+            topic,
+            payload,
+            qos: MqttQos::AtMostOnce,
+            retain,
+            msg_id: 0,
+            topic_id: 0,
+        };
+        self.custody.hold(&mut self.out, now, key, m, None);
+    }
+}
+
+/// The custody key of a QoS −1 sender (its order is kept like a client's).
+fn qos_minus1_key(from: &super::addr::PeerAddr) -> String {
+    format!("qos-1 {from}")
 }
 
 /// The client's answer to a message now durable: PUBACK (QoS 1) or PUBREC (QoS 2), remembered

@@ -17,7 +17,7 @@ impl Gateway {
     /// Who may publish follows the admission policy: with `registered-only`, only addresses
     /// listed in `qos_minus1.allow` or pinned by a registry entry, and a pinned entry's
     /// allowed topics and predefined ids apply. The Retain flag needs `allow_retain`.
-    pub(super) fn on_publish_minus1(&mut self, _now: Instant, from: PeerAddr, p: Publish<'_>) {
+    pub(super) fn on_publish_minus1(&mut self, now: Instant, from: PeerAddr, p: Publish<'_>) {
         let q = &self.cfg.qos_minus1;
         let listed = q
             .allow
@@ -66,10 +66,13 @@ impl Gateway {
         }
         // The upstream topic is built once, prefix included.
         let topic = topics::to_upstream(&self.cfg.upstream.topic_prefix, name);
-        let payload = Bytes::copy_from_slice(data);
         self.out
             .stats
             .count_publish(sn_codec::QoS::MinusOne, super::stats::Direction::Upstream);
+        if self.holds_qos_minus1(&from) {
+            return self.hold_qos_minus1(now, &from, topic, data, p.retain);
+        }
+        let payload = Bytes::copy_from_slice(data);
         let token = self.new_token();
         self.out.command(UpstreamCmd::Publish {
             link: LinkId::GATEWAY,

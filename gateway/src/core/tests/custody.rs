@@ -289,3 +289,27 @@ fn when_the_store_fails_custody_falls_back_to_the_broker_and_nothing_acknowledge
     h.durable();
     h.expect(&a, &[puback(3, ReturnCode::Accepted)]);
 }
+
+#[test]
+fn qos_minus1_is_held_with_queue_qos0_while_the_broker_is_away() {
+    let mut h = Harness::new(custody(100, true));
+    let sender = peer(9);
+    broker_down(&mut h);
+    h.take_cmds();
+    h.recv(&sender, publish(QoS::MinusOne, 0, b"m1"));
+    assert_eq!(h.held.len(), 1, "held instead of lost");
+    assert!(forwarded(&mut h).is_empty());
+    h.durable();
+    broker_up(&mut h, vec![]);
+    let sent = forwarded(&mut h);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, b"m1");
+    // While the broker is up and nothing of the sender waits: straight through, not written.
+    h.upstream(UpstreamEvent::PublishDone {
+        link: LinkId::GATEWAY,
+        token: sent[0].0,
+    });
+    h.recv(&sender, publish(QoS::MinusOne, 0, b"m2"));
+    assert!(h.held.is_empty());
+    assert_eq!(forwarded(&mut h).len(), 1);
+}
