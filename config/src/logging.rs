@@ -30,6 +30,21 @@ pub enum LogError {
         source: tracing_subscriber::filter::ParseError,
     },
 
+    /// A bare word in the `--log` value that is not a level (e.g. `loud`). As a tracing
+    /// directive it would name a target and silently turn every other log line off.
+    ///
+    /// **Fault:** operator. **Recovery:** exit with code 2.
+    #[error(
+        "--log {directives:?}: {word:?} is not a log level: use error, warn, info, debug, trace \
+         or off, or target=level directives such as \"info,gateway=debug\""
+    )]
+    NotALevel {
+        /// The value as given.
+        directives: String,
+        /// The word that is not a level.
+        word: String,
+    },
+
     /// A global subscriber (or `log` logger) was installed before.
     ///
     /// **Fault:** the program (set up logging once). **Recovery:** exit with code 1.
@@ -41,7 +56,7 @@ impl LogError {
     /// The exit code for this error: 2 when the operator has to fix `--log`, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LogError::Filter { .. } => 2,
+            LogError::Filter { .. } | LogError::NotALevel { .. } => 2,
             LogError::AlreadyInstalled(_) => 1,
         }
     }
@@ -54,8 +69,9 @@ impl LogError {
 ///
 /// [`LogError::Filter`] for bad directives; [`LogError::AlreadyInstalled`] when called twice.
 pub fn init(directives: &str, format: LogFormat) -> Result<(), LogError> {
+    let understood = levels(directives)?;
     let filter =
-        tracing_subscriber::EnvFilter::try_new(directives).map_err(|source| LogError::Filter {
+        tracing_subscriber::EnvFilter::try_new(&understood).map_err(|source| LogError::Filter {
             directives: directives.to_owned(),
             source,
         })?;
@@ -71,6 +87,40 @@ pub fn init(directives: &str, format: LogFormat) -> Result<(), LogError> {
     .map_err(|e| LogError::AlreadyInstalled(e.to_string()))
 }
 
+/// The directives with every bare word checked: a level stays, a common synonym becomes the
+/// level it means (`warning` → `warn`, `verbose` → `debug`, …), anything else is refused (as a
+/// directive it would select only a target of that name). `target=level` directives and
+/// targets with a path (`gateway::core`) pass unchanged.
+pub fn levels(directives: &str) -> Result<String, LogError> {
+    let mut out = Vec::new();
+    for d in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        if d.contains(['=', ':', '[']) {
+            out.push(d.to_owned());
+            continue;
+        }
+        let level = match d.to_ascii_lowercase().as_str() {
+            l @ ("error" | "warn" | "info" | "debug" | "trace" | "off") => l.to_owned(),
+            "warning" => "warn".to_owned(),
+            "err" | "fatal" | "critical" => "error".to_owned(),
+            "verbose" => "debug".to_owned(),
+            "all" => "trace".to_owned(),
+            "none" | "quiet" | "silent" => "off".to_owned(),
+            _ => {
+                return Err(LogError::NotALevel {
+                    directives: directives.to_owned(),
+                    word: d.to_owned(),
+                });
+            }
+        };
+        out.push(level);
+    }
+    Ok(out.join(","))
+}
+
 /// Whether to write ANSI colours: only to a terminal, and not when `NO_COLOR` is set to a
 /// non-empty value.
 fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
@@ -80,6 +130,22 @@ fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_words_are_levels_or_their_synonyms_and_anything_else_is_refused() {
+        assert_eq!(levels("warning").unwrap(), "warn");
+        assert_eq!(levels("VERBOSE").unwrap(), "debug");
+        assert_eq!(levels("info,gateway=debug").unwrap(), "info,gateway=debug");
+        assert_eq!(
+            levels("gateway::core=trace").unwrap(),
+            "gateway::core=trace"
+        );
+        assert_eq!(levels(" warn , rumqttd=off ").unwrap(), "warn,rumqttd=off");
+        let e = levels("info,loud").unwrap_err();
+        assert!(matches!(&e, LogError::NotALevel { word, .. } if word == "loud"));
+        assert!(e.to_string().contains("not a log level"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
 
     #[test]
     fn colours_only_on_a_terminal_without_no_color() {
