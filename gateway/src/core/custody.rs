@@ -9,7 +9,7 @@
 //! depend on the client's session (a client that sleeps, disconnects or is lost after its
 //! publish was acknowledged still has it delivered).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -66,6 +66,11 @@ pub(crate) struct Custody {
     bytes: u64,
     /// Messages held per client.
     per_client: BTreeMap<String, usize>,
+    /// Held messages the store has not reported durable yet.
+    not_durable: BTreeSet<u64>,
+    /// Held messages that may go to the broker and have not been sent (forwarding walks these,
+    /// not every held message).
+    ready: BTreeSet<u64>,
     /// The state store cannot write: new publishes get broker custody, and messages taken but
     /// not durable are forwarded and answered after the broker.
     pub(crate) fallback: bool,
@@ -84,17 +89,21 @@ impl Custody {
 
     /// When the oldest message expires.
     pub(crate) fn next_deadline(&self, max_age: Option<Duration>) -> Option<Instant> {
-        let oldest = self.held.values().map(|h| h.since).min()?;
+        let oldest = self.oldest()?;
         max_age.map(|age| oldest.saturating_add(age))
+    }
+
+    /// When the oldest held message was taken: the first in custody order, as messages are
+    /// taken in time order (and read back in it after a restart).
+    fn oldest(&self) -> Option<Instant> {
+        self.held.values().next().map(|h| h.since)
     }
 
     /// Count, octets and the oldest message's age, for the gauges.
     pub(crate) fn gauges(&self, now: Instant) -> (u64, u64, Duration) {
         let oldest = self
-            .held
-            .values()
-            .map(|h| now.saturating_duration_since(h.since))
-            .max()
+            .oldest()
+            .map(|since| now.saturating_duration_since(since))
             .unwrap_or_default();
         (self.held.len() as u64, self.bytes, oldest)
     }
@@ -107,6 +116,8 @@ impl Custody {
 
     fn remove(&mut self, seq: u64) -> Option<Held> {
         let h = self.held.remove(&seq)?;
+        self.not_durable.remove(&seq);
+        self.ready.remove(&seq);
         self.bytes = self.bytes.saturating_sub(h.payload.len() as u64);
         if let Some(n) = self.per_client.get_mut(&h.client_id) {
             *n -= 1;
@@ -209,6 +220,7 @@ impl Custody {
             sent: None,
         };
         self.insert(seq, held);
+        self.not_durable.insert(seq);
         out.store(StoreCmd::PutMessage(Box::new(StoredMessage {
             seq,
             client_id: key,
@@ -288,11 +300,16 @@ impl Gateway {
     /// reached.
     pub fn handle_durable(&mut self, now: Instant, upto: u64) {
         let mut owed = Vec::new();
-        for (seq, h) in self.custody.held.range_mut(..=upto) {
-            if h.durable {
+        let now_durable: Vec<u64> = self.custody.not_durable.range(..=upto).copied().collect();
+        for seq in now_durable {
+            self.custody.not_durable.remove(&seq);
+            let Some(h) = self.custody.held.get_mut(&seq) else {
                 continue;
-            }
+            };
             h.durable = true;
+            if h.sent.is_none() {
+                self.custody.ready.insert(seq);
+            }
             if h.answer_after_broker {
                 // Answered when the broker acknowledges it (the store failed meanwhile).
                 continue;
@@ -303,7 +320,6 @@ impl Gateway {
                     .remove(&(h.client_id.clone(), a.msg_id));
                 owed.push((h.client_id.clone(), a));
             }
-            let _ = seq;
         }
         for (client_id, a) in owed {
             self.answer_client(now, &client_id, a);
@@ -318,13 +334,13 @@ impl Gateway {
         if !self.gateway_link_up {
             return;
         }
-        for (seq, h) in self.custody.held.iter_mut() {
-            if !(h.durable || h.answer_after_broker) || h.sent.is_some() {
+        for seq in std::mem::take(&mut self.custody.ready) {
+            let Some(h) = self.custody.held.get_mut(&seq) else {
                 continue;
-            }
+            };
             let token = self.out.token();
             h.sent = Some(token);
-            self.custody.sent.insert(token, *seq);
+            self.custody.sent.insert(token, seq);
             self.out.command(UpstreamCmd::Publish {
                 link: LinkId::GATEWAY,
                 token,
@@ -344,6 +360,7 @@ impl Gateway {
                 && let Some(h) = self.custody.held.get_mut(&seq)
             {
                 h.sent = None;
+                self.custody.ready.insert(seq);
             }
         }
         self.forward_custody();
@@ -382,9 +399,14 @@ impl Gateway {
     pub fn handle_store_failing(&mut self, _now: Instant, failing: bool) {
         self.custody.fallback = failing;
         if failing {
-            for h in self.custody.held.values_mut() {
-                if !h.durable && h.answer.is_some() {
+            for &seq in &self.custody.not_durable {
+                if let Some(h) = self.custody.held.get_mut(&seq)
+                    && h.answer.is_some()
+                {
                     h.answer_after_broker = true;
+                    if h.sent.is_none() {
+                        self.custody.ready.insert(seq);
+                    }
                 }
             }
             self.forward_custody();
@@ -399,14 +421,10 @@ impl Gateway {
         let Some(max_age) = self.cfg.custody.max_age else {
             return;
         };
-        let expired: Vec<u64> = self
-            .custody
-            .held
-            .iter()
-            .filter(|(_, h)| now.saturating_duration_since(h.since) >= max_age)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in expired {
+        // Held in time order: the expired ones are at the front.
+        while let Some((&seq, h)) = self.custody.held.first_key_value()
+            && now.saturating_duration_since(h.since) >= max_age
+        {
             if let Some(h) = self.custody.remove(seq) {
                 self.out.store(StoreCmd::DeleteMessage { seq });
                 self.out.drop(None, DropReason::CustodyExpired);
@@ -440,6 +458,7 @@ impl Gateway {
                     sent: None,
                 },
             );
+            self.custody.ready.insert(m.seq);
         }
         self.forward_custody();
     }

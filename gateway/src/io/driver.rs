@@ -70,17 +70,12 @@ impl StorageStatus {
     fn of(writer: &super::store::Writer) -> Self {
         use std::sync::atomic::Ordering::Relaxed;
         let st = writer.stats();
-        let size = |suffix: &str| {
-            let mut p = writer.path().as_os_str().to_owned();
-            p.push(suffix);
-            std::fs::metadata(p).map_or(0, |m| m.len())
-        };
         StorageStatus {
             commits: st.commits.load(Relaxed),
             records: st.records.load(Relaxed),
             failures: st.failures.load(Relaxed),
             failing: st.failing.load(Relaxed),
-            bytes: size("") + size("-wal"),
+            bytes: super::store::disk_bytes(writer.path()),
         }
     }
 }

@@ -96,12 +96,7 @@ fn fill(path: &std::path::Path, sessions: usize, asleep_percent: usize) -> Resul
             .send(StoreCmd::PutSession(Box::new(record(i, asleep))));
     }
     opened.writer.close();
-    let size = |suffix: &str| {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        std::fs::metadata(p).map_or(0, |m| m.len())
-    };
-    Ok(size("") + size("-wal"))
+    Ok(store::disk_bytes(path))
 }
 
 /// One run: fill, start, time to `READY=1`.

@@ -20,6 +20,16 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 pub use self::writer::{Durable, StoreReport, StoreStats, Writer};
 use crate::core::store::{SessionRecord, StoredMessage};
 
+/// Octets the database at `path` takes on disk: the file and its write-ahead log.
+pub fn disk_bytes(path: &Path) -> u64 {
+    let size = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::metadata(p).map_or(0, |m| m.len())
+    };
+    size("") + size("-wal")
+}
+
 /// Now, in Unix milliseconds (the origin of stored ages).
 pub(crate) fn unix_ms() -> i64 {
     std::time::SystemTime::now()
