@@ -14,6 +14,7 @@
 //! - `sleep_discovery`: sleeping motes and gateway discovery over multicast;
 //! - `status_page`: the status page in headless Chromium;
 //! - `storage`: sessions that survive a kill -9 (the state database);
+//! - `storage_faults`: the state database on a full disk and a read-only mount;
 //! - `tls_interop`: TLS to the broker and interop with a third-party MQTT-SN client;
 //! - `harness`: the shared harness (`sn_tests`) itself;
 //! - `simulation`: deterministic scenarios of a whole site in simulated time.
@@ -38,4 +39,5 @@ mod simulation;
 mod sleep_discovery;
 mod status_page;
 mod storage;
+mod storage_faults;
 mod tls_interop;

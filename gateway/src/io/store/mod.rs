@@ -251,9 +251,7 @@ fn connect(path: &Path) -> rusqlite::Result<Result<(Connection, i32), String>> {
                 return Ok(Err("another application's SQLite database".into()));
             }
         };
-        // Durable commits: the WAL is synced at every commit (one fsync per batch).
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        durable_commits(&conn)?;
         Ok(Ok(version))
     })();
     match checked {
@@ -266,6 +264,22 @@ fn connect(path: &Path) -> rusqlite::Result<Result<(Connection, i32), String>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Durable commits: WAL mode, the WAL synced at every commit (one fsync per batch).
+fn durable_commits(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")
+}
+
+/// A new connection to the database, for a retry after failed commits (read-only when the
+/// file still cannot be written).
+pub(crate) fn reopen(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    durable_commits(&conn)?;
+    Ok(conn)
 }
 
 /// Renames a bad database (and its WAL and shared-memory files) to

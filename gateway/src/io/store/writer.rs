@@ -3,7 +3,8 @@
 //! batches at least `batch_window` apart). Within a
 //! batch only the last command per ClientId is written. A batch that fails (disk full,
 //! read-only file system) is kept and tried again, merged with what came since, while the
-//! gateway runs on; the failure is logged and counted.
+//! gateway runs on (a database SQLite opened read-only is opened again for the retry); the
+//! failure is logged and counted.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -178,7 +179,7 @@ fn add(batch: &mut Batch, cmd: StoreCmd) {
 }
 
 fn run(
-    mut conn: Connection,
+    conn: Connection,
     rx: Receiver<StoreCmd>,
     window: Duration,
     max: usize,
@@ -186,6 +187,7 @@ fn run(
     path: &std::path::Path,
     durable: Option<Durable>,
 ) {
+    let mut conn = Some(conn);
     let mut batch = Batch::default();
     let mut open = true;
     // Commits start at least `window` apart: at most one fsync per window however busy, and
@@ -237,17 +239,24 @@ fn run(
             }
         }
         last_commit = Some(Instant::now());
-        commit(&mut conn, &mut batch, stats, path, durable.as_ref());
+        if stats.failing.load(Ordering::Relaxed) {
+            // A database on a read-only mount stays read-only for the connection that opened
+            // it (and for any other of this process while that one is open): a retry opens
+            // it anew, so a mount made writable again is seen.
+            drop(conn.take());
+            conn = super::reopen(path).ok();
+        }
+        commit(conn.as_mut(), &mut batch, stats, path, durable.as_ref());
     }
     // The gateway stops: a last attempt for what is still pending.
     if !batch.is_empty() {
-        commit(&mut conn, &mut batch, stats, path, durable.as_ref());
+        commit(conn.as_mut(), &mut batch, stats, path, durable.as_ref());
     }
 }
 
 /// Commits `batch`; on success reports the custody messages it made durable on `durable`.
 fn commit(
-    conn: &mut Connection,
+    conn: Option<&mut Connection>,
     batch: &mut Batch,
     stats: &StoreStats,
     path: &std::path::Path,
@@ -256,6 +265,11 @@ fn commit(
     let now_ms = super::unix_ms();
     let now_unix = now_ms / 1000;
     let result = (|| -> rusqlite::Result<()> {
+        // No connection: the database could not be opened again for a retry.
+        let conn = conn.ok_or(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            None,
+        ))?;
         let tx = conn.transaction()?;
         for (client_id, record) in &batch.sessions {
             match record {
