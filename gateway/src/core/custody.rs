@@ -410,6 +410,8 @@ impl Gateway {
                 }
             }
             self.forward_custody();
+            // Nothing waits for a store that cannot write: broker acks held for it go out.
+            self.release_acks(u64::MAX);
         }
         self.out
             .event(GatewayEvent::CustodyFallback { active: failing });

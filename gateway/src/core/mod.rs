@@ -110,6 +110,8 @@ pub struct Gateway {
     pairing_until: Option<Instant>,
     /// Client publishes in the gateway's custody (`[storage] custody = "gateway"`).
     custody: custody::Custody,
+    /// Broker acks waiting for the state store (aggregating mode).
+    held_acks: persist::HeldAcks,
 }
 
 impl Gateway {
@@ -144,6 +146,7 @@ impl Gateway {
             discovery: discovery::Discovery::new(seed),
             pairing_until: None,
             custody: custody::Custody::default(),
+            held_acks: persist::HeldAcks::default(),
         };
         gw.open_gateway_link();
         gw

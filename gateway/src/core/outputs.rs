@@ -11,7 +11,7 @@ use super::event::{Destination, DropReason, GatewayEvent, Transmit};
 use super::outbox::{Outbox, Unencodable};
 use super::stats::Stats;
 use super::store::StoreCmd;
-use super::upstream::{Token, UpstreamCmd};
+use super::upstream::{DeliveryId, LinkId, Token, UpstreamCmd};
 
 /// The core's outputs, drained by the shell after every input.
 #[derive(Debug)]
@@ -30,6 +30,10 @@ pub(crate) struct Outputs {
     max_packet_size: usize,
     /// The last token handed out ([`Outputs::token`]).
     last_token: u64,
+    /// State-store commands queued since start (the store reports how many it committed).
+    pub(crate) store_issued: u64,
+    /// Upstream acks of this input that wait for its state-store writes to be durable.
+    pub(crate) acks_after_store: Vec<(LinkId, DeliveryId)>,
 }
 
 impl Outputs {
@@ -43,6 +47,8 @@ impl Outputs {
             stats: Stats::default(),
             max_packet_size,
             last_token: 0,
+            store_issued: 0,
+            acks_after_store: Vec::new(),
         }
     }
 
@@ -110,7 +116,14 @@ impl Outputs {
 
     /// Queues a command for the state store.
     pub(crate) fn store(&mut self, c: StoreCmd) {
+        self.store_issued += 1;
         self.store.push_back(c);
+    }
+
+    /// Acknowledges a broker message once what this input stores is durable (the gateway
+    /// holds the message for its clients; see [`super::Gateway::handle_store_committed`]).
+    pub(crate) fn ack_after_store(&mut self, link: LinkId, delivery: DeliveryId) {
+        self.acks_after_store.push((link, delivery));
     }
 
     /// The next state-store command, in order.

@@ -7,9 +7,10 @@
 //! or was forgotten is deleted. What changed is told by a digest of the stored part, so a
 //! PUBLISH that changes nothing stored writes nothing.
 
+use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use sn_codec::Instant;
+use sn_codec::{Instant, QoS};
 
 use super::Gateway;
 use super::session::{ConnectPhase, Session, State, SubKind};
@@ -18,12 +19,24 @@ use super::store::{
     SessionRecord, StoreCmd, StoredDownlink, StoredState, StoredSubscription, StoredTopicId,
     StoredTopicKind,
 };
-use super::upstream::MqttQos;
+use super::upstream::{DeliveryId, LinkId, MqttQos, UpstreamCmd};
+
+/// Broker acks that wait for state-store writes: in aggregating mode the gateway acknowledges a
+/// message the broker sent once the sessions that now hold it are durably stored, so a kill
+/// loses none of them.
+#[derive(Debug, Default)]
+pub(super) struct HeldAcks {
+    /// Store commands the store reported committed.
+    committed: u64,
+    /// (store commands that must be committed first, link, delivery), oldest first.
+    waiting: VecDeque<(u64, LinkId, DeliveryId)>,
+}
 
 impl Gateway {
     /// After an input: queues what the state store must write or delete.
     pub(super) fn persist_changes(&mut self) {
         if !self.cfg.persist_sessions {
+            self.settle_acks();
             return;
         }
         for client_id in self.table.drain_forgotten() {
@@ -44,6 +57,41 @@ impl Gateway {
                 out.store(StoreCmd::PutSession(Box::new(record(s))));
             }
         });
+        self.settle_acks();
+    }
+
+    /// Broker acks of this input ([`Outputs::ack_after_store`]): sent now when nothing is
+    /// kept (no state database, or it cannot be written), else once every store command
+    /// issued so far is committed.
+    fn settle_acks(&mut self) {
+        let mut acks = std::mem::take(&mut self.out.acks_after_store);
+        let upto = self.out.store_issued;
+        let at_once = !self.cfg.persist_sessions || self.custody.fallback;
+        for (link, delivery) in acks.drain(..) {
+            if at_once || (self.held_acks.committed >= upto && self.held_acks.waiting.is_empty()) {
+                self.out.command(UpstreamCmd::Ack { link, delivery });
+            } else {
+                self.held_acks.waiting.push_back((upto, link, delivery));
+            }
+        }
+        self.out.acks_after_store = acks;
+    }
+
+    /// The state store committed the first `n` commands the gateway issued: the broker acks
+    /// that waited for them go out.
+    pub fn handle_store_committed(&mut self, _now: Instant, n: u64) {
+        self.held_acks.committed = n;
+        self.release_acks(n);
+    }
+
+    /// Sends the held broker acks whose writes are among the first `upto` commands.
+    pub(super) fn release_acks(&mut self, upto: u64) {
+        while let Some(&(after, link, delivery)) = self.held_acks.waiting.front()
+            && after <= upto
+        {
+            self.held_acks.waiting.pop_front();
+            self.out.command(UpstreamCmd::Ack { link, delivery });
+        }
     }
 
     /// The next command for the state store (drain after every input, like the others).
@@ -155,10 +203,11 @@ fn apply(s: &mut Session, r: &SessionRecord) {
     }
 }
 
-/// The messages kept for an asleep session: those only the gateway holds (no upstream
-/// delivery to acknowledge), the one in flight first unless the client already has it.
+/// The messages kept for a session: those only the gateway holds (no upstream delivery to
+/// acknowledge), the one in flight first unless the client already has it; QoS 0 ones only
+/// while the client is not active (an active one gets them at once).
 fn buffered(s: &Session) -> impl Iterator<Item = &Downlink> {
-    let asleep = stored_state(s) == StoredState::Asleep;
+    let active = stored_state(s) == StoredState::Active;
     let inflight = s
         .inflight
         .as_ref()
@@ -167,7 +216,7 @@ fn buffered(s: &Session) -> impl Iterator<Item = &Downlink> {
     inflight
         .into_iter()
         .chain(s.queue.iter())
-        .filter(move |m| asleep && m.delivery.is_none())
+        .filter(move |m| m.delivery.is_none() && (m.qos != QoS::Zero || !active))
 }
 
 /// The state a session is stored in: what it would resume as after a restart.

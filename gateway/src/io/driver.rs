@@ -296,6 +296,7 @@ pub(crate) async fn drive<C: UpstreamConnector>(
             }
             Some(report) = durable_rx.recv(), if has_durable => match report {
                 super::store::StoreReport::Durable(upto) => core.handle_durable(now(), upto),
+                super::store::StoreReport::Committed(n) => core.handle_store_committed(now(), n),
                 super::store::StoreReport::Failing => core.handle_store_failing(now(), true),
                 super::store::StoreReport::Recovered => core.handle_store_failing(now(), false),
             },

@@ -4,6 +4,7 @@
 //!
 //! - `gateway`: every client flow through the real gateway to a real mosquitto;
 //! - `aggregating`: many motes over the gateway's one broker connection;
+//! - `crash_loop`: kill -9 over and over under load, nothing acknowledged lost;
 //! - `embedded_broker`: the zero-setup start with the in-process broker;
 //! - `exposure`: what an attacker on the LAN can do to the released binary;
 //! - `forwarder`, `forwarder_discovery`, `forwarder_robustness`: the forwarder end to end;
@@ -24,6 +25,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod aggregating;
+mod crash_loop;
 mod embedded_broker;
 mod exposure;
 mod forwarder;

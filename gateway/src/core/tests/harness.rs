@@ -216,6 +216,13 @@ impl Harness {
         }
     }
 
+    /// The store reports every command issued so far committed.
+    pub(super) fn committed(&mut self) {
+        self.gw
+            .handle_store_committed(self.now, self.store_cmds as u64);
+        self.drain();
+    }
+
     pub(super) fn upstream(&mut self, e: UpstreamEvent) {
         self.gw.handle_upstream(self.now, e);
         self.drain();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sn_codec::{Packet, Publish, QoS, Register, ReturnCode, Subscribe, TopicRef};
 
-use super::harness::{Harness, message, peer};
+use super::harness::{Harness, acks, message, peer};
 use crate::core::addr::PeerAddr;
 use crate::core::config::{GatewayConfig, UpstreamMode};
 use crate::core::store::{StoredState, StoredTopicKind};
@@ -423,4 +423,71 @@ fn a_remembered_session_is_forgotten_after_its_silence_and_deleted_from_the_stor
     h.advance(Duration::from_secs(2 * 3600));
     assert!(h.store.is_empty(), "deleted from the store");
     assert!(h.gw.clients().is_empty(), "and forgotten");
+}
+
+#[test]
+fn in_aggregating_mode_the_broker_is_acknowledged_once_the_motes_holding_its_message_are_stored() {
+    let cfg = aggregating_persistent();
+    let mut h = Harness::new(cfg.clone());
+    let a = peer(1);
+    connect_persistent(&mut h, &a);
+    subscribe_commands(&mut h, &a, LinkId::GATEWAY);
+    h.committed();
+    h.clear();
+
+    // A QoS 1 command in flight to the active mote is stored with its session, and the broker
+    // hears PUBACK only after that is committed.
+    h.upstream(message(LinkId::GATEWAY, 5, "cmd/a", b"one", 1));
+    assert_eq!(
+        acks(&h.cmds),
+        [] as [u16; 0],
+        "no broker ack before the commit"
+    );
+    let kept: Vec<&[u8]> = h.store["mote-1"]
+        .buffered
+        .iter()
+        .map(|m| &m.payload[..])
+        .collect();
+    assert_eq!(kept, [&b"one"[..]]);
+    h.committed();
+    assert_eq!(acks(&h.cmds), [5]);
+
+    // Killed before the mote acknowledged it: after the restart it goes out again.
+    let mut h2 = Harness::restored(cfg, h.store.clone(), h.now);
+    h2.advance(Duration::from_secs(30));
+    let sent: Vec<String> = h2
+        .sent_to(&a)
+        .iter()
+        .map(|b| Packet::decode(b).unwrap().to_string())
+        .collect();
+    assert!(
+        sent.iter().any(|p| p.starts_with("REGISTER")),
+        "the held command goes out after the restart: {sent:?}"
+    );
+
+    // A store that cannot write holds nothing back.
+    h.clear();
+    h.store_failing(true);
+    h.upstream(message(LinkId::GATEWAY, 6, "cmd/a", b"two", 1));
+    assert_eq!(acks(&h.cmds), [6]);
+}
+
+#[test]
+fn a_message_for_clean_session_motes_only_is_acknowledged_at_once() {
+    let mut h = Harness::new(aggregating_persistent());
+    let a = peer(1);
+    h.recv(
+        &a,
+        Packet::Connect(sn_codec::Connect {
+            will: false,
+            clean_session: true,
+            duration: 60,
+            client_id: b"mote-1",
+        }),
+    );
+    subscribe_commands(&mut h, &a, LinkId::GATEWAY);
+    h.committed();
+    h.clear();
+    h.upstream(message(LinkId::GATEWAY, 7, "cmd/a", b"one", 1));
+    assert_eq!(acks(&h.cmds), [7]);
 }

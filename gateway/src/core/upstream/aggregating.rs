@@ -21,7 +21,8 @@
 //!
 //! Messages arriving on the shared link are matched against the union (exact filters by
 //! lookup, wildcard filters by scan) and routed to every matching session at the lower of the
-//! message's and that session's QoS, in session order; the broker is acknowledged right away.
+//! message's and that session's QoS, in session order; the broker is acknowledged once the
+//! sessions holding it are durably stored (at once without a state database).
 //! When the shared link drops, every attached session hears `Down`; when it comes back, the
 //! union is subscribed again and each session hears `Up` (session present), listing its
 //! publishes the broker will never acknowledge.
@@ -390,7 +391,8 @@ impl Seam for Aggregating {
                     to.push(Routed::Session(sid, message));
                 }
                 if delivery.qos.is_acknowledged() {
-                    out.command(UpstreamCmd::Ack { link, delivery });
+                    // After the sessions that now hold it are stored, if they are kept.
+                    out.ack_after_store(link, delivery);
                 }
             }
             other => to.push(Routed::Gateway(other)),

@@ -295,10 +295,19 @@ fn custody_messages_are_reported_durable_after_their_commit_and_read_back_in_ord
     while let Ok(upto) = rx.try_recv() {
         reported.push(upto);
     }
+    let durable = reported
+        .iter()
+        .rfind(|r| matches!(r, super::StoreReport::Durable(_)));
     assert_eq!(
-        reported.last(),
+        durable,
         Some(&super::StoreReport::Durable(3)),
         "durable up to the last put: {reported:?}"
+    );
+    // Every commit also says how many commands are durable: all four at the end.
+    assert_eq!(
+        reported.last(),
+        Some(&super::StoreReport::Committed(4)),
+        "{reported:?}"
     );
 
     std::thread::sleep(Duration::from_millis(20));

@@ -28,6 +28,9 @@ const RETRY: Duration = Duration::from_secs(5);
 pub enum StoreReport {
     /// Custody messages up to this sequence number are durable.
     Durable(u64),
+    /// The first this many commands the writer received are durable (sent after every
+    /// commit; the core counts the commands it issues the same way).
+    Committed(u64),
     /// A batch could not be committed (disk full, read-only): custody falls back to the broker.
     Failing,
     /// A batch was committed again after failures.
@@ -139,6 +142,8 @@ struct Batch {
     sessions: BTreeMap<String, Option<Box<SessionRecord>>>,
     messages: BTreeMap<u64, Option<Box<StoredMessage>>>,
     durable_upto: Option<u64>,
+    /// Commands received since start, this batch's included (kept across batches).
+    received: u64,
 }
 
 impl Batch {
@@ -151,11 +156,15 @@ impl Batch {
     }
 
     fn clear(&mut self) {
-        *self = Batch::default();
+        *self = Batch {
+            received: self.received,
+            ..Batch::default()
+        };
     }
 }
 
 fn add(batch: &mut Batch, cmd: StoreCmd) {
+    batch.received += 1;
     match cmd {
         StoreCmd::PutSession(r) => {
             batch.sessions.insert(r.client_id.clone(), Some(r));
@@ -291,8 +300,11 @@ fn commit(
             stats
                 .records
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if let (Some(upto), Some(durable)) = (batch.durable_upto, durable) {
-                let _ = durable.send(StoreReport::Durable(upto));
+            if let Some(durable) = durable {
+                if let Some(upto) = batch.durable_upto {
+                    let _ = durable.send(StoreReport::Durable(upto));
+                }
+                let _ = durable.send(StoreReport::Committed(batch.received));
             }
             batch.clear();
             if stats.failing.swap(false, Ordering::Relaxed) {
