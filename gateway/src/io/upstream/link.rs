@@ -2,26 +2,32 @@
 //! new event loop would lose rumqttc's pending state) and the state it shares with the
 //! connector ([`LinkShared`]: correlation and outbox).
 //!
-//! The task only polls: had it also awaited a request while rumqttc's request channel was full,
-//! it would deadlock, since polling drains incoming events before requests. Commands reach
-//! rumqttc through `try_*` calls on the link's [`AsyncClient`], made by the connector or, for
-//! the outbox retry, by the task itself; none of them ever waits.
+//! rumqttc makes the connection (TCP, TLS, CONNECT and CONNACK: the event loop's `poll` while
+//! it has no network). Once connected, the task drives the connection itself with rumqttc's
+//! protocol state ([`MqttState`]) and framing (`Network`): each turn it reads every packet
+//! that has arrived and answers them, sends replays and then new requests from the outbox
+//! while the inflight window has room, pings every keep-alive, and flushes once. So a burst of
+//! publishes costs one write, not one per publish (rumqttc's own loop flushes after every
+//! request). Commands reach the task through the outbox and a wake-up; the connector never
+//! waits on the task.
 //!
 //! Lifecycle: optionally wait for a previous link with the same upstream ClientId to finish
-//! closing → poll in a loop (on `Err`: report, sleep the backoff, poll again) → on
-//! [`LinkCtl::Close`] either finish the current poll and keep polling until
-//! `Outgoing::Disconnect` (graceful, bounded by the close deadline) or stop at once (the event
-//! loop is dropped without DISCONNECT, so the broker publishes the Will) → report `Closed`.
+//! closing → connect; run the connection; on an error: report, sleep the backoff, connect
+//! again → on [`LinkCtl::Close`] either go on until `Outgoing::Disconnect` is sent (graceful,
+//! bounded by the close deadline) or stop at once (the event loop is dropped without
+//! DISCONNECT, so the broker publishes the Will) → report `Closed`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish,
-    QoS, Request, SubscribeReasonCode,
+    ConnectReturnCode, ConnectionError, Disconnect, Event, EventLoop, Outgoing, Packet, PingReq,
+    PubAck, PubRec, Publish, QoS, Request, StateError, Subscribe, SubscribeReasonCode, Unsubscribe,
 };
-use tokio::sync::{mpsc::UnboundedSender, watch};
+use tokio::sync::{Notify, mpsc::UnboundedSender, watch};
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
@@ -43,10 +49,10 @@ pub(crate) enum LinkCtl {
     },
 }
 
-/// A command waiting for room in rumqttc's request channel.
+/// A command for the link, waiting in its outbox until the connection takes it.
 #[derive(Debug, Clone)]
 pub(crate) enum OutCmd {
-    /// `try_publish`.
+    /// PUBLISH.
     Publish {
         token: Token,
         topic: String,
@@ -54,17 +60,17 @@ pub(crate) enum OutCmd {
         qos: QoS,
         retain: bool,
     },
-    /// `try_subscribe`.
+    /// SUBSCRIBE.
     Subscribe {
         token: Token,
         filter: String,
         qos: QoS,
     },
-    /// `try_unsubscribe`.
+    /// UNSUBSCRIBE.
     Unsubscribe { token: Token, filter: String },
-    /// `try_ack` (QoS 1: PUBACK, QoS 2: PUBREC).
+    /// The acknowledgement of an incoming publish (QoS 1: PUBACK, QoS 2: PUBREC).
     Ack { pkid: u16, qos: QoS },
-    /// `try_disconnect`.
+    /// DISCONNECT.
     Disconnect,
 }
 
@@ -73,59 +79,43 @@ pub(crate) enum OutCmd {
 pub(crate) struct LinkShared {
     /// Packet id ↔ token bookkeeping.
     pub(crate) corr: Correlator,
-    /// Commands rumqttc's channel had no room for, oldest first.
+    /// Commands not yet taken by the connection, oldest first.
     pub(crate) outbox: VecDeque<OutCmd>,
 }
 
-impl LinkShared {
-    /// Queues `cmd` behind anything already waiting and sends what the channel takes.
-    pub(crate) fn submit(&mut self, client: &AsyncClient, cmd: OutCmd) {
-        self.outbox.push_back(cmd);
-        self.flush(client);
-    }
-
-    /// Sends waiting commands in order until the channel is full.
-    pub(crate) fn flush(&mut self, client: &AsyncClient) {
-        while let Some(cmd) = self.outbox.pop_front() {
-            if let Err(cmd) = issue(client, &mut self.corr, cmd) {
-                self.outbox.push_front(cmd);
-                break;
-            }
-        }
-    }
-}
-
-/// Hands one command to rumqttc; on success records it for correlation (in the same critical
-/// section, so the link task cannot see its `Outgoing` event first). Gives the command back
-/// when the channel is full.
-fn issue(client: &AsyncClient, corr: &mut Correlator, cmd: OutCmd) -> Result<(), OutCmd> {
-    let sent = match &cmd {
+/// The rumqttc request for `cmd`, recorded for correlation (before rumqttc can report its
+/// `Outgoing` event).
+fn request(corr: &mut Correlator, cmd: OutCmd) -> Request {
+    match cmd {
         OutCmd::Publish {
             token,
             topic,
             payload,
             qos,
             retain,
-        } => client
-            .try_publish(topic.clone(), *qos, *retain, payload.to_vec())
-            .map(|()| corr.push_publish(*token, *qos as u8)),
-        OutCmd::Subscribe { token, filter, qos } => client
-            .try_subscribe(filter.clone(), *qos)
-            .map(|()| corr.push_subscribe(*token)),
-        OutCmd::Unsubscribe { token, filter } => client
-            .try_unsubscribe(filter.clone())
-            .map(|()| corr.push_unsubscribe(*token)),
-        OutCmd::Ack { pkid, qos } => {
-            // try_ack looks only at the packet id and the QoS.
-            let mut publish = Publish::new("", *qos, Vec::new());
-            publish.pkid = *pkid;
-            client
-                .try_ack(&publish)
-                .map(|()| corr.delivery_acked(*pkid, *qos as u8))
+        } => {
+            corr.push_publish(token, qos as u8);
+            let mut publish = Publish::from_bytes(topic, qos, payload);
+            publish.retain = retain;
+            Request::Publish(publish)
         }
-        OutCmd::Disconnect => client.try_disconnect(),
-    };
-    sent.map_err(|_| cmd)
+        OutCmd::Subscribe { token, filter, qos } => {
+            corr.push_subscribe(token);
+            Request::Subscribe(Subscribe::new(filter, qos))
+        }
+        OutCmd::Unsubscribe { token, filter } => {
+            corr.push_unsubscribe(token);
+            Request::Unsubscribe(Unsubscribe::new(filter))
+        }
+        OutCmd::Ack { pkid, qos } => {
+            corr.delivery_acked(pkid, qos as u8);
+            match qos {
+                QoS::ExactlyOnce => Request::PubRec(PubRec::new(pkid)),
+                _ => Request::PubAck(PubAck::new(pkid)),
+            }
+        }
+        OutCmd::Disconnect => Request::Disconnect(Disconnect),
+    }
 }
 
 /// Locks the shared state; a poisoned lock (a panic elsewhere) still holds consistent data.
@@ -133,15 +123,34 @@ pub(crate) fn lock(shared: &Mutex<LinkShared>) -> MutexGuard<'_, LinkShared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What one poll produced.
+/// What one poll (or a run of the connection) produced.
 enum Polled {
     Event(Event),
     Error(ConnectionError),
+    /// DISCONNECT was sent: the link is done.
+    Done,
     /// Close without DISCONNECT (or the connector is gone).
     Abort,
     /// The graceful close deadline passed.
     Deadline,
 }
+
+/// What woke the connection's turn.
+enum Woke {
+    /// The control channel changed (`false`: the connector is gone).
+    Ctl(bool),
+    /// A packet arrived (or reading failed).
+    Read(Result<Packet, StateError>),
+    /// Commands were queued.
+    Commands,
+    /// A keep-alive period has passed: PINGREQ.
+    Ping,
+    /// The graceful close deadline passed.
+    Deadline,
+}
+
+/// Most packets read in one turn before the turn's replies are flushed.
+const READ_BATCH: usize = 64;
 
 /// Whether the link keeps running after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,9 +163,9 @@ enum Flow {
 pub(crate) struct LinkTask {
     pub(crate) link: LinkId,
     pub(crate) eventloop: EventLoop,
-    /// A clone of the connector's client, for outbox retries and QoS 2 re-acks.
-    pub(crate) client: AsyncClient,
     pub(crate) shared: Arc<Mutex<LinkShared>>,
+    /// Woken when the connector queues commands in the outbox.
+    pub(crate) wake: Arc<Notify>,
     pub(crate) events: UnboundedSender<UpstreamEvent>,
     pub(crate) ctl: watch::Receiver<LinkCtl>,
     pub(crate) backoff: Backoff,
@@ -209,15 +218,20 @@ impl LinkTask {
         let mut connected_since: Option<Instant> = None;
         let mut permit = None;
         loop {
-            // Not connected: the next poll connects; wait for a permit first.
-            if connected_since.is_none() && permit.is_none() && closing.is_none() {
-                let acquire = self.connecting.clone().acquire_owned();
-                match unless_closed(&mut self.ctl, acquire).await {
-                    Some(Ok(p)) => permit = Some(p),
-                    _ => return,
+            let polled = if self.eventloop.network.is_some() {
+                self.connected(&mut closing, &mut connected_since).await
+            } else {
+                // Not connected: the next poll connects; wait for a permit first.
+                if permit.is_none() && closing.is_none() {
+                    let acquire = self.connecting.clone().acquire_owned();
+                    match unless_closed(&mut self.ctl, acquire).await {
+                        Some(Ok(p)) => permit = Some(p),
+                        _ => return,
+                    }
                 }
-            }
-            match poll_once(&mut self.eventloop, &mut self.ctl, &mut closing).await {
+                poll_once(&mut self.eventloop, &mut self.ctl, &mut closing).await
+            };
+            match polled {
                 Polled::Event(event) => {
                     if self.handle(event, &mut connected_since) == Flow::Done {
                         return;
@@ -242,9 +256,181 @@ impl LinkTask {
                         return;
                     }
                 }
-                Polled::Abort | Polled::Deadline => return,
+                Polled::Done | Polled::Abort | Polled::Deadline => return,
             }
         }
+    }
+
+    /// Drives the connection rumqttc made until it fails or the link ends: each turn sends
+    /// what may go, hands the events to [`LinkTask::handle`], then waits for a packet, a
+    /// command, the keep-alive or the control channel.
+    async fn connected(
+        &mut self,
+        closing: &mut Option<Instant>,
+        connected_since: &mut Option<Instant>,
+    ) -> Polled {
+        let keep_alive = self.eventloop.mqtt_options.keep_alive();
+        let flush_timeout =
+            Duration::from_secs(self.eventloop.network_options().connection_timeout());
+        let ping = tokio::time::sleep(keep_alive);
+        tokio::pin!(ping);
+        loop {
+            if let Err(e) = self.send_waiting(flush_timeout).await {
+                return self.failed(e);
+            }
+            if self.dispatch(connected_since) == Flow::Done {
+                return Polled::Done;
+            }
+            if self.can_send() && !lock(&self.shared).outbox.is_empty() {
+                // Events queued commands (a QoS 2 re-ack): send them first.
+                continue;
+            }
+            let Some(network) = self.eventloop.network.as_mut() else {
+                return self.failed(StateError::ConnectionAborted.into());
+            };
+            let deadline = *closing;
+            let woke = tokio::select! {
+                biased;
+                changed = self.ctl.changed() => Woke::Ctl(changed.is_ok()),
+                read = network.read() => Woke::Read(read),
+                () = self.wake.notified() => Woke::Commands,
+                () = &mut ping, if !keep_alive.is_zero() => Woke::Ping,
+                () = until(deadline), if deadline.is_some() => Woke::Deadline,
+            };
+            let turn = match woke {
+                Woke::Ctl(false) => return Polled::Abort,
+                Woke::Ctl(true) => match *self.ctl.borrow_and_update() {
+                    LinkCtl::Run => Ok(()),
+                    LinkCtl::Close {
+                        graceful: false, ..
+                    } => return Polled::Abort,
+                    LinkCtl::Close {
+                        graceful: true,
+                        deadline,
+                    } => {
+                        *closing = Some(deadline);
+                        Ok(())
+                    }
+                },
+                Woke::Read(Ok(packet)) => self.incoming(packet, flush_timeout).await,
+                Woke::Read(Err(e)) => Err(e.into()),
+                Woke::Commands => Ok(()),
+                Woke::Ping => {
+                    // As rumqttc: a ping every keep-alive period, whatever else was sent.
+                    ping.as_mut().reset(Instant::now() + keep_alive);
+                    match self.write(Request::PingReq(PingReq)).await {
+                        Ok(_) => self.flush(flush_timeout).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Woke::Deadline => return Polled::Deadline,
+            };
+            if let Err(e) = turn {
+                return self.failed(e);
+            }
+        }
+    }
+
+    /// Whether the inflight window takes new requests (as rumqttc: not while full, nor while a
+    /// publish waits for a packet id still in use).
+    fn can_send(&self) -> bool {
+        self.eventloop.state.inflight() < self.eventloop.mqtt_options.inflight()
+            && self.eventloop.state.collision.is_none()
+    }
+
+    /// Sends the session's replays, then commands from the outbox while the window has room;
+    /// one flush for all of them.
+    async fn send_waiting(&mut self, flush_timeout: Duration) -> Result<(), ConnectionError> {
+        let mut wrote = false;
+        while let Some(request) = self.eventloop.pending.pop_front() {
+            wrote |= self.write(request).await?;
+        }
+        while self.can_send() {
+            let request = {
+                let mut guard = lock(&self.shared);
+                let shared = &mut *guard;
+                let Some(cmd) = shared.outbox.pop_front() else {
+                    break;
+                };
+                request(&mut shared.corr, cmd)
+            };
+            wrote |= self.write(request).await?;
+        }
+        if wrote {
+            self.flush(flush_timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads every packet that has arrived (up to [`READ_BATCH`]), answering each through
+    /// rumqttc's state, and flushes the answers once.
+    async fn incoming(
+        &mut self,
+        first: Packet,
+        flush_timeout: Duration,
+    ) -> Result<(), ConnectionError> {
+        let mut next = Some(first);
+        let mut read = 0;
+        while let Some(packet) = next.take() {
+            if let Some(reply) = self.eventloop.state.handle_incoming_packet(packet)? {
+                self.write_packet(reply).await?;
+            }
+            read += 1;
+            if read >= READ_BATCH {
+                break;
+            }
+            let Some(network) = self.eventloop.network.as_mut() else {
+                break;
+            };
+            next = match network.read().now_or_never() {
+                Some(Ok(packet)) => Some(packet),
+                Some(Err(e)) => return Err(e.into()),
+                None => None,
+            };
+        }
+        self.flush(flush_timeout).await
+    }
+
+    /// Hands `request` to rumqttc's state and writes the packet it yields (true if any).
+    async fn write(&mut self, request: Request) -> Result<bool, ConnectionError> {
+        match self.eventloop.state.handle_outgoing_packet(request)? {
+            Some(packet) => self.write_packet(packet).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    async fn write_packet(&mut self, packet: Packet) -> Result<(), ConnectionError> {
+        let Some(network) = self.eventloop.network.as_mut() else {
+            return Err(StateError::ConnectionAborted.into());
+        };
+        Ok(network.write(packet).await?)
+    }
+
+    async fn flush(&mut self, timeout: Duration) -> Result<(), ConnectionError> {
+        let Some(network) = self.eventloop.network.as_mut() else {
+            return Err(StateError::ConnectionAborted.into());
+        };
+        match tokio::time::timeout(timeout, network.flush()).await {
+            Ok(done) => Ok(done?),
+            Err(_) => Err(ConnectionError::FlushTimeout),
+        }
+    }
+
+    /// Hands the events rumqttc's state produced to [`LinkTask::handle`].
+    fn dispatch(&mut self, connected_since: &mut Option<Instant>) -> Flow {
+        while let Some(event) = self.eventloop.state.events.pop_front() {
+            if self.handle(event, connected_since) == Flow::Done {
+                return Flow::Done;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The connection failed: as rumqttc does, un-acked requests move to `pending`, to be
+    /// sent again if the session resumes, and the network is dropped.
+    fn failed(&mut self, error: ConnectionError) -> Polled {
+        self.eventloop.clean();
+        Polled::Error(error)
     }
 
     fn emit(&self, event: UpstreamEvent) {
@@ -402,9 +588,6 @@ impl LinkTask {
                 Event::Outgoing(Outgoing::Disconnect) => flow = Flow::Done,
                 _ => {}
             }
-            if flow == Flow::Continue {
-                shared.flush(&self.client);
-            }
         }
         for event in out {
             self.emit(event);
@@ -448,6 +631,14 @@ async fn poll_once(
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `at` (for ever without one).
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,13 +10,13 @@
 //! (`docs/architecture.md`, "The rumqttc connector", explains why.)
 //!
 //! - `Open` spawns one tokio task per [`LinkId`] owning a rumqttc `EventLoop` for the link's
-//!   whole life (a new event loop would lose rumqttc's pending state). The task only polls (a
-//!   task that also awaited a request on a full request channel would deadlock); after every
-//!   error it reports `LinkDown` (or `Refused`) and sleeps an exponential backoff with jitter
-//!   before polling again (rumqttc itself would reconnect on the very next poll).
-//! - Every other command is handed to rumqttc with a non-blocking `try_*` call from
-//!   [`UpstreamConnector::execute`]. When rumqttc's request channel is full the command waits
-//!   in the link's outbox, in order, and is retried whenever the link reports an event.
+//!   whole life (a new event loop would lose rumqttc's pending state). rumqttc makes each
+//!   connection; the task then drives it with rumqttc's protocol state and framing, one flush
+//!   per turn (see `link`). After every error it reports `LinkDown` (or `Refused`) and sleeps
+//!   an exponential backoff with jitter before connecting again.
+//! - Every other command goes into the link's outbox, in order, and wakes the task, which
+//!   sends it when the connection's inflight window has room; [`UpstreamConnector::execute`]
+//!   never waits.
 //! - Packet ids are mapped back to tokens by a per-link `Correlator` (request-order FIFOs:
 //!   rumqttc reports a publish's packet id only later, in request order); incoming QoS 2
 //!   duplicates, which rumqttc hands over every time, are dropped until PUBREL.
@@ -45,10 +45,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rumqttc::{
-    AsyncClient, LastWill, MqttOptions, NetworkOptions, QoS, TlsConfiguration, Transport,
-};
-use tokio::sync::{mpsc::UnboundedSender, watch};
+use rumqttc::{EventLoop, LastWill, MqttOptions, NetworkOptions, QoS, TlsConfiguration, Transport};
+use tokio::sync::{Notify, mpsc::UnboundedSender, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -58,8 +56,9 @@ use crate::core::config::{ClientIdentity, Credentials};
 use crate::core::upstream::{BrokerRefusal, LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 use crate::io::config::UpstreamEndpoint;
 
-/// Capacity of each link's rumqttc request channel; commands beyond it wait in the outbox.
-const REQUEST_CHANNEL_CAPACITY: usize = 256;
+/// Capacity of rumqttc's request channel, which the link task does not use (commands go
+/// through the link's outbox).
+const REQUEST_CHANNEL_CAPACITY: usize = 1;
 
 /// Executes upstream commands. Implementations never block: they start the work and report
 /// its outcome later as [`UpstreamEvent`]s on a channel they were given at construction.
@@ -146,8 +145,9 @@ pub enum UpstreamSetupError {
 /// Per-link handles the connector keeps.
 struct LinkHandle {
     client_id: String,
-    client: AsyncClient,
     shared: Arc<Mutex<LinkShared>>,
+    /// Wakes the link task when commands are queued.
+    wake: Arc<Notify>,
     ctl: watch::Sender<LinkCtl>,
     done: watch::Receiver<Vec<u16>>,
     task: JoinHandle<()>,
@@ -284,7 +284,7 @@ impl RumqttcConnector {
             credentials,
             tls,
         );
-        let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CHANNEL_CAPACITY);
+        let mut eventloop = EventLoop::new(options, REQUEST_CHANNEL_CAPACITY);
         let mut network = NetworkOptions::new();
         network.set_connection_timeout(whole_seconds(self.endpoint.connect_timeout));
         network.set_tcp_nodelay(true);
@@ -298,13 +298,14 @@ impl RumqttcConnector {
             rng,
         );
         let shared = Arc::new(Mutex::new(LinkShared::default()));
+        let wake = Arc::new(Notify::new());
         let (ctl_tx, ctl_rx) = watch::channel(LinkCtl::Run);
         let (done_tx, done_rx) = watch::channel(Vec::new());
         let task = LinkTask {
             link,
             eventloop,
-            client: client.clone(),
             shared: shared.clone(),
+            wake: wake.clone(),
             events: self.events.clone(),
             ctl: ctl_rx,
             backoff,
@@ -318,8 +319,8 @@ impl RumqttcConnector {
             link,
             LinkHandle {
                 client_id,
-                client,
                 shared,
+                wake,
                 ctl: ctl_tx,
                 done: done_rx,
                 task,
@@ -378,7 +379,6 @@ impl RumqttcConnector {
         options.set_manual_acks(true);
         options.set_max_packet_size(endpoint.max_packet_size, endpoint.max_packet_size);
         options.set_inflight(endpoint.inflight.max(1));
-        options.set_request_channel_capacity(REQUEST_CHANNEL_CAPACITY);
         if let Some(tls) = tls {
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
         }
@@ -391,7 +391,8 @@ impl RumqttcConnector {
             return;
         };
         if graceful {
-            lock(&handle.shared).submit(&handle.client, OutCmd::Disconnect);
+            lock(&handle.shared).outbox.push_back(OutCmd::Disconnect);
+            handle.wake.notify_one();
         }
         // The task may have ended already; then there is nobody to tell.
         let _ = handle.ctl.send(LinkCtl::Close { graceful, deadline });
@@ -405,7 +406,10 @@ impl RumqttcConnector {
                 // Only a panic ends a link task before `Close`; nothing would ever send this.
                 tracing::error!(%link, ?cmd, "link task has ended; command dropped");
             }
-            Some(handle) => lock(&handle.shared).submit(&handle.client, cmd),
+            Some(handle) => {
+                lock(&handle.shared).outbox.push_back(cmd);
+                handle.wake.notify_one();
+            }
             None => tracing::warn!(%link, ?cmd, "command for an unknown link dropped"),
         }
     }
