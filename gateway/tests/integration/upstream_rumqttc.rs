@@ -298,20 +298,20 @@ async fn publishes_of_every_qos_are_confirmed_and_delivered_with_their_qos() {
 }
 
 #[tokio::test]
-async fn a_full_request_channel_keeps_commands_in_the_outbox_and_loses_none() {
+async fn a_burst_beyond_the_inflight_window_waits_in_the_outbox_and_loses_none() {
     burst_of_publishes_is_answered_exactly_once().await;
 }
 
 /// Same on a multi-threaded runtime: connector and link tasks really run in parallel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_request_channel_loses_nothing_on_a_multi_threaded_runtime() {
+async fn a_burst_beyond_the_inflight_window_loses_nothing_on_a_multi_threaded_runtime() {
     burst_of_publishes_is_answered_exactly_once().await;
 }
 
 async fn burst_of_publishes_is_answered_exactly_once() {
     let broker = Mosquitto::start();
     let (mut c, mut ev) = connector(broker.endpoint());
-    // Queue far more than rumqttc's channel (256) holds, before the link is even up.
+    // Queue far more than the inflight window takes, before the link is even up.
     c.execute(open(1, "gw-burst"));
     const N: u64 = 600;
     for i in 0..N {

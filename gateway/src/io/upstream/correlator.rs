@@ -2,8 +2,8 @@
 //! QoS 2 messages. Plain data, no I/O: the link task feeds it the event loop's events, the
 //! connector feeds it the requests it hands to rumqttc.
 //!
-//! rumqttc's `try_publish` returns no packet id; the id shows up later as
-//! `Outgoing::Publish(pkid)`, in request order. So each request kind has a FIFO of tokens in
+//! rumqttc's state assigns packet ids itself; the id shows up as `Outgoing::Publish(pkid)`,
+//! in the order the link task handed the requests over. So each request kind has a FIFO of tokens in
 //! the order the requests entered rumqttc's channel, and each `Outgoing` event maps the FIFO
 //! front to the packet id it reports.
 //!
@@ -18,13 +18,14 @@
 //! - **Subscribe/unsubscribe ids** are not checked for collisions by rumqttc: the maps keep a
 //!   queue per id. They are never replayed after a reconnect, so every sent but un-answered one
 //!   is reported lost on the next CONNACK, whatever `session_present` says.
-//! - **Collision** (`Outgoing::AwaitAck(pkid)`): the publish taken from the channel waits in
-//!   rumqttc until `pkid` is acked, then is sent as `Outgoing::Publish(pkid)`.
-//! - **Connection lost**: rumqttc moves requests still in its channel to `pending`; on a CONNACK
-//!   with `session_present = false` it drops them, silently, together with the un-acked ones
-//!   (which is why the core keeps its own copy until the broker's ack). The link task counts
-//!   those unsent requests ([`Unsent`]) when the connection drops; they are the oldest entries
-//!   of each FIFO.
+//! - **Collision** (`Outgoing::AwaitAck(pkid)`): the publish handed over waits in rumqttc
+//!   until `pkid` is acked, then is sent as `Outgoing::Publish(pkid)`.
+//! - **Connection lost**: rumqttc's `clean` moves un-acked requests to `pending`; on a CONNACK
+//!   with `session_present = false` it drops them, silently (which is why the core keeps its
+//!   own copy until the broker's ack). Requests in `pending` that were never sent would be the
+//!   oldest entries of each FIFO; the link task counts them ([`Unsent`]) when the connection
+//!   drops. (It hands rumqttc a request only when it can write it at once, so there are none
+//!   today; commands that could not go out wait in the link's outbox instead.)
 //!
 //! Incoming QoS 2 (rumqttc hands over every re-sent PUBLISH again): each id is tracked from
 //! PUBLISH to PUBREL as delivered → ack queued → ack sent (`Outgoing::PubRec`). A re-sent
@@ -129,19 +130,19 @@ impl Correlator {
         Req { seq, token, qos }
     }
 
-    /// A publish entered rumqttc's request channel.
+    /// A publish is handed to rumqttc's state.
     pub(crate) fn push_publish(&mut self, token: Token, qos: u8) {
         let req = self.req(token, qos);
         self.publishes.push_back(req);
     }
 
-    /// A subscribe entered rumqttc's request channel.
+    /// A subscribe is handed to rumqttc's state.
     pub(crate) fn push_subscribe(&mut self, token: Token) {
         let req = self.req(token, 1);
         self.subscribes.push_back(req);
     }
 
-    /// An unsubscribe entered rumqttc's request channel.
+    /// An unsubscribe is handed to rumqttc's state.
     pub(crate) fn push_unsubscribe(&mut self, token: Token) {
         let req = self.req(token, 1);
         self.unsubscribes.push_back(req);
