@@ -34,6 +34,8 @@ struct Answer {
 #[derive(Debug)]
 struct Held {
     client_id: String,
+    /// The client's MsgId (0 for QoS 0 and −1).
+    msg_id: u16,
     topic: String,
     payload: Bytes,
     qos: MqttQos,
@@ -49,6 +51,9 @@ struct Held {
     answer_after_broker: bool,
     /// Forwarded on the gateway's link, waiting for the broker.
     sent: Option<Token>,
+    /// QoS 2: the broker accepted it under this packet id (PUBREC, recorded in the store
+    /// before its PUBREL goes out); after a restart only the PUBREL is sent again.
+    pubrec: Option<u16>,
 }
 
 /// The messages in the gateway's custody.
@@ -66,6 +71,9 @@ pub(crate) struct Custody {
     bytes: u64,
     /// Messages held per client.
     per_client: BTreeMap<String, usize>,
+    /// QoS 2 messages read back after a restart, by client and MsgId: the client may not have
+    /// heard their PUBREC, and its retransmission (DUP set) is answered, not taken again.
+    restored_qos2: BTreeMap<(String, u16), u64>,
     /// Held messages the store has not reported durable yet.
     not_durable: BTreeSet<u64>,
     /// Held messages that may go to the broker and have not been sent (forwarding walks these,
@@ -131,6 +139,9 @@ impl Custody {
         if let Some(a) = h.answer {
             self.storing.remove(&(h.client_id.clone(), a.msg_id));
         }
+        if h.qos == MqttQos::ExactlyOnce {
+            self.restored_qos2.remove(&(h.client_id.clone(), h.msg_id));
+        }
         Some(h)
     }
 }
@@ -146,6 +157,33 @@ pub(super) struct Taken<'a> {
     /// MsgId and the TopicId field of the PUBLISH (for the PUBACK).
     pub(super) msg_id: u16,
     pub(super) topic_id: u16,
+}
+
+/// A QoS 2 retransmission (DUP set) of a message a previous run took into custody: the client
+/// may not have heard its PUBREC before the restart. Answered with PUBREC (true), not taken
+/// again.
+pub(super) fn answer_restored(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) -> bool {
+    let key = (s.client_id().to_owned(), msg_id);
+    if !f.custody.restored_qos2.contains_key(&key) {
+        return false;
+    }
+    let a = Answer {
+        msg_id,
+        topic_id: 0,
+        qos: MqttQos::ExactlyOnce,
+    };
+    answer(s, f, a);
+    true
+}
+
+/// The client released MsgId `msg_id` (PUBREL): a message of a previous run under it is no
+/// longer one it could retransmit.
+pub(super) fn released(s: &Session, f: &mut Flow<'_>, msg_id: u16) {
+    if !f.custody.restored_qos2.is_empty() {
+        f.custody
+            .restored_qos2
+            .remove(&(s.client_id().to_owned(), msg_id));
+    }
 }
 
 /// Whether a QoS 0 publish of `s` goes into custody: only with `queue_qos0`, and only while the
@@ -178,6 +216,10 @@ pub(super) fn take(s: &mut Session, f: &mut Flow<'_>, m: Taken<'_>) {
         return;
     }
     let msg_id = m.msg_id;
+    // A new message under this MsgId: an older one of a previous run is no longer meant.
+    f.custody
+        .restored_qos2
+        .remove(&(s.client_id().to_owned(), msg_id));
     let answer = reliable.then_some(Answer {
         msg_id,
         topic_id: m.topic_id,
@@ -209,6 +251,7 @@ impl Custody {
         let payload = Bytes::copy_from_slice(m.payload);
         let held = Held {
             client_id: key.clone(),
+            msg_id: m.msg_id,
             topic: m.topic.clone(),
             payload: payload.clone(),
             qos: m.qos,
@@ -218,6 +261,7 @@ impl Custody {
             durable: false,
             answer_after_broker: false,
             sent: None,
+            pubrec: None,
         };
         self.insert(seq, held);
         self.not_durable.insert(seq);
@@ -229,6 +273,8 @@ impl Custody {
             qos: m.qos,
             retain: m.retain,
             age: Duration::ZERO,
+            msg_id: m.msg_id,
+            pubrec: None,
         })));
         seq
     }
@@ -341,6 +387,22 @@ impl Gateway {
             let token = self.out.token();
             h.sent = Some(token);
             self.custody.sent.insert(token, seq);
+            if let Some(pkid) = h.pubrec {
+                // Accepted by the broker before a restart: only its PUBREL is owed.
+                self.out.command(UpstreamCmd::Resume {
+                    link: LinkId::GATEWAY,
+                    token,
+                    pkid,
+                });
+                continue;
+            }
+            if h.qos == MqttQos::ExactlyOnce && !self.custody.fallback {
+                // Its PUBREC is recorded before the PUBREL goes out (`custody_pubrec`).
+                self.out.command(UpstreamCmd::HoldRelease {
+                    link: LinkId::GATEWAY,
+                    token,
+                });
+            }
             self.out.command(UpstreamCmd::Publish {
                 link: LinkId::GATEWAY,
                 token,
@@ -353,8 +415,16 @@ impl Gateway {
     }
 
     /// The gateway's link came up: forwarded messages the broker will never acknowledge go
-    /// again, with everything still waiting.
-    pub(super) fn custody_link_up(&mut self, lost: &[Token]) {
+    /// again, with everything still waiting. Without the broker's session, a packet id it
+    /// accepted a QoS 2 message under means nothing any more: the message is published afresh.
+    pub(super) fn custody_link_up(&mut self, lost: &[Token], session_present: bool) {
+        if !session_present {
+            for (&seq, h) in &mut self.custody.held {
+                if h.pubrec.take().is_some() {
+                    self.out.store(StoreCmd::SetPubrec { seq, pkid: None });
+                }
+            }
+        }
         for token in lost {
             if let Some(seq) = self.custody.sent.remove(token)
                 && let Some(h) = self.custody.held.get_mut(&seq)
@@ -364,6 +434,27 @@ impl Gateway {
             }
         }
         self.forward_custody();
+    }
+
+    /// The broker accepted a forwarded QoS 2 message under `pkid` (its PUBREC is held): the
+    /// packet id is stored, and the PUBREL goes out once that is durable, so a crash never
+    /// makes the gateway publish again a message the broker may already have delivered.
+    pub(super) fn custody_pubrec(&mut self, token: Token, pkid: u16) {
+        if let Some(&seq) = self.custody.sent.get(&token)
+            && let Some(h) = self.custody.held.get_mut(&seq)
+            && h.pubrec != Some(pkid)
+        {
+            h.pubrec = Some(pkid);
+            self.out.store(StoreCmd::SetPubrec {
+                seq,
+                pkid: Some(pkid),
+            });
+        }
+        let release = UpstreamCmd::Release {
+            link: LinkId::GATEWAY,
+            token,
+        };
+        self.out.after_store(release);
     }
 
     /// The broker acknowledged a forwarded message: it leaves custody. False when `token` is
@@ -445,10 +536,16 @@ impl Gateway {
             let since =
                 Instant::from_millis(now.as_millis().saturating_sub(m.age.as_millis() as u64));
             self.custody.last_seq = self.custody.last_seq.max(m.seq);
+            if m.qos == MqttQos::ExactlyOnce {
+                self.custody
+                    .restored_qos2
+                    .insert((m.client_id.clone(), m.msg_id), m.seq);
+            }
             self.custody.insert(
                 m.seq,
                 Held {
                     client_id: m.client_id,
+                    msg_id: m.msg_id,
                     topic: m.topic,
                     payload: m.payload,
                     qos: m.qos,
@@ -458,6 +555,7 @@ impl Gateway {
                     durable: true,
                     answer_after_broker: false,
                     sent: None,
+                    pubrec: m.pubrec,
                 },
             );
             self.custody.ready.insert(m.seq);

@@ -12,15 +12,23 @@ use super::upstream::{LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 impl Gateway {
     pub(super) fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
         match event {
-            UpstreamEvent::LinkUp { lost, .. } => {
+            UpstreamEvent::LinkUp {
+                lost,
+                session_present,
+                ..
+            } => {
+                let was_up = self.gateway_link_up;
+                self.gateway_link_up = true;
+                // Custody first: a PUBREL it resumes must go out before any new publish can
+                // take the packet id the broker still holds a message under.
+                self.custody_link_up(&lost, session_present);
                 self.publish_status(b"online");
-                if !self.gateway_link_up {
-                    self.gateway_link_up = true;
+                if !was_up {
                     self.event(GatewayEvent::UpstreamHealth { up: true });
                     self.discovery_health(now, true);
                 }
-                self.custody_link_up(&lost);
             }
+            UpstreamEvent::PubrecHeld { token, pkid, .. } => self.custody_pubrec(token, pkid),
             UpstreamEvent::PublishDone { token, .. } => {
                 self.custody_done(now, token);
             }

@@ -32,8 +32,8 @@ pub(crate) struct Outputs {
     last_token: u64,
     /// State-store commands queued since start (the store reports how many it committed).
     pub(crate) store_issued: u64,
-    /// Upstream acks of this input that wait for its state-store writes to be durable.
-    pub(crate) acks_after_store: Vec<(LinkId, DeliveryId)>,
+    /// Upstream commands of this input that wait for its state-store writes to be durable.
+    pub(crate) after_store: Vec<UpstreamCmd>,
 }
 
 impl Outputs {
@@ -48,7 +48,7 @@ impl Outputs {
             max_packet_size,
             last_token: 0,
             store_issued: 0,
-            acks_after_store: Vec::new(),
+            after_store: Vec::new(),
         }
     }
 
@@ -123,7 +123,12 @@ impl Outputs {
     /// Acknowledges a broker message once what this input stores is durable (the gateway
     /// holds the message for its clients; see [`super::Gateway::handle_store_committed`]).
     pub(crate) fn ack_after_store(&mut self, link: LinkId, delivery: DeliveryId) {
-        self.acks_after_store.push((link, delivery));
+        self.after_store.push(UpstreamCmd::Ack { link, delivery });
+    }
+
+    /// Sends `cmd` once what this input stores is durable.
+    pub(crate) fn after_store(&mut self, cmd: UpstreamCmd) {
+        self.after_store.push(cmd);
     }
 
     /// The next state-store command, in order.

@@ -19,17 +19,18 @@ use super::store::{
     SessionRecord, StoreCmd, StoredDownlink, StoredState, StoredSubscription, StoredTopicId,
     StoredTopicKind,
 };
-use super::upstream::{DeliveryId, LinkId, MqttQos, UpstreamCmd};
+use super::upstream::{MqttQos, UpstreamCmd};
 
-/// Broker acks that wait for state-store writes: in aggregating mode the gateway acknowledges a
-/// message the broker sent once the sessions that now hold it are durably stored, so a kill
-/// loses none of them.
+/// Upstream commands that wait for state-store writes: in aggregating mode the gateway
+/// acknowledges a message the broker sent once the sessions that now hold it are durably
+/// stored, and custody sends a QoS 2 PUBREL once the broker's PUBREC is, so a kill loses or
+/// repeats none of them.
 #[derive(Debug, Default)]
 pub(super) struct HeldAcks {
     /// Store commands the store reported committed.
     committed: u64,
-    /// (store commands that must be committed first, link, delivery), oldest first.
-    waiting: VecDeque<(u64, LinkId, DeliveryId)>,
+    /// (store commands that must be committed first, command), oldest first.
+    waiting: VecDeque<(u64, UpstreamCmd)>,
 }
 
 impl Gateway {
@@ -60,37 +61,41 @@ impl Gateway {
         self.settle_acks();
     }
 
-    /// Broker acks of this input ([`Outputs::ack_after_store`]): sent now when nothing is
-    /// kept (no state database, or it cannot be written), else once every store command
-    /// issued so far is committed.
+    /// Upstream commands of this input that wait for its writes ([`Outputs::after_store`]):
+    /// sent now when nothing is kept (no state database, or it cannot be written), else once
+    /// every store command issued so far is committed.
     fn settle_acks(&mut self) {
-        let mut acks = std::mem::take(&mut self.out.acks_after_store);
+        let mut cmds = std::mem::take(&mut self.out.after_store);
         let upto = self.out.store_issued;
         let at_once = !self.cfg.persist_sessions || self.custody.fallback;
-        for (link, delivery) in acks.drain(..) {
+        for cmd in cmds.drain(..) {
             if at_once || (self.held_acks.committed >= upto && self.held_acks.waiting.is_empty()) {
-                self.out.command(UpstreamCmd::Ack { link, delivery });
+                self.out.command(cmd);
             } else {
-                self.held_acks.waiting.push_back((upto, link, delivery));
+                self.held_acks.waiting.push_back((upto, cmd));
             }
         }
-        self.out.acks_after_store = acks;
+        self.out.after_store = cmds;
     }
 
-    /// The state store committed the first `n` commands the gateway issued: the broker acks
-    /// that waited for them go out.
+    /// The state store committed the first `n` commands the gateway issued: the upstream
+    /// commands that waited for them go out.
     pub fn handle_store_committed(&mut self, _now: Instant, n: u64) {
         self.held_acks.committed = n;
         self.release_acks(n);
     }
 
-    /// Sends the held broker acks whose writes are among the first `upto` commands.
+    /// Sends the held upstream commands whose writes are among the first `upto` commands.
     pub(super) fn release_acks(&mut self, upto: u64) {
-        while let Some(&(after, link, delivery)) = self.held_acks.waiting.front()
-            && after <= upto
+        while self
+            .held_acks
+            .waiting
+            .front()
+            .is_some_and(|(after, _)| *after <= upto)
         {
-            self.held_acks.waiting.pop_front();
-            self.out.command(UpstreamCmd::Ack { link, delivery });
+            if let Some((_, cmd)) = self.held_acks.waiting.pop_front() {
+                self.out.command(cmd);
+            }
         }
     }
 

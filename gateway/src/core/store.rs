@@ -142,6 +142,11 @@ pub struct StoredMessage {
     pub retain: bool,
     /// How long it had been held when it was read back (zero when written).
     pub age: Duration,
+    /// The client's MsgId (0 for QoS 0 and −1).
+    pub msg_id: u16,
+    /// QoS 2: the packet id the broker accepted it under (PUBREC), when that was recorded;
+    /// only the PUBREL is owed then (always `None` when written).
+    pub pubrec: Option<u16>,
 }
 
 /// What the core asks the store to do, in order.
@@ -158,6 +163,15 @@ pub enum StoreCmd {
     /// Keep a message in custody. The store reports its `seq` back through
     /// [`super::Gateway::handle_durable`] once it is durable.
     PutMessage(Box<StoredMessage>),
+    /// A QoS 2 message in custody was accepted by the broker under `pkid` (PUBREC), or must be
+    /// published afresh (`None`). The store reports it durable through the command count
+    /// ([`super::Gateway::handle_store_committed`]).
+    SetPubrec {
+        /// The message's `seq`.
+        seq: u64,
+        /// The packet id.
+        pkid: Option<u16>,
+    },
     /// A message left custody (the broker acknowledged it, or it was dropped).
     DeleteMessage {
         /// Its `seq`.

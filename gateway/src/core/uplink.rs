@@ -152,6 +152,9 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
         f.reply(s, &reply);
         return;
     }
+    if qos == MqttQos::ExactlyOnce && p.dup && custody::answer_restored(s, f, p.msg_id) {
+        return;
+    }
     if f.cfg.custody.mode == CustodyMode::Gateway && !f.custody.fallback {
         let m = custody::Taken {
             topic,
@@ -278,6 +281,7 @@ pub(super) fn on_publish_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
 
 /// PUBREL from the client (QoS 2, second half).
 pub(super) fn on_pubrel(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
+    custody::released(s, f, msg_id);
     let found = s
         .uplink
         .iter_mut()

@@ -1037,3 +1037,108 @@ async fn at_most_max_connecting_links_connect_at_once() {
         });
     }
 }
+
+/// A held PUBREC: the link reports it with its packet id and sends no PUBREL (so mosquitto,
+/// which releases a QoS 2 message on PUBREL, delivers nothing) until `Release`. Then, as after
+/// a restart, a new connector resumes the publish on the persistent session by its packet id
+/// alone: the message is delivered exactly once.
+#[tokio::test]
+async fn a_held_pubrec_releases_nothing_until_release_and_resumes_by_packet_id_after_a_restart() {
+    let broker = Mosquitto::start();
+    let persistent = |link: u64| UpstreamCmd::Open {
+        link: LinkId(link),
+        client_id: "gw-custody".into(),
+        clean_session: false,
+        keep_alive: Duration::from_secs(30),
+        will: None,
+        credentials: None,
+        identity: None,
+    };
+    let (mut watch, mut watch_ev) = connector(broker.endpoint());
+    up(&mut watch, &mut watch_ev, open(1, "gw-watch")).await;
+    assert_eq!(
+        subscribe(&mut watch, &mut watch_ev, 1, 1, "held/#", 2).await,
+        Some(2)
+    );
+
+    // Held, then released: delivered once.
+    let (mut c, mut ev) = connector(broker.endpoint());
+    up(&mut c, &mut ev, persistent(1)).await;
+    c.execute(UpstreamCmd::HoldRelease {
+        link: LinkId(1),
+        token: Token(10),
+    });
+    c.execute(publish(1, 10, "held/a", b"first", 2));
+    match ev
+        .expect(
+            "PubrecHeld",
+            |e| matches!(e, UpstreamEvent::PubrecHeld { token, .. } if *token == Token(10)),
+        )
+        .await
+    {
+        UpstreamEvent::PubrecHeld { pkid, .. } => assert_ne!(pkid, 0),
+        _ => unreachable!(),
+    }
+    let early = watch_ev.collect_for(Duration::from_millis(300)).await;
+    assert!(
+        !early.iter().any(is_message(1, "held/a")),
+        "delivered before the PUBREL: {early:?}"
+    );
+    assert!(ev.arrival_index(is_done(10)).is_none());
+    c.execute(UpstreamCmd::Release {
+        link: LinkId(1),
+        token: Token(10),
+    });
+    ev.expect("PublishDone", is_done(10)).await;
+    watch_ev
+        .expect("delivery of the released message", is_message(1, "held/a"))
+        .await;
+
+    // Held, and the gateway dies before releasing: nothing is delivered; a new connector (a
+    // restarted gateway) resumes it by packet id on the resumed session.
+    c.execute(UpstreamCmd::HoldRelease {
+        link: LinkId(1),
+        token: Token(11),
+    });
+    c.execute(publish(1, 11, "held/b", b"second", 2));
+    let pkid = match ev
+        .expect(
+            "PubrecHeld",
+            |e| matches!(e, UpstreamEvent::PubrecHeld { token, .. } if *token == Token(11)),
+        )
+        .await
+    {
+        UpstreamEvent::PubrecHeld { pkid, .. } => pkid,
+        _ => unreachable!(),
+    };
+    drop(c);
+    let (mut c, mut ev) = connector(broker.endpoint());
+    assert!(
+        up(&mut c, &mut ev, persistent(1)).await,
+        "the broker kept the session"
+    );
+    let early = watch_ev.collect_for(Duration::from_millis(300)).await;
+    assert!(
+        !early.iter().any(is_message(1, "held/b")),
+        "delivered without a PUBREL: {early:?}"
+    );
+    c.execute(UpstreamCmd::Resume {
+        link: LinkId(1),
+        token: Token(1),
+        pkid,
+    });
+    ev.expect("PublishDone of the resumed publish", is_done(1))
+        .await;
+    match watch_ev
+        .expect("delivery after the resume", is_message(1, "held/b"))
+        .await
+    {
+        UpstreamEvent::Message { payload, .. } => assert_eq!(&payload[..], b"second"),
+        _ => unreachable!(),
+    }
+    let later = watch_ev.collect_for(Duration::from_millis(500)).await;
+    assert!(
+        !later.iter().any(is_message(1, "held/b")),
+        "delivered twice: {later:?}"
+    );
+}

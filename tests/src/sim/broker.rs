@@ -480,6 +480,13 @@ impl SimBroker {
                 filter,
             } => self.request(now, link, token, ReqKind::Unsubscribe { filter }),
             UpstreamCmd::Ack { link, delivery } => self.ack(now, link, delivery),
+            // Only custody with a state database holds PUBRECs; the simulated site has none.
+            UpstreamCmd::HoldRelease { link, .. }
+            | UpstreamCmd::Release { link, .. }
+            | UpstreamCmd::Resume { link, .. } => self.violation(
+                now,
+                format!("held-PUBREC command on {link} from a gateway without a state database"),
+            ),
         }
     }
 

@@ -205,6 +205,8 @@ fn messages_read_back_after_a_restart_are_forwarded_when_the_broker_is_up() {
             qos: MqttQos::AtLeastOnce,
             retain: false,
             age: Duration::from_secs(30),
+            msg_id: 7,
+            pubrec: None,
         }],
     );
     let sent: Vec<_> =
@@ -312,4 +314,96 @@ fn qos_minus1_is_held_with_queue_qos0_while_the_broker_is_away() {
     h.recv(&sender, publish(QoS::MinusOne, 0, b"m2"));
     assert!(h.held.is_empty());
     assert_eq!(forwarded(&mut h).len(), 1);
+}
+
+/// The commands on the gateway's link about held PUBRECs since the last call.
+fn pubrec_cmds(h: &mut Harness) -> Vec<String> {
+    h.take_cmds()
+        .into_iter()
+        .filter_map(|c| match c {
+            UpstreamCmd::HoldRelease { token, .. } => Some(format!("hold {}", token.0)),
+            UpstreamCmd::Release { token, .. } => Some(format!("release {}", token.0)),
+            UpstreamCmd::Resume { token, pkid, .. } => Some(format!("resume {} {pkid}", token.0)),
+            UpstreamCmd::Publish { token, topic, .. } if topic == "site/a" => {
+                Some(format!("publish {}", token.0))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_qos2_message_is_released_to_the_broker_only_once_its_pubrec_is_stored() {
+    let mut h = Harness::new(custody(100, false));
+    let a = peer(1);
+    h.connect(&a, "m1", true, 60);
+    h.recv(&a, publish(QoS::Two, 5, b"q2"));
+    h.durable();
+    let cmds = pubrec_cmds(&mut h);
+    let token = cmds
+        .iter()
+        .find_map(|c| c.strip_prefix("publish "))
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Token)
+        .expect("forwarded");
+    assert_eq!(
+        cmds,
+        [format!("hold {}", token.0), format!("publish {}", token.0)]
+    );
+
+    // The broker's PUBREC is held by the link: its packet id is stored, and only once that is
+    // committed does the PUBREL go out.
+    h.upstream(UpstreamEvent::PubrecHeld {
+        link: LinkId::GATEWAY,
+        token,
+        pkid: 9,
+    });
+    let seq = *h.held.keys().next().unwrap();
+    assert_eq!(h.held[&seq].pubrec, Some(9));
+    assert_eq!(pubrec_cmds(&mut h), [] as [String; 0]);
+    h.committed();
+    assert_eq!(pubrec_cmds(&mut h), [format!("release {}", token.0)]);
+
+    // Killed before the PUBCOMP: after the restart only the PUBREL is sent again, on the
+    // resumed session; the client's retransmission (DUP) is answered, not taken again.
+    let stored: Vec<StoredMessage> = h.held.values().cloned().collect();
+    let mut h = Harness::new(custody(100, false));
+    broker_down(&mut h);
+    h.gw.restore_custody(h.now, stored.clone());
+    broker_up(&mut h, vec![]);
+    let cmds = pubrec_cmds(&mut h);
+    assert!(
+        cmds.len() == 1 && cmds[0].starts_with("resume ") && cmds[0].ends_with(" 9"),
+        "{cmds:?}"
+    );
+    h.connect(&a, "m1", true, 60);
+    h.recv(
+        &a,
+        Packet::Publish(Publish {
+            dup: true,
+            qos: QoS::Two,
+            retain: false,
+            topic: TopicRef::Predefined(1),
+            msg_id: 5,
+            data: b"q2",
+        }),
+    );
+    h.expect(&a, &[Packet::Pubrec { msg_id: 5 }]);
+    assert!(h.held.is_empty(), "not taken (stored) a second time");
+
+    // Had the broker lost the gateway's session, the packet id would mean nothing: the
+    // message is published afresh.
+    let mut h = Harness::new(custody(100, false));
+    broker_down(&mut h);
+    h.gw.restore_custody(h.now, stored);
+    h.upstream(UpstreamEvent::LinkUp {
+        link: LinkId::GATEWAY,
+        session_present: false,
+        lost: vec![],
+    });
+    let cmds = pubrec_cmds(&mut h);
+    assert!(
+        cmds.len() == 2 && cmds[0].starts_with("hold ") && cmds[1].starts_with("publish "),
+        "{cmds:?}"
+    );
 }

@@ -147,6 +147,11 @@ impl Harness {
                 StoreCmd::PutMessage(m) => {
                     self.held.insert(m.seq, *m);
                 }
+                StoreCmd::SetPubrec { seq, pkid } => {
+                    if let Some(m) = self.held.get_mut(&seq) {
+                        m.pubrec = pkid;
+                    }
+                }
                 StoreCmd::DeleteMessage { seq } => {
                     self.held.remove(&seq);
                 }

@@ -81,6 +81,9 @@ impl Broker {
             | UpstreamCmd::Unsubscribe { link, .. }
             | UpstreamCmd::Publish { link, .. }
             | UpstreamCmd::Ack { link, .. }
+            | UpstreamCmd::HoldRelease { link, .. }
+            | UpstreamCmd::Release { link, .. }
+            | UpstreamCmd::Resume { link, .. }
             | UpstreamCmd::Close { link, .. } => *link,
         };
         if self.mode == UpstreamMode::Aggregating {

@@ -188,6 +188,34 @@ pub enum UpstreamCmd {
         /// Retain flag.
         retain: bool,
     },
+    /// The QoS 2 publish `token` (the next `Publish` with it) is answered by the broker with
+    /// PUBREC: report [`UpstreamEvent::PubrecHeld`] and send no PUBREL until `Release`, so
+    /// the gateway can record the PUBREC durably first (exactly once across a crash).
+    HoldRelease {
+        /// The link.
+        link: LinkId,
+        /// The publish.
+        token: Token,
+    },
+    /// Send the PUBREL of a publish whose PUBREC was held (or will not be held, if it has not
+    /// arrived yet).
+    Release {
+        /// The link.
+        link: LinkId,
+        /// The publish.
+        token: Token,
+    },
+    /// After a restart, on a resumed session: the broker answered a QoS 2 publish with PUBREC
+    /// under `pkid` in an earlier run; send PUBREL for it and report `PublishDone` for `token`
+    /// on PUBCOMP.
+    Resume {
+        /// The link.
+        link: LinkId,
+        /// Correlates the `PublishDone`.
+        token: Token,
+        /// The packet id the broker holds the publish under.
+        pkid: u16,
+    },
     /// Acknowledge an incoming QoS 1/2 message (PUBACK / PUBREC to the broker).
     Ack {
         /// The link it arrived on.
@@ -279,6 +307,16 @@ pub enum UpstreamEvent {
         /// The request.
         token: Token,
     },
+    /// The broker accepted a QoS 2 publish under `HoldRelease` (PUBREC) with packet id
+    /// `pkid`; its PUBREL waits for `Release`.
+    PubrecHeld {
+        /// The link.
+        link: LinkId,
+        /// The request.
+        token: Token,
+        /// Its packet id.
+        pkid: u16,
+    },
     /// A message from the broker (QoS 2 duplicates already removed).
     Message {
         /// The link it arrived on.
@@ -312,6 +350,7 @@ impl UpstreamEvent {
             | UpstreamEvent::UnsubAck { link, .. }
             | UpstreamEvent::PublishDone { link, .. }
             | UpstreamEvent::PublishReceived { link, .. }
+            | UpstreamEvent::PubrecHeld { link, .. }
             | UpstreamEvent::Message { link, .. }
             | UpstreamEvent::Closed { link } => *link,
         }

@@ -162,6 +162,8 @@ impl Seam for Transparent {
             UpstreamEvent::PublishReceived { link, token } => {
                 (link, LinkEvent::PublishReceived { token })
             }
+            // Held PUBRECs belong to custody, which publishes on the gateway's link.
+            held @ UpstreamEvent::PubrecHeld { .. } => return to.push(Routed::Gateway(held)),
             UpstreamEvent::Message {
                 link,
                 delivery,

@@ -268,7 +268,7 @@ pub(crate) fn put_message(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO messages (seq, client_id, topic, payload, qos, retain, \
-         received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         received_at, msg_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         i64::try_from(m.seq).unwrap_or(i64::MAX),
@@ -278,7 +278,16 @@ pub(crate) fn put_message(
         m.qos.level(),
         m.retain,
         now_ms,
+        m.msg_id,
     ])?;
+    Ok(())
+}
+
+/// The broker accepted a QoS 2 message in custody under `pkid` (PUBREC), or `None`: it must be
+/// published again.
+pub(crate) fn set_pubrec(conn: &Connection, seq: u64, pkid: Option<u16>) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE messages SET pubrec_pkid = ?2 WHERE seq = ?1")?
+        .execute(params![i64::try_from(seq).unwrap_or(i64::MAX), pkid])?;
     Ok(())
 }
 
@@ -296,8 +305,8 @@ pub(crate) fn load_messages(
     now_ms: i64,
 ) -> rusqlite::Result<(Vec<StoredMessage>, Vec<BadRow>)> {
     let mut stmt = conn.prepare(
-        "SELECT seq, client_id, topic, payload, qos, retain, received_at FROM messages \
-         ORDER BY seq",
+        "SELECT seq, client_id, topic, payload, qos, retain, received_at, pubrec_pkid, msg_id \
+         FROM messages ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
     let (mut messages, mut bad) = (Vec::new(), Vec::new());
@@ -322,6 +331,8 @@ pub(crate) fn load_messages(
             qos,
             retain: row.get(5)?,
             age: Duration::from_millis(age_ms),
+            pubrec: row.get::<_, Option<u16>>(7).ok().flatten(),
+            msg_id: row.get::<_, u16>(8).unwrap_or(0),
         });
     }
     Ok((messages, bad))

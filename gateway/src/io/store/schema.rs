@@ -8,7 +8,7 @@ use rusqlite::Connection;
 pub(crate) const APPLICATION_ID: i32 = 0x4D53_4E47;
 
 /// The schema version this build writes.
-pub(crate) const CURRENT: i32 = 3;
+pub(crate) const CURRENT: i32 = 4;
 
 /// Migration `n` takes a database from version `n` to `n + 1`.
 const MIGRATIONS: [&str; CURRENT as usize] = [
@@ -62,6 +62,11 @@ const MIGRATIONS: [&str; CURRENT as usize] = [
         retain    INTEGER NOT NULL,
         PRIMARY KEY (client_id, position)
     ) WITHOUT ROWID;",
+    // 3 → 4: for QoS 2 messages in custody, the packet id the broker accepted one under
+    // (PUBREC), so only its PUBREL is sent again after a restart, and the client's MsgId, so a
+    // retransmission after a restart is not taken twice.
+    "ALTER TABLE messages ADD COLUMN pubrec_pkid INTEGER;
+     ALTER TABLE messages ADD COLUMN msg_id INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// What a database file turned out to be.

@@ -277,6 +277,8 @@ fn message(seq: u64) -> crate::core::store::StoredMessage {
         qos: MqttQos::AtLeastOnce,
         retain: seq == 3,
         age: Duration::ZERO,
+        msg_id: seq as u16,
+        pubrec: None,
     }
 }
 

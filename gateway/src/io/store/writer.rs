@@ -142,17 +142,22 @@ struct Batch {
     sessions: BTreeMap<String, Option<Box<SessionRecord>>>,
     messages: BTreeMap<u64, Option<Box<StoredMessage>>>,
     durable_upto: Option<u64>,
+    /// Packet ids of QoS 2 messages the broker accepted (applied after `messages`).
+    pubrecs: BTreeMap<u64, Option<u16>>,
     /// Commands received since start, this batch's included (kept across batches).
     received: u64,
 }
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.sessions.is_empty() && self.messages.is_empty() && self.durable_upto.is_none()
+        self.sessions.is_empty()
+            && self.messages.is_empty()
+            && self.pubrecs.is_empty()
+            && self.durable_upto.is_none()
     }
 
     fn len(&self) -> usize {
-        self.sessions.len() + self.messages.len()
+        self.sessions.len() + self.messages.len() + self.pubrecs.len()
     }
 
     fn clear(&mut self) {
@@ -176,7 +181,11 @@ fn add(batch: &mut Batch, cmd: StoreCmd) {
             batch.durable_upto = batch.durable_upto.max(Some(m.seq));
             batch.messages.insert(m.seq, Some(m));
         }
+        StoreCmd::SetPubrec { seq, pkid } => {
+            batch.pubrecs.insert(seq, pkid);
+        }
         StoreCmd::DeleteMessage { seq } => {
+            batch.pubrecs.remove(&seq);
             // Taken and let go within one batch: nothing to write at all.
             if let Some(Some(_)) = batch.messages.get(&seq) {
                 batch.messages.remove(&seq);
@@ -291,6 +300,9 @@ fn commit(
                 Some(m) => rows::put_message(&tx, m, now_ms)?,
                 None => rows::delete_message(&tx, *seq)?,
             }
+        }
+        for (seq, pkid) in &batch.pubrecs {
+            rows::set_pubrec(&tx, *seq, *pkid)?;
         }
         tx.commit()
     })();

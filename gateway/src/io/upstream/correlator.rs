@@ -35,7 +35,7 @@
 //! Ids whose PUBREC is queued or sent are what [`Correlator::awaiting_pubrel`] hands to the
 //! rumqttc workaround for upstream issue #664.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::core::upstream::Token;
 
@@ -115,6 +115,10 @@ pub(crate) struct Correlator {
     unsubs_sent: BTreeMap<u16, VecDeque<Req>>,
     /// Incoming QoS 2 ids between PUBLISH and PUBREL.
     incoming_qos2: BTreeMap<u16, Inbound>,
+    /// Publishes (by token) whose PUBREC is to be held until `release`.
+    hold: BTreeSet<Token>,
+    /// Publishes whose PUBREC is held, by packet id.
+    held: BTreeMap<u16, Req>,
 }
 
 impl Correlator {
@@ -215,7 +219,47 @@ impl Correlator {
 
     /// `Incoming::PubComp(pkid)`: the QoS 2 publish is done.
     pub(crate) fn pubcomp(&mut self, pkid: u16) -> Option<Token> {
-        self.awaiting_comp.remove(&pkid).map(|r| r.token)
+        let req = self.awaiting_comp.remove(&pkid)?;
+        self.hold.remove(&req.token);
+        Some(req.token)
+    }
+
+    /// The PUBREC of publish `token` is to be held until [`Correlator::release`].
+    pub(crate) fn hold(&mut self, token: Token) {
+        self.hold.insert(token);
+    }
+
+    /// An incoming PUBREC for `pkid`: the token of its publish if the PUBREC is to be held
+    /// (not handed to rumqttc, which would answer PUBREL at once).
+    pub(crate) fn hold_pubrec(&mut self, pkid: u16) -> Option<Token> {
+        let token = self.awaiting_ack.get(&pkid)?.token;
+        if !self.hold.contains(&token) {
+            return None;
+        }
+        let req = self.awaiting_ack.remove(&pkid)?;
+        self.held.insert(pkid, req);
+        Some(token)
+    }
+
+    /// `Release` of publish `token`: the packet id of its held PUBREC, to hand to rumqttc now
+    /// (PUBCOMP follows), or `None` when it has not arrived (it will then pass at once).
+    pub(crate) fn release(&mut self, token: Token) -> Option<u16> {
+        self.hold.remove(&token);
+        let pkid = self
+            .held
+            .iter()
+            .find(|(_, r)| r.token == token)
+            .map(|(pkid, _)| *pkid)?;
+        let req = self.held.remove(&pkid)?;
+        self.awaiting_comp.insert(pkid, req);
+        Some(pkid)
+    }
+
+    /// `Resume`: a PUBREL for `pkid` (a publish of an earlier run) is sent; its PUBCOMP
+    /// reports `token` done.
+    pub(crate) fn resume(&mut self, token: Token, pkid: u16) {
+        let req = self.req(token, 2);
+        self.awaiting_comp.insert(pkid, req);
     }
 
     /// `Incoming::SubAck(pkid)`.
@@ -250,7 +294,12 @@ impl Correlator {
                 .into_values()
                 .flatten(),
         );
-        if !session_present {
+        let held = std::mem::take(&mut self.held);
+        if session_present {
+            // rumqttc replays their PUBLISH; the broker answers PUBREC again.
+            self.awaiting_ack.extend(held);
+        } else {
+            lost.extend(held.into_values());
             lost.extend(std::mem::take(&mut self.awaiting_ack).into_values());
             lost.extend(std::mem::take(&mut self.awaiting_comp).into_values());
             lost.extend(self.collided.take().map(|(_, r)| r));
@@ -260,6 +309,9 @@ impl Correlator {
             self.incoming_qos2.clear();
         }
         self.unsent = Unsent::default();
+        for r in &lost {
+            self.hold.remove(&r.token);
+        }
         lost.retain(|r| r.qos > 0);
         lost.sort_by_key(|r| r.seq);
         lost.into_iter().map(|r| r.token).collect()

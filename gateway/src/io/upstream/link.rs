@@ -25,7 +25,8 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use rumqttc::{
     ConnectReturnCode, ConnectionError, Disconnect, Event, EventLoop, Outgoing, Packet, PingReq,
-    PubAck, PubRec, Publish, QoS, Request, StateError, Subscribe, SubscribeReasonCode, Unsubscribe,
+    PubAck, PubRec, PubRel, Publish, QoS, Request, StateError, Subscribe, SubscribeReasonCode,
+    Unsubscribe,
 };
 use tokio::sync::{Notify, mpsc::UnboundedSender, watch};
 use tokio::time::Instant;
@@ -72,6 +73,13 @@ pub(crate) enum OutCmd {
     Ack { pkid: u16, qos: QoS },
     /// DISCONNECT.
     Disconnect,
+    /// Hold the PUBREC of publish `token` until `Release` (a control command: it does not wait
+    /// for room in the inflight window, nor do the two below).
+    Hold { token: Token },
+    /// Send the PUBREL of publish `token` (now, if its PUBREC is held).
+    Release { token: Token },
+    /// Send PUBREL for `pkid`, a publish of an earlier run; its PUBCOMP completes `token`.
+    Resume { token: Token, pkid: u16 },
 }
 
 /// State shared by the connector and the link task (behind a std `Mutex`, held briefly).
@@ -81,6 +89,8 @@ pub(crate) struct LinkShared {
     pub(crate) corr: Correlator,
     /// Commands not yet taken by the connection, oldest first.
     pub(crate) outbox: VecDeque<OutCmd>,
+    /// Control commands (`Hold`, `Release`, `Resume`), handled first in every turn.
+    pub(crate) control: VecDeque<OutCmd>,
 }
 
 /// The rumqttc request for `cmd`, recorded for correlation (before rumqttc can report its
@@ -115,6 +125,10 @@ fn request(corr: &mut Correlator, cmd: OutCmd) -> Request {
             }
         }
         OutCmd::Disconnect => Request::Disconnect(Disconnect),
+        // Control commands never go through here; a disconnect is harmless if one did.
+        OutCmd::Hold { .. } | OutCmd::Release { .. } | OutCmd::Resume { .. } => {
+            Request::PingReq(PingReq)
+        }
     }
 }
 
@@ -281,7 +295,9 @@ impl LinkTask {
             if self.dispatch(connected_since) == Flow::Done {
                 return Polled::Done;
             }
-            if self.can_send() && !lock(&self.shared).outbox.is_empty() {
+            if (self.can_send() && !lock(&self.shared).outbox.is_empty())
+                || !lock(&self.shared).control.is_empty()
+            {
                 // Events queued commands (a QoS 2 re-ack): send them first.
                 continue;
             }
@@ -341,7 +357,7 @@ impl LinkTask {
     /// Sends the session's replays, then commands from the outbox while the window has room;
     /// one flush for all of them.
     async fn send_waiting(&mut self, flush_timeout: Duration) -> Result<(), ConnectionError> {
-        let mut wrote = false;
+        let mut wrote = self.control().await?;
         while let Some(request) = self.eventloop.pending.pop_front() {
             wrote |= self.write(request).await?;
         }
@@ -362,6 +378,63 @@ impl LinkTask {
         Ok(())
     }
 
+    /// Handles the control commands (held PUBRECs); true if anything was written.
+    async fn control(&mut self) -> Result<bool, ConnectionError> {
+        let mut wrote = false;
+        loop {
+            let (cmd, pkid) = {
+                let mut guard = lock(&self.shared);
+                let shared = &mut *guard;
+                let Some(cmd) = shared.control.pop_front() else {
+                    break;
+                };
+                let pkid = match &cmd {
+                    OutCmd::Hold { token } => {
+                        shared.corr.hold(*token);
+                        None
+                    }
+                    OutCmd::Release { token } => shared.corr.release(*token),
+                    OutCmd::Resume { token, pkid } if self.resumable(*pkid) => {
+                        shared.corr.resume(*token, *pkid);
+                        Some(*pkid)
+                    }
+                    _ => None,
+                };
+                (cmd, pkid)
+            };
+            match (cmd, pkid) {
+                (OutCmd::Release { .. }, Some(pkid)) => {
+                    // The held PUBREC goes to rumqttc now; it answers PUBREL.
+                    let pubrec = Packet::PubRec(PubRec::new(pkid));
+                    if let Some(pubrel) = self.eventloop.state.handle_incoming_packet(pubrec)? {
+                        self.write_packet(pubrel).await?;
+                        wrote = true;
+                    }
+                }
+                (OutCmd::Resume { pkid, .. }, Some(_)) => {
+                    wrote |= self.write(Request::PubRel(PubRel::new(pkid))).await?;
+                }
+                (OutCmd::Resume { token, pkid }, None) => {
+                    // rumqttc tracks packet ids up to its inflight window only.
+                    tracing::error!(link = %self.link, pkid, "cannot resume a QoS 2 publish \
+                        beyond the inflight window (upstream.inflight was lowered?); its PUBREL \
+                        is not sent");
+                    self.emit(UpstreamEvent::PublishDone {
+                        link: self.link,
+                        token,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Whether rumqttc's state can track a PUBREL for `pkid`.
+    fn resumable(&self, pkid: u16) -> bool {
+        pkid != 0 && pkid <= self.eventloop.mqtt_options.inflight()
+    }
+
     /// Reads every packet that has arrived (up to [`READ_BATCH`]), answering each through
     /// rumqttc's state, and flushes the answers once.
     async fn incoming(
@@ -372,7 +445,18 @@ impl LinkTask {
         let mut next = Some(first);
         let mut read = 0;
         while let Some(packet) = next.take() {
-            if let Some(reply) = self.eventloop.state.handle_incoming_packet(packet)? {
+            let held = match &packet {
+                Packet::PubRec(rec) => lock(&self.shared).corr.hold_pubrec(rec.pkid),
+                _ => None,
+            };
+            if let (Some(token), Packet::PubRec(rec)) = (held, &packet) {
+                // Not handed to rumqttc: no PUBREL until the core's `Release`.
+                self.emit(UpstreamEvent::PubrecHeld {
+                    link: self.link,
+                    token,
+                    pkid: rec.pkid,
+                });
+            } else if let Some(reply) = self.eventloop.state.handle_incoming_packet(packet)? {
                 self.write_packet(reply).await?;
             }
             read += 1;

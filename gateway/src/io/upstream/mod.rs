@@ -400,6 +400,17 @@ impl RumqttcConnector {
         self.closing.push(handle.task);
     }
 
+    /// Queues a control command (held PUBRECs) for the link; it does not wait for the window.
+    fn control(&mut self, link: LinkId, cmd: OutCmd) {
+        match self.links.get(&link) {
+            Some(handle) => {
+                lock(&handle.shared).control.push_back(cmd);
+                handle.wake.notify_one();
+            }
+            None => tracing::warn!(%link, ?cmd, "command for an unknown link dropped"),
+        }
+    }
+
     fn submit(&mut self, link: LinkId, cmd: OutCmd) {
         match self.links.get(&link) {
             Some(handle) if handle.task.is_finished() => {
@@ -476,6 +487,13 @@ impl UpstreamConnector for RumqttcConnector {
                     };
                     self.submit(link, ack);
                 }
+            }
+            UpstreamCmd::HoldRelease { link, token } => {
+                self.control(link, OutCmd::Hold { token });
+            }
+            UpstreamCmd::Release { link, token } => self.control(link, OutCmd::Release { token }),
+            UpstreamCmd::Resume { link, token, pkid } => {
+                self.control(link, OutCmd::Resume { token, pkid });
             }
             UpstreamCmd::Close { link, graceful } => {
                 let deadline = Instant::now() + self.endpoint.connect_timeout;
