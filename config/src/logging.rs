@@ -2,9 +2,17 @@
 //! `--log` directives (or the binary's environment variable), as text or JSON lines.
 //!
 //! Colours are written only when stderr is a terminal and `NO_COLOR` is unset or empty, so the
-//! journal and log files get plain text.
+//! journal and log files get plain text. When stderr is the systemd journal (`JOURNAL_STREAM`
+//! names it), text lines carry no timestamp of their own (the journal stamps each line) and
+//! start with the syslog priority of their level (`<3>` error, `<4>` warn, `<6>` info, `<7>`
+//! debug and trace), which the journal takes as the line's priority (`journalctl -p warning`).
 
 use std::io::IsTerminal;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Log output formats (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,11 +88,72 @@ pub fn init(directives: &str, format: LogFormat) -> Result<(), LogError> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(colour(std::io::stderr().is_terminal(), no_color.as_deref()));
+    let journal = std::env::var("JOURNAL_STREAM")
+        .ok()
+        .is_some_and(|stream| stderr_is(&stream));
     match format {
         LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text if journal => builder
+            .event_format(JournalPriority(plain_text()))
+            .try_init(),
         LogFormat::Text => builder.compact().try_init(),
     }
     .map_err(|e| LogError::AlreadyInstalled(e.to_string()))
+}
+
+/// Whether stderr is the stream `JOURNAL_STREAM` names (`<device>:<inode>`, as systemd sets
+/// it for a service whose output goes to the journal). A child whose stderr was redirected
+/// elsewhere inherits the variable, so the file itself is compared.
+fn stderr_is(journal_stream: &str) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = journal_stream.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// The syslog priority of a level, as the journal reads it from a `<N>` line prefix.
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+/// Text lines for the journal: `<N>` (the level's syslog priority) before the inner format.
+struct JournalPriority<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for JournalPriority<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// The compact text format without colours or timestamps (what the journal variant wraps).
+fn plain_text() -> format::Format<format::Compact, ()> {
+    format::format().compact().with_ansi(false).without_time()
 }
 
 /// The directives with every bare word checked: a level stays, a common synonym becomes the
@@ -154,6 +223,23 @@ mod tests {
         assert!(!colour(true, Some("1".as_ref())));
         assert!(!colour(false, None));
         assert!(!colour(false, Some("".as_ref())));
+    }
+
+    #[test]
+    fn journal_lines_carry_the_syslog_priority_of_their_level() {
+        assert_eq!(priority(Level::ERROR), 3);
+        assert_eq!(priority(Level::WARN), 4);
+        assert_eq!(priority(Level::INFO), 6);
+        assert_eq!(priority(Level::DEBUG), 7);
+        assert_eq!(priority(Level::TRACE), 7);
+    }
+
+    #[test]
+    fn a_malformed_journal_stream_is_not_taken_for_stderr() {
+        assert!(!stderr_is(""));
+        assert!(!stderr_is("12"));
+        assert!(!stderr_is("a:b"));
+        assert!(!stderr_is("0:0"));
     }
 
     #[test]

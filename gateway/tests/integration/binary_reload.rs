@@ -354,3 +354,73 @@ fn a_registry_filled_by_pairing_since_the_start_is_protected_as_well() {
     drop(gw);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Under systemd with its output in the journal (`JOURNAL_STREAM` names stderr), log lines carry
+/// their syslog priority as a `<N>` prefix and no timestamp of their own; with the variable
+/// inherited but stderr elsewhere (here: its value names another file), lines are as usual.
+#[test]
+fn log_lines_for_the_journal_carry_their_priority_and_no_second_timestamp() {
+    use std::os::unix::fs::MetadataExt;
+    let run = |journal_names_stderr: bool| -> String {
+        let dir = TempDir::new("journal");
+        let udp = free_udp_port();
+        let broker = free_tcp_port();
+        std::fs::write(
+            dir.join("gateway.toml"),
+            format!(
+                "[[listeners.udp]]\nbind = \"127.0.0.1:{udp}\"\n[upstream]\nurl = \"embedded://127.0.0.1:{broker}\"\n[http]\nlisten = \"off\"\n"
+            ),
+        )
+        .unwrap();
+        let log_path = dir.join("gateway.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let named = if journal_names_stderr {
+            log.metadata().unwrap()
+        } else {
+            std::fs::metadata(dir.join("gateway.toml")).unwrap()
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_mqtt-sn-gateway"))
+            .arg("--config")
+            .arg(dir.join("gateway.toml"))
+            .args(["--log", "info"])
+            .env("JOURNAL_STREAM", format!("{}:{}", named.dev(), named.ino()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let gw: Gateway = Killed(child);
+        // The start-up lines up to the broker link's health are enough to see the format.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("upstream health up=true")
+        {
+            assert!(Instant::now() < deadline, "the gateway did not get ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(gw);
+        std::fs::read_to_string(&log_path).unwrap()
+    };
+
+    let journal = run(true);
+    let lines: Vec<&str> = journal.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(
+            line.starts_with("<6>") || line.starts_with("<4>") || line.starts_with("<3>"),
+            "no priority prefix: {line:?}\n{journal}"
+        );
+        assert!(
+            !line.contains("Z ") && !line.starts_with("20"),
+            "a timestamp of its own: {line:?}"
+        );
+    }
+    assert!(lines.iter().any(|l| l.starts_with("<6> INFO")), "{journal}");
+
+    let file = run(false);
+    assert!(
+        file.lines().next().is_some_and(|l| l.starts_with("20")),
+        "plain lines start with a timestamp: {file}"
+    );
+    assert!(!file.contains("<6>"), "{file}");
+}
