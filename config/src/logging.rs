@@ -77,7 +77,17 @@ impl LogError {
 ///
 /// [`LogError::Filter`] for bad directives; [`LogError::AlreadyInstalled`] when called twice.
 pub fn init(directives: &str, format: LogFormat) -> Result<(), LogError> {
-    let understood = levels(directives)?;
+    init_quiet(directives, format, &[])
+}
+
+/// [`init`], with the log targets in `quiet` (e.g. a library's chatty crate) off unless the
+/// directives name them.
+///
+/// # Errors
+///
+/// As [`init`]; errors name the directives as given.
+pub fn init_quiet(directives: &str, format: LogFormat, quiet: &[&str]) -> Result<(), LogError> {
+    let understood = with_quiet(&levels(directives)?, quiet);
     let filter =
         tracing_subscriber::EnvFilter::try_new(&understood).map_err(|source| LogError::Filter {
             directives: directives.to_owned(),
@@ -99,6 +109,19 @@ pub fn init(directives: &str, format: LogFormat) -> Result<(), LogError> {
         LogFormat::Text => builder.compact().try_init(),
     }
     .map_err(|e| LogError::AlreadyInstalled(e.to_string()))
+}
+
+/// `understood` directives with `target=off` added for each target in `quiet` they do not name.
+fn with_quiet(understood: &str, quiet: &[&str]) -> String {
+    let mut out = understood.to_owned();
+    for target in quiet.iter().filter(|t| !understood.contains(**t)) {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(target);
+        out.push_str("=off");
+    }
+    out
 }
 
 /// Whether stderr is the stream `JOURNAL_STREAM` names (`<device>:<inode>`, as systemd sets
@@ -223,6 +246,17 @@ mod tests {
         assert!(!colour(true, Some("1".as_ref())));
         assert!(!colour(false, None));
         assert!(!colour(false, Some("".as_ref())));
+    }
+
+    #[test]
+    fn quiet_targets_are_off_unless_the_directives_name_them() {
+        assert_eq!(with_quiet("info", &["rumqttd"]), "info,rumqttd=off");
+        assert_eq!(with_quiet("", &["rumqttd"]), "rumqttd=off");
+        assert_eq!(
+            with_quiet("info,rumqttd=warn", &["rumqttd"]),
+            "info,rumqttd=warn"
+        );
+        assert_eq!(with_quiet("debug", &[]), "debug");
     }
 
     #[test]

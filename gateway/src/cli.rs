@@ -114,7 +114,8 @@ pub struct Cli {
     pub storage: Option<String>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
-    /// "info,gateway=debug".
+    /// "info,gateway=debug". The embedded broker's own lines are off unless the filter names
+    /// it ("info,rumqttd=warn").
     #[arg(
         long,
         global = true,

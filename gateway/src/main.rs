@@ -168,7 +168,9 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     resolve_storage(cli, &mut settings.io.storage);
-    if let Err(e) = sn_config::logging::init(&cli.log, cli.log_format) {
+    // The embedded broker (rumqttd) logs every connection at info and ordinary disconnects,
+    // the gateway's own readiness probe among them, as errors: off unless `--log` names it.
+    if let Err(e) = sn_config::logging::init_quiet(&cli.log, cli.log_format, &["rumqttd"]) {
         eprintln!("error: {e}");
         return ExitCode::from(e.exit_code());
     }

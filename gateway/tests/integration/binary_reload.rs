@@ -416,6 +416,8 @@ fn log_lines_for_the_journal_carry_their_priority_and_no_second_timestamp() {
         );
     }
     assert!(lines.iter().any(|l| l.starts_with("<6> INFO")), "{journal}");
+    // The embedded broker's own lines are off by default.
+    assert!(!journal.contains("rumqttd"), "{journal}");
 
     let file = run(false);
     assert!(
