@@ -34,8 +34,6 @@ struct Answer {
 #[derive(Debug)]
 struct Held {
     client_id: String,
-    /// The client's MsgId (0 for QoS 0 and −1).
-    msg_id: u16,
     topic: String,
     payload: Bytes,
     qos: MqttQos,
@@ -72,7 +70,9 @@ pub(crate) struct Custody {
     /// Messages held per client.
     per_client: BTreeMap<String, usize>,
     /// QoS 2 messages read back after a restart, by client and MsgId: the client may not have
-    /// heard their PUBREC, and its retransmission (DUP set) is answered, not taken again.
+    /// heard their PUBREC, and its retransmission (DUP set) is answered, not taken again, even
+    /// once the message has left custody. An entry goes when the client sends PUBREL for the
+    /// MsgId or a new PUBLISH under it (so at most what one restart read back).
     restored_qos2: BTreeMap<(String, u16), u64>,
     /// Held messages the store has not reported durable yet.
     not_durable: BTreeSet<u64>,
@@ -138,9 +138,6 @@ impl Custody {
         }
         if let Some(a) = h.answer {
             self.storing.remove(&(h.client_id.clone(), a.msg_id));
-        }
-        if h.qos == MqttQos::ExactlyOnce {
-            self.restored_qos2.remove(&(h.client_id.clone(), h.msg_id));
         }
         Some(h)
     }
@@ -251,7 +248,6 @@ impl Custody {
         let payload = Bytes::copy_from_slice(m.payload);
         let held = Held {
             client_id: key.clone(),
-            msg_id: m.msg_id,
             topic: m.topic.clone(),
             payload: payload.clone(),
             qos: m.qos,
@@ -465,6 +461,15 @@ impl Gateway {
         };
         if let Some(h) = self.custody.remove(seq) {
             self.out.store(StoreCmd::DeleteMessage { seq });
+            if let Some(pkid) = h.pubrec {
+                // Once the deletion is durable, the link may give the packet id to another
+                // QoS 2 publish (a PUBREL resumed after a crash must find this one or none).
+                let forget = UpstreamCmd::Forget {
+                    link: LinkId::GATEWAY,
+                    pkid,
+                };
+                self.out.after_store(forget);
+            }
             if h.answer_after_broker
                 && let Some(a) = h.answer
             {
@@ -545,7 +550,6 @@ impl Gateway {
                 m.seq,
                 Held {
                     client_id: m.client_id,
-                    msg_id: m.msg_id,
                     topic: m.topic,
                     payload: m.payload,
                     qos: m.qos,

@@ -1142,3 +1142,52 @@ async fn a_held_pubrec_releases_nothing_until_release_and_resumes_by_packet_id_a
         "delivered twice: {later:?}"
     );
 }
+
+/// A packet id released for a held PUBREC is not given to another publish until the core
+/// forgets it (its record is deleted durably): a PUBREL resumed after a crash must never
+/// release a different message. With an inflight window of 2, rumqttc hands out ids 1, 2, 1.
+#[tokio::test]
+async fn a_released_packet_id_is_not_reused_until_it_is_forgotten() {
+    let broker = Mosquitto::start();
+    let endpoint = UpstreamEndpoint {
+        inflight: 2,
+        ..broker.endpoint()
+    };
+    let (mut c, mut ev) = connector(endpoint);
+    up(&mut c, &mut ev, open(1, "gw-reserve")).await;
+    c.execute(UpstreamCmd::HoldRelease {
+        link: LinkId(1),
+        token: Token(10),
+    });
+    c.execute(publish(1, 10, "reserve/a", b"held", 2));
+    let pkid = match ev
+        .expect("PubrecHeld", |e| {
+            matches!(e, UpstreamEvent::PubrecHeld { .. })
+        })
+        .await
+    {
+        UpstreamEvent::PubrecHeld { pkid, .. } => pkid,
+        _ => unreachable!(),
+    };
+    assert_eq!(pkid, 1);
+    c.execute(UpstreamCmd::Release {
+        link: LinkId(1),
+        token: Token(10),
+    });
+    ev.expect("PublishDone 10", is_done(10)).await;
+    c.execute(publish(1, 11, "reserve/b", b"two", 1));
+    ev.expect("PublishDone 11 (packet id 2)", is_done(11)).await;
+    // The next id is 1 again: held back.
+    c.execute(publish(1, 12, "reserve/c", b"three", 2));
+    let early = ev.collect_for(Duration::from_millis(400)).await;
+    assert!(
+        !early.iter().any(is_done(12)),
+        "published under a reserved packet id: {early:?}"
+    );
+    c.execute(UpstreamCmd::Forget {
+        link: LinkId(1),
+        pkid: 1,
+    });
+    ev.expect("PublishDone 12 once forgotten", is_done(12))
+        .await;
+}

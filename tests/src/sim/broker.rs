@@ -483,7 +483,8 @@ impl SimBroker {
             // Only custody with a state database holds PUBRECs; the simulated site has none.
             UpstreamCmd::HoldRelease { link, .. }
             | UpstreamCmd::Release { link, .. }
-            | UpstreamCmd::Resume { link, .. } => self.violation(
+            | UpstreamCmd::Resume { link, .. }
+            | UpstreamCmd::Forget { link, .. } => self.violation(
                 now,
                 format!("held-PUBREC command on {link} from a gateway without a state database"),
             ),

@@ -364,9 +364,27 @@ fn a_qos2_message_is_released_to_the_broker_only_once_its_pubrec_is_stored() {
     h.committed();
     assert_eq!(pubrec_cmds(&mut h), [format!("release {}", token.0)]);
 
+    let stored: Vec<StoredMessage> = h.held.values().cloned().collect();
+
+    // PUBCOMP: the message leaves custody, and once that is committed the link may give the
+    // packet id to another publish.
+    h.upstream(UpstreamEvent::PublishDone {
+        link: LinkId::GATEWAY,
+        token,
+    });
+    assert!(h.held.is_empty());
+    let forgets = |h: &mut Harness| {
+        h.take_cmds()
+            .into_iter()
+            .filter(|c| matches!(c, UpstreamCmd::Forget { pkid: 9, .. }))
+            .count()
+    };
+    assert_eq!(forgets(&mut h), 0, "not before the deletion is committed");
+    h.committed();
+    assert_eq!(forgets(&mut h), 1);
+
     // Killed before the PUBCOMP: after the restart only the PUBREL is sent again, on the
     // resumed session; the client's retransmission (DUP) is answered, not taken again.
-    let stored: Vec<StoredMessage> = h.held.values().cloned().collect();
     let mut h = Harness::new(custody(100, false));
     broker_down(&mut h);
     h.gw.restore_custody(h.now, stored.clone());

@@ -84,6 +84,7 @@ impl Broker {
             | UpstreamCmd::HoldRelease { link, .. }
             | UpstreamCmd::Release { link, .. }
             | UpstreamCmd::Resume { link, .. }
+            | UpstreamCmd::Forget { link, .. }
             | UpstreamCmd::Close { link, .. } => *link,
         };
         if self.mode == UpstreamMode::Aggregating {

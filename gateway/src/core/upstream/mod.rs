@@ -216,6 +216,15 @@ pub enum UpstreamCmd {
         /// The packet id the broker holds the publish under.
         pkid: u16,
     },
+    /// The message released under `pkid` (`Release` or `Resume`) is forgotten durably: a new
+    /// publish may use the packet id again. Until then the link holds back a publish rumqttc
+    /// gives that id, so a PUBREL resumed after a crash can never release a different message.
+    Forget {
+        /// The link.
+        link: LinkId,
+        /// The packet id.
+        pkid: u16,
+    },
     /// Acknowledge an incoming QoS 1/2 message (PUBACK / PUBREC to the broker).
     Ack {
         /// The link it arrived on.

@@ -80,6 +80,8 @@ pub(crate) enum OutCmd {
     Release { token: Token },
     /// Send PUBREL for `pkid`, a publish of an earlier run; its PUBCOMP completes `token`.
     Resume { token: Token, pkid: u16 },
+    /// The message released under `pkid` is forgotten: the id may be used again.
+    Forget { pkid: u16 },
 }
 
 /// State shared by the connector and the link task (behind a std `Mutex`, held briefly).
@@ -126,9 +128,10 @@ fn request(corr: &mut Correlator, cmd: OutCmd) -> Request {
         }
         OutCmd::Disconnect => Request::Disconnect(Disconnect),
         // Control commands never go through here; a disconnect is harmless if one did.
-        OutCmd::Hold { .. } | OutCmd::Release { .. } | OutCmd::Resume { .. } => {
-            Request::PingReq(PingReq)
-        }
+        OutCmd::Hold { .. }
+        | OutCmd::Release { .. }
+        | OutCmd::Resume { .. }
+        | OutCmd::Forget { .. } => Request::PingReq(PingReq),
     }
 }
 
@@ -191,6 +194,11 @@ pub(crate) struct LinkTask {
     pub(crate) done: watch::Sender<Vec<u16>>,
     /// The connector's connection permits (see `MAX_CONNECTING`).
     pub(crate) connecting: Arc<tokio::sync::Semaphore>,
+    /// Packet ids of held publishes released (PUBREL sent) and not yet forgotten by the core.
+    pub(crate) reserved: std::collections::BTreeSet<u16>,
+    /// A publish rumqttc gave a reserved packet id: written once the id is forgotten (nothing
+    /// else is taken from the outbox meanwhile, so the order holds).
+    pub(crate) deferred: Option<Packet>,
 }
 
 impl LinkTask {
@@ -295,7 +303,7 @@ impl LinkTask {
             if self.dispatch(connected_since) == Flow::Done {
                 return Polled::Done;
             }
-            if (self.can_send() && !lock(&self.shared).outbox.is_empty())
+            if (self.can_send() && self.deferred.is_none() && !lock(&self.shared).outbox.is_empty())
                 || !lock(&self.shared).control.is_empty()
             {
                 // Events queued commands (a QoS 2 re-ack): send them first.
@@ -358,10 +366,18 @@ impl LinkTask {
     /// one flush for all of them.
     async fn send_waiting(&mut self, flush_timeout: Duration) -> Result<(), ConnectionError> {
         let mut wrote = self.control().await?;
+        if let Some(packet) = self.deferred.take() {
+            if publish_id(&packet).is_some_and(|id| self.reserved.contains(&id)) {
+                self.deferred = Some(packet);
+            } else {
+                self.write_packet(packet).await?;
+                wrote = true;
+            }
+        }
         while let Some(request) = self.eventloop.pending.pop_front() {
             wrote |= self.write(request).await?;
         }
-        while self.can_send() {
+        while self.can_send() && self.deferred.is_none() {
             let request = {
                 let mut guard = lock(&self.shared);
                 let shared = &mut *guard;
@@ -398,6 +414,10 @@ impl LinkTask {
                         shared.corr.resume(*token, *pkid);
                         Some(*pkid)
                     }
+                    OutCmd::Forget { pkid } => {
+                        self.reserved.remove(pkid);
+                        None
+                    }
                     _ => None,
                 };
                 (cmd, pkid)
@@ -405,6 +425,7 @@ impl LinkTask {
             match (cmd, pkid) {
                 (OutCmd::Release { .. }, Some(pkid)) => {
                     // The held PUBREC goes to rumqttc now; it answers PUBREL.
+                    self.reserved.insert(pkid);
                     let pubrec = Packet::PubRec(PubRec::new(pkid));
                     if let Some(pubrel) = self.eventloop.state.handle_incoming_packet(pubrec)? {
                         self.write_packet(pubrel).await?;
@@ -412,6 +433,7 @@ impl LinkTask {
                     }
                 }
                 (OutCmd::Resume { pkid, .. }, Some(_)) => {
+                    self.reserved.insert(pkid);
                     wrote |= self.write(Request::PubRel(PubRel::new(pkid))).await?;
                 }
                 (OutCmd::Resume { token, pkid }, None) => {
@@ -475,9 +497,14 @@ impl LinkTask {
         self.flush(flush_timeout).await
     }
 
-    /// Hands `request` to rumqttc's state and writes the packet it yields (true if any).
+    /// Hands `request` to rumqttc's state and writes the packet it yields (true if any). A
+    /// publish under a reserved packet id is deferred instead.
     async fn write(&mut self, request: Request) -> Result<bool, ConnectionError> {
         match self.eventloop.state.handle_outgoing_packet(request)? {
+            Some(packet) if publish_id(&packet).is_some_and(|id| self.reserved.contains(&id)) => {
+                self.deferred = Some(packet);
+                Ok(false)
+            }
             Some(packet) => self.write_packet(packet).await.map(|()| true),
             None => Ok(false),
         }
@@ -513,6 +540,8 @@ impl LinkTask {
     /// The connection failed: as rumqttc does, un-acked requests move to `pending`, to be
     /// sent again if the session resumes, and the network is dropped.
     fn failed(&mut self, error: ConnectionError) -> Polled {
+        // A deferred publish is in rumqttc's state: `clean` puts it among the replays.
+        self.deferred = None;
         self.eventloop.clean();
         Polled::Error(error)
     }
@@ -578,6 +607,10 @@ impl LinkTask {
                 Event::Incoming(Packet::ConnAck(ack)) => {
                     *connected_since = Some(Instant::now());
                     let lost = corr.connack(ack.session_present);
+                    if !ack.session_present {
+                        // A new broker session: no id of the old one means anything.
+                        self.reserved.clear();
+                    }
                     if ack.session_present {
                         for pkid in corr.awaiting_pubrel() {
                             expect_pubrel(&mut self.eventloop, pkid);
@@ -715,6 +748,14 @@ async fn poll_once(
                 }
             }
         }
+    }
+}
+
+/// The packet id of a QoS 1/2 PUBLISH.
+fn publish_id(packet: &Packet) -> Option<u16> {
+    match packet {
+        Packet::Publish(p) if p.pkid != 0 => Some(p.pkid),
+        _ => None,
     }
 }
 

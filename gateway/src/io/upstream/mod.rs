@@ -312,6 +312,8 @@ impl RumqttcConnector {
             wait_for,
             done: done_tx,
             connecting: self.connecting.clone(),
+            reserved: Default::default(),
+            deferred: None,
         };
         tracing::debug!(%link, %client_id, "opening upstream link");
         let task = tokio::spawn(task.run());
@@ -495,6 +497,7 @@ impl UpstreamConnector for RumqttcConnector {
             UpstreamCmd::Resume { link, token, pkid } => {
                 self.control(link, OutCmd::Resume { token, pkid });
             }
+            UpstreamCmd::Forget { link, pkid } => self.control(link, OutCmd::Forget { pkid }),
             UpstreamCmd::Close { link, graceful } => {
                 let deadline = Instant::now() + self.endpoint.connect_timeout;
                 self.close(link, graceful, deadline);
