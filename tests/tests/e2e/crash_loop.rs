@@ -391,8 +391,8 @@ async fn crash_loop(upstream: &str, config: &str) {
         assert!(beyond.is_empty(), "{name}: readings never sent: {beyond:?}");
         if *qos == QoS::Two {
             // Reported, not failed: broker custody does not store the mote's QoS 2 exchange
-            // yet, and gateway custody still shows a rare duplicate (about one run in ten)
-            // whose cause is not found (docs/storage.md, "QoS 2 across a crash").
+            // yet, and gateway custody still repeats a reading when two kills follow closely
+            // (about one run in ten; docs/storage.md, "QoS 2 across a crash").
             let twice: Vec<(&u32, &u32)> = got.iter().filter(|(_, c)| **c > 1).collect();
             if !twice.is_empty() {
                 eprintln!("{name}: QoS 2 readings delivered more than once: {twice:?}");
