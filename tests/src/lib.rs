@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod interop;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod namespace;
 pub mod ports;
 pub mod sim;
 pub mod sn_client;

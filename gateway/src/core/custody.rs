@@ -73,7 +73,7 @@ pub(crate) struct Custody {
     /// heard their PUBREC, and its retransmission (DUP set) is answered, not taken again, even
     /// once the message has left custody. An entry goes when the client sends PUBREL for the
     /// MsgId or a new PUBLISH under it (so at most what one restart read back).
-    restored_qos2: BTreeMap<(String, u16), u64>,
+    restored_qos2: BTreeSet<(String, u16)>,
     /// Held messages the store has not reported durable yet.
     not_durable: BTreeSet<u64>,
     /// Held messages that may go to the broker and have not been sent (forwarding walks these,
@@ -161,7 +161,7 @@ pub(super) struct Taken<'a> {
 /// again.
 pub(super) fn answer_restored(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) -> bool {
     let key = (s.client_id().to_owned(), msg_id);
-    if !f.custody.restored_qos2.contains_key(&key) {
+    if !f.custody.restored_qos2.contains(&key) {
         return false;
     }
     let a = Answer {
@@ -507,7 +507,7 @@ impl Gateway {
             }
             self.forward_custody();
             // Nothing waits for a store that cannot write: broker acks held for it go out.
-            self.release_acks(u64::MAX);
+            self.release_store_waits(u64::MAX);
         }
         self.out
             .event(GatewayEvent::CustodyFallback { active: failing });
@@ -544,7 +544,7 @@ impl Gateway {
             if m.qos == MqttQos::ExactlyOnce {
                 self.custody
                     .restored_qos2
-                    .insert((m.client_id.clone(), m.msg_id), m.seq);
+                    .insert((m.client_id.clone(), m.msg_id));
             }
             self.custody.insert(
                 m.seq,

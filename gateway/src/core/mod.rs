@@ -110,8 +110,8 @@ pub struct Gateway {
     pairing_until: Option<Instant>,
     /// Client publishes in the gateway's custody (`[storage] custody = "gateway"`).
     custody: custody::Custody,
-    /// Broker acks waiting for the state store (aggregating mode).
-    held_acks: persist::HeldAcks,
+    /// Upstream commands waiting for state-store commits (broker acks, custody PUBRELs).
+    store_waits: persist::StoreWaits,
 }
 
 impl Gateway {
@@ -146,7 +146,7 @@ impl Gateway {
             discovery: discovery::Discovery::new(seed),
             pairing_until: None,
             custody: custody::Custody::default(),
-            held_acks: persist::HeldAcks::default(),
+            store_waits: persist::StoreWaits::default(),
         };
         gw.open_gateway_link();
         gw

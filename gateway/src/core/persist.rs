@@ -26,7 +26,7 @@ use super::upstream::{MqttQos, UpstreamCmd};
 /// stored, and custody sends a QoS 2 PUBREL once the broker's PUBREC is, so a kill loses or
 /// repeats none of them.
 #[derive(Debug, Default)]
-pub(super) struct HeldAcks {
+pub(super) struct StoreWaits {
     /// Store commands the store reported committed.
     committed: u64,
     /// (store commands that must be committed first, command), oldest first.
@@ -37,7 +37,7 @@ impl Gateway {
     /// After an input: queues what the state store must write or delete.
     pub(super) fn persist_changes(&mut self) {
         if !self.cfg.persist_sessions {
-            self.settle_acks();
+            self.settle_store_waits();
             return;
         }
         for client_id in self.table.drain_forgotten() {
@@ -58,21 +58,23 @@ impl Gateway {
                 out.store(StoreCmd::PutSession(Box::new(record(s))));
             }
         });
-        self.settle_acks();
+        self.settle_store_waits();
     }
 
     /// Upstream commands of this input that wait for its writes ([`Outputs::after_store`]):
     /// sent now when nothing is kept (no state database, or it cannot be written), else once
     /// every store command issued so far is committed.
-    fn settle_acks(&mut self) {
+    fn settle_store_waits(&mut self) {
         let mut cmds = std::mem::take(&mut self.out.after_store);
         let upto = self.out.store_issued;
         let at_once = !self.cfg.persist_sessions || self.custody.fallback;
         for cmd in cmds.drain(..) {
-            if at_once || (self.held_acks.committed >= upto && self.held_acks.waiting.is_empty()) {
+            if at_once
+                || (self.store_waits.committed >= upto && self.store_waits.waiting.is_empty())
+            {
                 self.out.command(cmd);
             } else {
-                self.held_acks.waiting.push_back((upto, cmd));
+                self.store_waits.waiting.push_back((upto, cmd));
             }
         }
         self.out.after_store = cmds;
@@ -81,19 +83,19 @@ impl Gateway {
     /// The state store committed the first `n` commands the gateway issued: the upstream
     /// commands that waited for them go out.
     pub fn handle_store_committed(&mut self, _now: Instant, n: u64) {
-        self.held_acks.committed = n;
-        self.release_acks(n);
+        self.store_waits.committed = n;
+        self.release_store_waits(n);
     }
 
     /// Sends the held upstream commands whose writes are among the first `upto` commands.
-    pub(super) fn release_acks(&mut self, upto: u64) {
+    pub(super) fn release_store_waits(&mut self, upto: u64) {
         while self
-            .held_acks
+            .store_waits
             .waiting
             .front()
             .is_some_and(|(after, _)| *after <= upto)
         {
-            if let Some((_, cmd)) = self.held_acks.waiting.pop_front() {
+            if let Some((_, cmd)) = self.store_waits.waiting.pop_front() {
                 self.out.command(cmd);
             }
         }

@@ -17,53 +17,17 @@ use tokio::net::UdpSocket;
 
 const INNER_ENV: &str = "SN_TESTS_INSIDE_NETNS";
 
-/// The inner test's full name in this test binary: this module's path without the crate name,
-/// then the function (`ipv6_multicast::inside_the_namespace_…`).
-fn inner_test() -> String {
-    let module = module_path!()
-        .split_once("::")
-        .map_or("", |(_crate, module)| module);
-    format!("{module}::inside_the_namespace_a_gateway_advertises_and_answers_searchgw_over_ipv6")
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 #[test]
 fn ipv6_discovery_works_over_a_veth_pair_in_a_private_network_namespace() {
-    if !is_root() {
+    if !sn_tests::namespace::is_root() {
         eprintln!("skipping IPv6 multicast test: creating a network namespace needs root");
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let inner = inner_test();
-    let out = Command::new("unshare")
-        .args(["-n", "--"])
-        .arg(exe)
-        .args([
-            "--exact",
-            inner.as_str(),
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER_ENV, "1")
-        .output()
-        .expect("run unshare (util-linux)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let inner = sn_tests::namespace::inner_test(
+        module_path!(),
+        "inside_the_namespace_a_gateway_advertises_and_answers_searchgw_over_ipv6",
     );
-    assert!(out.status.success(), "inner test failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "the inner test did not run:\n{text}"
-    );
+    sn_tests::namespace::run_inner(&["-n"], &inner, INNER_ENV).unwrap();
 }
 
 fn ip(args: &[&str]) {

@@ -296,8 +296,35 @@ async fn a_state_file_of_a_newer_gateway_stops_the_start_with_a_message_naming_i
     assert!(log.contains("newer"), "{log}");
 }
 
-/// Motes publishing QoS 1 readings (`<mote>:<seq>` on a predefined topic) one after the other,
-/// each waiting for its PUBACK; returns how many each got accepted.
+/// Reading `seq` of mote `name` (`<name>:<seq>`) at QoS 1 on predefined topic 1 (MsgId
+/// `seq % 60 000 + 1`); returns the PUBACK's return code.
+pub(crate) async fn publish_reading(mote: &SnClient, name: &str, seq: u32) -> ReturnCode {
+    let data = format!("{name}:{seq}");
+    let msg_id = u16::try_from(seq % 60_000).unwrap() + 1;
+    mote.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::One,
+        retain: false,
+        topic: TopicRef::Predefined(1),
+        msg_id,
+        data: data.as_bytes(),
+    }))
+    .await
+    .unwrap();
+    loop {
+        match mote.recv().await.unwrap().packet().unwrap() {
+            Packet::Puback {
+                msg_id: m,
+                return_code,
+                ..
+            } if m == msg_id => return return_code,
+            _ => continue,
+        }
+    }
+}
+
+/// Motes publishing QoS 1 readings ([`publish_reading`]) one after the other, each waiting for
+/// its PUBACK; returns how many each got accepted.
 async fn publish_readings(
     mote: SnClient,
     name: String,
@@ -306,28 +333,7 @@ async fn publish_readings(
 ) -> (String, u32) {
     let mut seq = 0u32;
     while tokio::time::Instant::now() < until {
-        let data = format!("{name}:{seq}");
-        let msg_id = u16::try_from(seq % 60_000).unwrap() + 1;
-        mote.send(&Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::One,
-            retain: false,
-            topic: TopicRef::Predefined(1),
-            msg_id,
-            data: data.as_bytes(),
-        }))
-        .await
-        .unwrap();
-        let rc = loop {
-            match mote.recv().await.unwrap().packet().unwrap() {
-                Packet::Puback {
-                    msg_id: m,
-                    return_code,
-                    ..
-                } if m == msg_id => break return_code,
-                _ => continue,
-            }
-        };
+        let rc = publish_reading(&mote, &name, seq).await;
         assert_eq!(rc, ReturnCode::Accepted, "{name} #{seq}");
         seq += 1;
         tokio::time::sleep(every).await;

@@ -10,58 +10,23 @@ use std::process::Command;
 use std::time::Duration;
 
 use rumqttc::QoS as MqttQoS;
-use sn_codec::{Packet, Publish, QoS, ReturnCode, TopicRef};
+use sn_codec::ReturnCode;
 use sn_tests::daemon::{Daemon, DaemonOptions};
 use sn_tests::{Mosquitto, SnClient, Subscriber};
 
 const INNER_ENV: &str = "SN_TESTS_INSIDE_MOUNT_NS";
 
-/// The inner test's full name in this test binary (`storage_faults::inside_…`).
-fn inner_test() -> String {
-    let module = module_path!()
-        .split_once("::")
-        .map_or("", |(_crate, module)| module);
-    format!("{module}::inside_the_namespace_a_full_disk_and_a_read_only_mount_cost_no_reading")
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 #[test]
 fn a_full_disk_and_a_read_only_state_directory_leave_the_gateway_running_in_broker_custody() {
-    if !is_root() {
+    if !sn_tests::namespace::is_root() {
         eprintln!("skipping the full-disk test: mounting a tmpfs needs root");
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let inner = inner_test();
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "--"])
-        .arg(exe)
-        .args([
-            "--exact",
-            inner.as_str(),
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER_ENV, "1")
-        .output()
-        .expect("run unshare (util-linux)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let inner = sn_tests::namespace::inner_test(
+        module_path!(),
+        "inside_the_namespace_a_full_disk_and_a_read_only_mount_cost_no_reading",
     );
-    assert!(out.status.success(), "inner test failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "the inner test did not run:\n{text}"
-    );
+    sn_tests::namespace::run_inner(&["-m", "--propagation", "private"], &inner, INNER_ENV).unwrap();
 }
 
 fn mount(args: &[&str]) {
@@ -114,31 +79,17 @@ async fn until_metric(daemon: &Daemon, line: &str, within: Duration) {
 
 /// QoS 1 readings `<name>:<seq>` for `seqs` on predefined topic 1, each acknowledged before
 /// the next.
-async fn publish(mote: &SnClient, name: &str, seqs: std::ops::Range<u16>) {
+async fn publish(mote: &SnClient, name: &str, seqs: std::ops::Range<u32>) {
     for seq in seqs {
-        let data = format!("{name}:{seq}");
-        mote.send(&Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::One,
-            retain: false,
-            topic: TopicRef::Predefined(1),
-            msg_id: seq + 1,
-            data: data.as_bytes(),
-        }))
-        .await
-        .unwrap();
-        let rc = loop {
-            match mote.recv().await.unwrap().packet().unwrap() {
-                Packet::Puback {
-                    msg_id,
-                    return_code,
-                    ..
-                } if msg_id == seq + 1 => break return_code,
-                _ => continue,
-            }
-        };
+        let rc = super::storage::publish_reading(mote, name, seq).await;
         assert_eq!(rc, ReturnCode::Accepted, "{name}:{seq}");
     }
+}
+
+/// Waits (≤ `within`) until `/metrics` says the state database is failing or not.
+async fn until_failing(daemon: &Daemon, failing: bool, within: Duration) {
+    let line = format!("mqttsn_gateway_storage_failing {}", u8::from(failing));
+    until_metric(daemon, &line, within).await;
 }
 
 /// Every reading `<name>:0` … `<name>:{count - 1}` arrives, in order (QoS 1 duplicates
@@ -199,22 +150,12 @@ async fn inside_the_namespace_a_full_disk_and_a_read_only_mount_cost_no_reading(
         ReturnCode::Accepted
     );
     publish(&mote, "disk-mote", 0..5).await;
-    until_metric(
-        &daemon,
-        "mqttsn_gateway_storage_failing 0",
-        Duration::from_secs(5),
-    )
-    .await;
+    until_failing(&daemon, false, Duration::from_secs(5)).await;
 
     let filler = state.path().join("filler");
     fill(&filler);
     publish(&mote, "disk-mote", 5..25).await;
-    until_metric(
-        &daemon,
-        "mqttsn_gateway_storage_failing 1",
-        Duration::from_secs(10),
-    )
-    .await;
+    until_failing(&daemon, true, Duration::from_secs(10)).await;
     let health = get(&daemon, "/healthz").await;
     assert!(health.contains("cannot be written"), "{health}");
     let log = daemon.log();
@@ -223,12 +164,7 @@ async fn inside_the_namespace_a_full_disk_and_a_read_only_mount_cost_no_reading(
     assert!(log.contains("acknowledged after the broker"), "{log}");
 
     std::fs::remove_file(&filler).unwrap();
-    until_metric(
-        &daemon,
-        "mqttsn_gateway_storage_failing 0",
-        Duration::from_secs(15),
-    )
-    .await;
+    until_failing(&daemon, false, Duration::from_secs(15)).await;
     assert!(daemon.log().contains("gateway custody resumes"));
     publish(&mote, "disk-mote", 25..30).await;
     expect_readings(&mut readings, "disk-mote", 30).await;
@@ -244,23 +180,13 @@ async fn inside_the_namespace_a_full_disk_and_a_read_only_mount_cost_no_reading(
         ReturnCode::Accepted
     );
     publish(&mote, "ro-mote", 0..10).await;
-    until_metric(
-        &daemon,
-        "mqttsn_gateway_storage_failing 1",
-        Duration::from_secs(10),
-    )
-    .await;
+    until_failing(&daemon, true, Duration::from_secs(10)).await;
     let health = get(&daemon, "/healthz").await;
     assert!(health.contains("cannot be written"), "{health}");
     expect_readings(&mut readings, "ro-mote", 10).await;
 
     mount(&["-o", "remount,rw", &state_dir]);
-    until_metric(
-        &daemon,
-        "mqttsn_gateway_storage_failing 0",
-        Duration::from_secs(15),
-    )
-    .await;
+    until_failing(&daemon, false, Duration::from_secs(15)).await;
     daemon.stop().await;
     drop(broker);
 }

@@ -73,8 +73,13 @@ pub(crate) enum OutCmd {
     Ack { pkid: u16, qos: QoS },
     /// DISCONNECT.
     Disconnect,
-    /// Hold the PUBREC of publish `token` until `Release` (a control command: it does not wait
-    /// for room in the inflight window, nor do the two below).
+}
+
+/// A command about held PUBRECs. Unlike an [`OutCmd`] it never waits for room in the inflight
+/// window: it is handled first in every turn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Control {
+    /// Hold the PUBREC of publish `token` until `Release`.
     Hold { token: Token },
     /// Send the PUBREL of publish `token` (now, if its PUBREC is held).
     Release { token: Token },
@@ -91,8 +96,8 @@ pub(crate) struct LinkShared {
     pub(crate) corr: Correlator,
     /// Commands not yet taken by the connection, oldest first.
     pub(crate) outbox: VecDeque<OutCmd>,
-    /// Control commands (`Hold`, `Release`, `Resume`), handled first in every turn.
-    pub(crate) control: VecDeque<OutCmd>,
+    /// Control commands, handled first in every turn.
+    pub(crate) control: VecDeque<Control>,
 }
 
 /// The rumqttc request for `cmd`, recorded for correlation (before rumqttc can report its
@@ -127,11 +132,6 @@ fn request(corr: &mut Correlator, cmd: OutCmd) -> Request {
             }
         }
         OutCmd::Disconnect => Request::Disconnect(Disconnect),
-        // Control commands never go through here; a disconnect is harmless if one did.
-        OutCmd::Hold { .. }
-        | OutCmd::Release { .. }
-        | OutCmd::Resume { .. }
-        | OutCmd::Forget { .. } => Request::PingReq(PingReq),
     }
 }
 
@@ -405,16 +405,16 @@ impl LinkTask {
                     break;
                 };
                 let pkid = match &cmd {
-                    OutCmd::Hold { token } => {
+                    Control::Hold { token } => {
                         shared.corr.hold(*token);
                         None
                     }
-                    OutCmd::Release { token } => shared.corr.release(*token),
-                    OutCmd::Resume { token, pkid } if self.resumable(*pkid) => {
+                    Control::Release { token } => shared.corr.release(*token),
+                    Control::Resume { token, pkid } if self.resumable(*pkid) => {
                         shared.corr.resume(*token, *pkid);
                         Some(*pkid)
                     }
-                    OutCmd::Forget { pkid } => {
+                    Control::Forget { pkid } => {
                         self.reserved.remove(pkid);
                         None
                     }
@@ -423,7 +423,7 @@ impl LinkTask {
                 (cmd, pkid)
             };
             match (cmd, pkid) {
-                (OutCmd::Release { .. }, Some(pkid)) => {
+                (Control::Release { .. }, Some(pkid)) => {
                     // The held PUBREC goes to rumqttc now; it answers PUBREL.
                     self.reserved.insert(pkid);
                     let pubrec = Packet::PubRec(PubRec::new(pkid));
@@ -432,11 +432,11 @@ impl LinkTask {
                         wrote = true;
                     }
                 }
-                (OutCmd::Resume { pkid, .. }, Some(_)) => {
+                (Control::Resume { pkid, .. }, Some(_)) => {
                     self.reserved.insert(pkid);
                     wrote |= self.write(Request::PubRel(PubRel::new(pkid))).await?;
                 }
-                (OutCmd::Resume { token, pkid }, None) => {
+                (Control::Resume { token, pkid }, None) => {
                     // rumqttc tracks packet ids up to its inflight window only.
                     tracing::error!(link = %self.link, pkid, "cannot resume a QoS 2 publish \
                         beyond the inflight window (upstream.inflight was lowered?); its PUBREL \

@@ -51,7 +51,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::backoff::{Backoff, XorShift64};
-use self::link::{LinkCtl, LinkShared, LinkTask, OutCmd, lock};
+use self::link::{Control, LinkCtl, LinkShared, LinkTask, OutCmd, lock};
 use crate::core::config::{ClientIdentity, Credentials};
 use crate::core::upstream::{BrokerRefusal, LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 use crate::io::config::UpstreamEndpoint;
@@ -403,7 +403,7 @@ impl RumqttcConnector {
     }
 
     /// Queues a control command (held PUBRECs) for the link; it does not wait for the window.
-    fn control(&mut self, link: LinkId, cmd: OutCmd) {
+    fn control(&mut self, link: LinkId, cmd: Control) {
         match self.links.get(&link) {
             Some(handle) => {
                 lock(&handle.shared).control.push_back(cmd);
@@ -491,13 +491,13 @@ impl UpstreamConnector for RumqttcConnector {
                 }
             }
             UpstreamCmd::HoldRelease { link, token } => {
-                self.control(link, OutCmd::Hold { token });
+                self.control(link, Control::Hold { token });
             }
-            UpstreamCmd::Release { link, token } => self.control(link, OutCmd::Release { token }),
+            UpstreamCmd::Release { link, token } => self.control(link, Control::Release { token }),
             UpstreamCmd::Resume { link, token, pkid } => {
-                self.control(link, OutCmd::Resume { token, pkid });
+                self.control(link, Control::Resume { token, pkid });
             }
-            UpstreamCmd::Forget { link, pkid } => self.control(link, OutCmd::Forget { pkid }),
+            UpstreamCmd::Forget { link, pkid } => self.control(link, Control::Forget { pkid }),
             UpstreamCmd::Close { link, graceful } => {
                 let deadline = Instant::now() + self.endpoint.connect_timeout;
                 self.close(link, graceful, deadline);
