@@ -69,10 +69,11 @@ pub(crate) struct Custody {
     bytes: u64,
     /// Messages held per client.
     per_client: BTreeMap<String, usize>,
-    /// QoS 2 messages read back after a restart, by client and MsgId: the client may not have
-    /// heard their PUBREC, and its retransmission (DUP set) is answered, not taken again, even
-    /// once the message has left custody. An entry goes when the client sends PUBREL for the
-    /// MsgId or a new PUBLISH under it (so at most what one restart read back).
+    /// QoS 2 messages read back after a restart whose client had no stored session (its
+    /// session keeps its own, `Session::qos2_unreleased`), by client and MsgId: the client may
+    /// not have heard their PUBREC, and its retransmission (DUP set) is answered, not taken
+    /// again, even once the message has left custody. An entry goes when the client sends
+    /// PUBREL for the MsgId or a new PUBLISH under it (so at most what one restart read back).
     restored_qos2: BTreeSet<(String, u16)>,
     /// Held messages the store has not reported durable yet.
     not_durable: BTreeSet<u64>,
@@ -156,26 +157,19 @@ pub(super) struct Taken<'a> {
     pub(super) topic_id: u16,
 }
 
-/// A QoS 2 retransmission (DUP set) of a message a previous run took into custody: the client
-/// may not have heard its PUBREC before the restart. Answered with PUBREC (true), not taken
-/// again.
-pub(super) fn answer_restored(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) -> bool {
-    let key = (s.client_id().to_owned(), msg_id);
-    if !f.custody.restored_qos2.contains(&key) {
-        return false;
-    }
-    let a = Answer {
-        msg_id,
-        topic_id: 0,
-        qos: MqttQos::ExactlyOnce,
-    };
-    answer(s, f, a);
-    true
+/// Whether a QoS 2 MsgId of `s` is one a previous run took into custody for a client without
+/// a stored session (answered PUBREC on a retransmission; a new publish under it, `forget`,
+/// ends that).
+pub(super) fn restored(s: &Session, f: &Flow<'_>, msg_id: u16) -> bool {
+    !f.custody.restored_qos2.is_empty()
+        && f.custody
+            .restored_qos2
+            .contains(&(s.client_id().to_owned(), msg_id))
 }
 
-/// The client released MsgId `msg_id` (PUBREL): a message of a previous run under it is no
-/// longer one it could retransmit.
-pub(super) fn released(s: &Session, f: &mut Flow<'_>, msg_id: u16) {
+/// The client released MsgId `msg_id` (PUBREL), or published anew under it: a message of a
+/// previous run under it is no longer one it could retransmit.
+pub(super) fn forget_restored(s: &Session, f: &mut Flow<'_>, msg_id: u16) {
     if !f.custody.restored_qos2.is_empty() {
         f.custody
             .restored_qos2
@@ -213,10 +207,6 @@ pub(super) fn take(s: &mut Session, f: &mut Flow<'_>, m: Taken<'_>) {
         return;
     }
     let msg_id = m.msg_id;
-    // A new message under this MsgId: an older one of a previous run is no longer meant.
-    f.custody
-        .restored_qos2
-        .remove(&(s.client_id().to_owned(), msg_id));
     let answer = reliable.then_some(Answer {
         msg_id,
         topic_id: m.topic_id,
@@ -480,13 +470,21 @@ impl Gateway {
     }
 
     /// Sends a client the acknowledgement it is owed, if it is still connected.
+    /// A QoS 2 MsgId is kept in the session until the client's PUBREL (stored with a
+    /// CleanSession=0 session), so a retransmission is answered PUBREC and not taken again,
+    /// also once the message has left custody and after a restart.
     fn answer_client(&mut self, now: Instant, client_id: &str, a: Answer) {
         let Some(sid) = self.table.find_client(client_id) else {
             return;
         };
-        if self.table.get(sid).is_some_and(|s| s.state.is_live()) {
-            self.step(sid, now, |s, f| answer(s, f, a));
-        }
+        self.step(sid, now, |s, f| {
+            if a.qos == MqttQos::ExactlyOnce {
+                s.keep_unreleased(a.msg_id);
+            }
+            if s.state.is_live() {
+                answer(s, f, a);
+            }
+        });
     }
 
     /// The state store cannot write (`failing`), or can again. While it cannot, new client
@@ -542,9 +540,19 @@ impl Gateway {
                 Instant::from_millis(now.as_millis().saturating_sub(m.age.as_millis() as u64));
             self.custody.last_seq = self.custody.last_seq.max(m.seq);
             if m.qos == MqttQos::ExactlyOnce {
-                self.custody
-                    .restored_qos2
-                    .insert((m.client_id.clone(), m.msg_id));
+                // The client may not have heard its PUBREC before the restart.
+                match self.table.find_client(&m.client_id) {
+                    Some(sid) => {
+                        if let Some(s) = self.table.get_mut(sid) {
+                            s.keep_unreleased(m.msg_id);
+                        }
+                    }
+                    None => {
+                        self.custody
+                            .restored_qos2
+                            .insert((m.client_id.clone(), m.msg_id));
+                    }
+                }
             }
             self.custody.insert(
                 m.seq,

@@ -7,6 +7,8 @@ use sn_codec::Instant;
 use super::Gateway;
 use super::config::UpstreamMode;
 use super::event::GatewayEvent;
+use super::session::{OwedPubrel, SessionId};
+use super::upstream::seam::Attachment;
 use super::upstream::{LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
 
 impl Gateway {
@@ -19,8 +21,9 @@ impl Gateway {
             } => {
                 let was_up = self.gateway_link_up;
                 self.gateway_link_up = true;
-                // Custody first: a PUBREL it resumes must go out before any new publish can
-                // take the packet id the broker still holds a message under.
+                // Owed PUBRELs first (the clients' and custody's): one must go out before any
+                // new publish can take the packet id the broker still holds a message under.
+                self.resume_shared_pubrels(now, session_present);
                 self.custody_link_up(&lost, session_present);
                 self.publish_status(b"online");
                 if !was_up {
@@ -48,6 +51,40 @@ impl Gateway {
                 self.out.command(UpstreamCmd::Ack { link, delivery });
             }
             _ => {}
+        }
+    }
+
+    /// Aggregating mode: the shared link is up. With the broker's session, the PUBRELs the
+    /// clients' sessions owe on it from before a restart go out; without it they mean nothing
+    /// any more. (Transparent links resume their own, `uplink::resume_owed`.)
+    fn resume_shared_pubrels(&mut self, now: Instant, session_present: bool) {
+        if self.cfg.upstream.mode != UpstreamMode::Aggregating {
+            return;
+        }
+        let owing: Vec<SessionId> = self
+            .table
+            .iter()
+            .filter(|(_, s)| !s.pubrels_owed.is_empty())
+            .map(|(sid, _)| sid)
+            .collect();
+        for sid in owing {
+            self.step(sid, now, |s, f| {
+                if !session_present {
+                    s.pubrels_owed.clear();
+                    return;
+                }
+                let at = Attachment::Shared(sid);
+                for (&pkid, owed) in &mut s.pubrels_owed {
+                    if owed.link.is_none() {
+                        let token = f.out.token();
+                        *owed = OwedPubrel {
+                            token: Some(token),
+                            link: Some(LinkId::GATEWAY),
+                        };
+                        f.up.resume(at, token, pkid, f.out);
+                    }
+                }
+            });
         }
     }
 

@@ -54,6 +54,9 @@ impl Gateway {
             LinkEvent::PublishReceived { token } => {
                 self.step(sid, now, |s, f| uplink::on_publish_received(s, f, token));
             }
+            LinkEvent::PubrecHeld { token, pkid } => {
+                self.step(sid, now, |s, f| uplink::on_pubrec_held(s, f, token, pkid));
+            }
             LinkEvent::Message {
                 delivery,
                 topic,
@@ -99,6 +102,7 @@ impl Gateway {
 pub(super) fn link_up(s: &mut Session, f: &mut Flow<'_>, session_present: bool, lost: &[Token]) {
     s.link_up = true;
     let restore = !session_present || std::mem::take(&mut s.restore_on_up);
+    uplink::resume_owed(s, f, session_present);
     uplink::resend_lost(s, f, lost);
     if restore {
         subscribe::resubscribe_all(s, f);

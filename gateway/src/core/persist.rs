@@ -14,7 +14,7 @@ use sn_codec::{Instant, QoS};
 
 use super::Gateway;
 use super::session::{ConnectPhase, Session, State, SubKind};
-use super::session::{Downlink, InflightStep};
+use super::session::{Downlink, InflightStep, OwedPubrel, UplinkStage};
 use super::store::{
     SessionRecord, StoreCmd, StoredDownlink, StoredState, StoredSubscription, StoredTopicId,
     StoredTopicKind,
@@ -197,6 +197,16 @@ fn apply(s: &mut Session, r: &SessionRecord) {
     for t in &r.topic_ids {
         s.topic_ids.restore(t.id, &t.name, t.confirmed);
     }
+    for &msg_id in &r.qos2_unreleased {
+        s.keep_unreleased(msg_id);
+    }
+    for &pkid in &r.pubrels_owed {
+        let owed = OwedPubrel {
+            token: None,
+            link: None,
+        };
+        s.pubrels_owed.insert(pkid, owed);
+    }
     for m in &r.buffered {
         s.last_downlink += 1;
         s.queue.push_back(Downlink {
@@ -226,6 +236,30 @@ fn buffered(s: &Session) -> impl Iterator<Item = &Downlink> {
         .filter(move |m| m.delivery.is_none() && (m.qos != QoS::Zero || !active))
 }
 
+/// The client's QoS 2 MsgIds not released yet that a restart must know: those kept beside the
+/// exchanges, and those of exchanges whose PUBREC was recorded, ascending.
+fn unreleased(s: &Session) -> Vec<u16> {
+    let mut ids: Vec<u16> = s.qos2_unreleased.iter().copied().collect();
+    ids.extend(
+        s.uplink
+            .values()
+            .filter(|u| u.durable && u.stage != UplinkStage::Released)
+            .map(|u| u.msg_id),
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The packet ids owed a PUBREL at the broker, ascending.
+fn owed(s: &Session) -> Vec<u16> {
+    let mut ids: Vec<u16> = s.pubrels_owed.keys().copied().collect();
+    ids.extend(s.uplink.values().filter_map(|u| u.pkid));
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// The state a session is stored in: what it would resume as after a restart.
 fn stored_state(s: &Session) -> StoredState {
     match s.state {
@@ -252,6 +286,8 @@ fn digest(s: &Session) -> u64 {
     for m in buffered(s) {
         m.n.hash(&mut h);
     }
+    unreleased(s).hash(&mut h);
+    owed(s).hash(&mut h);
     h.finish()
 }
 
@@ -295,5 +331,7 @@ fn record(s: &Session) -> SessionRecord {
                 retain: m.retain,
             })
             .collect(),
+        qos2_unreleased: unreleased(s),
+        pubrels_owed: owed(s),
     }
 }

@@ -122,6 +122,14 @@ pub struct SessionRecord {
     /// Messages buffered while asleep that only the gateway holds, in delivery order (empty
     /// unless asleep).
     pub buffered: Vec<StoredDownlink>,
+    /// QoS 2 MsgIds of the client the gateway accepted (PUBREC sent or owed) that the client
+    /// has not released with PUBREL, ascending: a retransmission after a restart is answered,
+    /// not taken again.
+    pub qos2_unreleased: Vec<u16>,
+    /// Packet ids the broker accepted a QoS 2 publish of the client under and has not
+    /// completed (PUBCOMP), ascending: their PUBREL is sent again on the resumed broker
+    /// session after a restart.
+    pub pubrels_owed: Vec<u16>,
 }
 
 /// A client publish in the gateway's custody: acknowledged to the client once stored, deleted

@@ -111,6 +111,7 @@ fn publish_qos0(s: &Session, f: &mut Flow<'_>, topic: String, data: &[u8], retai
         payload: Bytes::copy_from_slice(data),
         qos: MqttQos::AtMostOnce,
         retain,
+        hold_release: false,
     };
     f.up.publish(at, token, msg, f.out);
 }
@@ -152,8 +153,18 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
         f.reply(s, &reply);
         return;
     }
-    if qos == MqttQos::ExactlyOnce && p.dup && custody::answer_restored(s, f, p.msg_id) {
-        return;
+    if qos == MqttQos::ExactlyOnce
+        && (s.qos2_unreleased.contains(&p.msg_id) || custody::restored(s, f, p.msg_id))
+    {
+        if p.dup {
+            // Accepted before (in custody, or before a restart) and not released yet: the
+            // client did not hear its PUBREC.
+            f.reply(s, &Packet::Pubrec { msg_id: p.msg_id });
+            return;
+        }
+        // A new message under the MsgId: the earlier one is no longer meant.
+        s.qos2_unreleased.remove(&p.msg_id);
+        custody::forget_restored(s, f, p.msg_id);
     }
     if f.cfg.custody.mode == CustodyMode::Gateway && !f.custody.fallback {
         let m = custody::Taken {
@@ -191,9 +202,17 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
             qos,
             retain: p.retain,
             stage: UplinkStage::Sent,
+            pkid: None,
+            durable: false,
         },
     );
     resubmit_uplink(s, f, token);
+}
+
+/// Whether the broker's PUBREC of a QoS 2 publish of `s` is held until the exchange is
+/// recorded: only for a session that is stored (CleanSession=0, a state store that writes).
+fn holds_pubrec(s: &Session, f: &Flow<'_>) -> bool {
+    f.cfg.persist_sessions && !s.clean_session && !f.custody.fallback
 }
 
 /// Sends (again) an uplink publish on the session's current link.
@@ -210,16 +229,19 @@ pub(super) fn resubmit_uplink(s: &Session, f: &mut Flow<'_>, token: Token) {
         payload: u.payload.clone(),
         qos: u.qos,
         retain: u.retain,
+        hold_release: u.qos == MqttQos::ExactlyOnce && holds_pubrec(s, f),
     };
     f.up.publish(at, token, msg, f.out);
 }
 
 /// Requests the broker will never answer after a reconnect (publishes, subscribes and
 /// unsubscribes sent before it) go out again, in their original order.
-pub(super) fn resend_lost(s: &Session, f: &mut Flow<'_>, lost: &[Token]) {
+pub(super) fn resend_lost(s: &mut Session, f: &mut Flow<'_>, lost: &[Token]) {
     let Some(at) = s.upstream() else { return };
     for token in lost {
-        if s.uplink.contains_key(token) {
+        if let Some(u) = s.uplink.get_mut(token) {
+            // The broker lost it: the packet id it had means nothing any more.
+            u.pkid = None;
             resubmit_uplink(s, f, *token);
         } else if let Some(p) = s.pending_subs.get(token) {
             let qos = s.subscriptions.get(&p.filter).map(|(_, q)| *q);
@@ -230,6 +252,27 @@ pub(super) fn resend_lost(s: &Session, f: &mut Flow<'_>, lost: &[Token]) {
             // Asked again under the same token: the answer settles the same entry.
             let _ = f.up.unsubscribe(at, *token, filter.clone(), f.out);
         }
+    }
+}
+
+/// The broker accepted a held QoS 2 publish under `pkid`: recorded in the session, and the
+/// PUBREL goes out once the record is committed (the link then reports `PublishReceived`,
+/// and the client gets its PUBREC). A crash before the commit leaves the broker holding an
+/// unreleased message, which a retransmission publishes afresh; a crash after it finds the
+/// exchange stored.
+pub(super) fn on_pubrec_held(s: &mut Session, f: &mut Flow<'_>, token: Token, pkid: u16) {
+    let Some(link) = s.upstream().and_then(|at| f.up.link(at)) else {
+        return;
+    };
+    let release = super::upstream::UpstreamCmd::Release { link, token };
+    match s.uplink.get_mut(&token) {
+        Some(u) if !f.custody.fallback => {
+            u.pkid = Some(pkid);
+            u.durable = true;
+            f.out.after_store(release);
+        }
+        // Nothing to record (the store cannot write, or the exchange is gone): released now.
+        _ => f.out.command(release),
     }
 }
 
@@ -247,6 +290,12 @@ pub(super) fn on_publish_received(s: &mut Session, f: &mut Flow<'_>, token: Toke
 
 /// The broker completed a publish: PUBACK, or the QoS 2 exchange moves on.
 pub(super) fn on_publish_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
+    let Some(u) = s.uplink.get_mut(&token) else {
+        return owed_pubrel_done(s, f, token);
+    };
+    if let Some(pkid) = u.pkid.take() {
+        forget_pkid(s, f, pkid);
+    }
     let Some(u) = s.uplink.get_mut(&token) else {
         return;
     };
@@ -279,9 +328,61 @@ pub(super) fn on_publish_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
     }
 }
 
+/// The PUBCOMP of a packet id owed a PUBREL outside its exchange: no longer owed.
+fn owed_pubrel_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
+    let done = s
+        .pubrels_owed
+        .iter()
+        .find(|(_, o)| o.token == Some(token))
+        .map(|(pkid, _)| *pkid);
+    if let Some(pkid) = done {
+        s.pubrels_owed.remove(&pkid);
+        forget_pkid(s, f, pkid);
+    }
+}
+
+/// The broker completed the QoS 2 publish under `pkid`: once the session record without it is
+/// committed, the link may give the packet id to another publish (a PUBREL resumed after a
+/// crash must find this message or none).
+fn forget_pkid(s: &Session, f: &mut Flow<'_>, pkid: u16) {
+    if let Some(link) = s.upstream().and_then(|at| f.up.link(at)) {
+        f.out
+            .after_store(super::upstream::UpstreamCmd::Forget { link, pkid });
+    }
+}
+
+/// The session's broker connection is up (transparent mode; the shared link's resumes are
+/// the gateway's, `Gateway::resume_shared_pubrels`): with the broker's session, the PUBRELs
+/// owed from before a restart or a reset connection go out first, before any new request can
+/// take their packet ids; without it they mean nothing any more.
+pub(super) fn resume_owed(s: &mut Session, f: &mut Flow<'_>, session_present: bool) {
+    let Some(at) = s.upstream() else { return };
+    let Some(link) =
+        f.up.link(at)
+            .filter(|l| *l != super::upstream::LinkId::GATEWAY)
+    else {
+        return;
+    };
+    if !session_present {
+        s.pubrels_owed.clear();
+        return;
+    }
+    for (&pkid, owed) in &mut s.pubrels_owed {
+        if owed.link != Some(link) {
+            let token = f.out.token();
+            *owed = super::session::OwedPubrel {
+                token: Some(token),
+                link: Some(link),
+            };
+            f.up.resume(at, token, pkid, f.out);
+        }
+    }
+}
+
 /// PUBREL from the client (QoS 2, second half).
 pub(super) fn on_pubrel(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
-    custody::released(s, f, msg_id);
+    s.qos2_unreleased.remove(&msg_id);
+    custody::forget_restored(s, f, msg_id);
     let found = s
         .uplink
         .iter_mut()

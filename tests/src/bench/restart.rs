@@ -75,6 +75,8 @@ fn record(i: usize, asleep: bool) -> SessionRecord {
                 retain: false,
             })
             .collect(),
+        qos2_unreleased: Vec::new(),
+        pubrels_owed: Vec::new(),
     }
 }
 

@@ -122,6 +122,13 @@ pub(crate) struct Uplink {
     pub(crate) qos: MqttQos,
     pub(crate) retain: bool,
     pub(crate) stage: UplinkStage,
+    /// QoS 2 with a state store: the packet id the broker accepted it under (its PUBREC, held
+    /// by the link until the session record holding it is committed); `None` once the broker
+    /// completed it.
+    pub(crate) pkid: Option<u16>,
+    /// QoS 2: its PUBREC was recorded in the session, so the exchange survives a restart
+    /// (the client's MsgId is kept until its PUBREL).
+    pub(crate) durable: bool,
 }
 
 /// Progress of an uplink QoS 1/2 publish.
@@ -136,6 +143,21 @@ pub(crate) enum UplinkStage {
     /// QoS 2: broker completed before the client's PUBREL.
     Completed,
 }
+
+/// A packet id the broker accepted a QoS 2 publish of the client under (PUBREC) whose PUBCOMP
+/// has not come, outside the publish's own exchange (read back after a restart, or left when
+/// the client's connection was reset): its PUBREL is sent again on a resumed broker session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OwedPubrel {
+    /// The `Resume` (or the original publish) its PUBCOMP reports under.
+    pub(crate) token: Option<Token>,
+    /// The link it was resumed on (`None`: not on any link of this run yet).
+    pub(crate) link: Option<super::upstream::LinkId>,
+}
+
+/// Most QoS 2 MsgIds kept per client awaiting its PUBREL (a client that never releases them
+/// cannot grow the session without bound; the lowest goes first).
+pub(crate) const MAX_UNRELEASED: usize = 64;
 
 /// A subscription request waiting for the broker's SUBACK.
 #[derive(Debug, Clone)]
@@ -230,6 +252,13 @@ pub(crate) struct Session {
     pub(crate) pending_unsubs: BTreeMap<Token, String>,
     /// Uplink QoS 1/2 publishes by token.
     pub(crate) uplink: BTreeMap<Token, Uplink>,
+    /// QoS 2 MsgIds of the client that the gateway accepted and the client has not released
+    /// with PUBREL, beyond those in `uplink` (gateway custody, or read back after a restart):
+    /// a retransmission with DUP set is answered PUBREC, not taken again. Stored
+    /// (CleanSession=0), bounded by [`MAX_UNRELEASED`].
+    pub(crate) qos2_unreleased: BTreeSet<u16>,
+    /// Packet ids owed a PUBREL at the broker, by packet id, beyond those in `uplink`. Stored.
+    pub(crate) pubrels_owed: BTreeMap<u16, OwedPubrel>,
     /// Last PUBACK/PUBCOMP sent per MsgId, to answer retransmissions identically.
     pub(crate) recent_replies: VecDeque<(u16, Instant, sn_codec::MsgType, u16)>,
     /// Topic names the client rejected in a REGACK (not delivered until the next SUBSCRIBE).
@@ -276,6 +305,8 @@ impl Session {
             pending_subs: BTreeMap::new(),
             pending_unsubs: BTreeMap::new(),
             uplink: BTreeMap::new(),
+            qos2_unreleased: BTreeSet::new(),
+            pubrels_owed: BTreeMap::new(),
             recent_replies: VecDeque::new(),
             rejected: BTreeSet::new(),
             queue: VecDeque::new(),
@@ -356,11 +387,27 @@ impl Session {
 
     /// Forgets every exchange tied to the client's connection and upstream link: messages in
     /// flight both ways, queued messages, upstream acks and requests waiting, the sleep.
+    /// A QoS 2 exchange whose PUBREC was recorded outlives the connection: the client's MsgId
+    /// stays until its PUBREL, and the broker's packet id is owed a PUBREL.
     pub(crate) fn reset_exchanges(&mut self) {
         self.inflight = None;
         self.queue.clear();
         self.acks.clear();
-        self.uplink.clear();
+        for (token, u) in std::mem::take(&mut self.uplink) {
+            if !u.durable {
+                continue;
+            }
+            if u.stage != UplinkStage::Released {
+                self.keep_unreleased(u.msg_id);
+            }
+            if let Some(pkid) = u.pkid {
+                let owed = OwedPubrel {
+                    token: Some(token),
+                    link: None,
+                };
+                self.pubrels_owed.insert(pkid, owed);
+            }
+        }
         self.pending_subs.clear();
         self.pending_unsubs.clear();
         self.sleep = None;
@@ -380,8 +427,19 @@ impl Session {
         };
     }
 
+    /// Remembers QoS 2 MsgId `msg_id` of the client until its PUBREL (the lowest is forgotten
+    /// when [`MAX_UNRELEASED`] are kept).
+    pub(crate) fn keep_unreleased(&mut self, msg_id: u16) {
+        if self.qos2_unreleased.len() >= MAX_UNRELEASED && !self.qos2_unreleased.contains(&msg_id) {
+            self.qos2_unreleased.pop_first();
+        }
+        self.qos2_unreleased.insert(msg_id);
+    }
+
     /// Forgets registrations, subscriptions and queued messages (CleanSession=1).
     pub(crate) fn clear_state(&mut self) {
+        self.qos2_unreleased.clear();
+        self.pubrels_owed.clear();
         self.topic_ids.clear();
         self.subscriptions.clear();
         self.pending_subs.clear();

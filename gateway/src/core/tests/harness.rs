@@ -78,6 +78,17 @@ impl Harness {
         store: BTreeMap<String, SessionRecord>,
         now: Instant,
     ) -> Self {
+        Self::restored_with_link(cfg, store, now, false)
+    }
+
+    /// [`Harness::restored`], the gateway's link coming up with the broker's session present
+    /// or not.
+    pub(super) fn restored_with_link(
+        cfg: GatewayConfig,
+        store: BTreeMap<String, SessionRecord>,
+        now: Instant,
+        session_present: bool,
+    ) -> Self {
         let mut gw = Gateway::new(cfg, now, 7);
         gw.restore(now, store.values().cloned().collect());
         let mut h = Harness {
@@ -94,7 +105,7 @@ impl Harness {
         h.drain();
         h.upstream(UpstreamEvent::LinkUp {
             link: LinkId::GATEWAY,
-            session_present: false,
+            session_present,
             lost: vec![],
         });
         h.clear_datagrams();

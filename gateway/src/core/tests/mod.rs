@@ -12,5 +12,6 @@ mod persistence;
 mod policy;
 mod properties;
 mod publish;
+mod qos2_restart;
 mod sleeping;
 mod subscribe;

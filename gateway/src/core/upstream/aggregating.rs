@@ -284,6 +284,12 @@ impl Seam for Aggregating {
         if msg.qos.is_acknowledged() {
             self.publishes.insert(token, sid);
         }
+        if msg.hold_release {
+            out.command(UpstreamCmd::HoldRelease {
+                link: LinkId::GATEWAY,
+                token,
+            });
+        }
         out.command(UpstreamCmd::Publish {
             link: LinkId::GATEWAY,
             token,
@@ -337,6 +343,20 @@ impl Seam for Aggregating {
     /// Custody was taken when the message was routed: the broker has its answer already.
     fn ack(&mut self, _at: Attachment, _delivery: DeliveryId, _out: &mut Outputs) {}
 
+    fn link(&self, _at: Attachment) -> Option<LinkId> {
+        Some(LinkId::GATEWAY)
+    }
+
+    fn resume(&mut self, at: Attachment, token: Token, pkid: u16, out: &mut Outputs) {
+        let Some(sid) = session_of(at) else { return };
+        self.publishes.insert(token, sid);
+        out.command(UpstreamCmd::Resume {
+            link: LinkId::GATEWAY,
+            token,
+            pkid,
+        });
+    }
+
     fn route(
         &mut self,
         event: UpstreamEvent,
@@ -370,6 +390,11 @@ impl Seam for Aggregating {
             },
             UpstreamEvent::PublishReceived { token, .. } => match self.publishes.get(&token) {
                 Some(&sid) => to.push(Routed::Session(sid, LinkEvent::PublishReceived { token })),
+                None => to.push(Routed::Gateway(event)),
+            },
+            // A client's held PUBREC goes to its session; custody's to the gateway.
+            UpstreamEvent::PubrecHeld { token, pkid, .. } => match self.publishes.get(&token) {
+                Some(&sid) => to.push(Routed::Session(sid, LinkEvent::PubrecHeld { token, pkid })),
                 None => to.push(Routed::Gateway(event)),
             },
             UpstreamEvent::Message {

@@ -52,6 +52,9 @@ pub(crate) struct Outgoing {
     pub(crate) payload: Bytes,
     pub(crate) qos: MqttQos,
     pub(crate) retain: bool,
+    /// QoS 2: hold the broker's PUBREC (report [`LinkEvent::PubrecHeld`], no PUBREL until
+    /// `Release`), so the exchange is recorded before the broker delivers it.
+    pub(crate) hold_release: bool,
 }
 
 /// What a session's upstream presence reports, routed to that session.
@@ -73,8 +76,12 @@ pub(crate) enum LinkEvent {
     UnsubAck { token: Token },
     /// A QoS 1/2 publish was completed by the broker.
     PublishDone { token: Token },
-    /// A QoS 2 publish was accepted (PUBREC) by the broker.
+    /// A QoS 2 publish was accepted (PUBREC) by the broker (for a held one: its PUBREL is
+    /// out).
     PublishReceived { token: Token },
+    /// A QoS 2 publish sent with `hold_release` was accepted under `pkid`; its PUBREL waits
+    /// for `Release`.
+    PubrecHeld { token: Token, pkid: u16 },
     /// A message for the session; `delivery` is what to acknowledge once the client has it
     /// (`None`: nobody upstream waits for an acknowledgement).
     Message {
@@ -139,6 +146,15 @@ pub(crate) trait Seam: fmt::Debug + Send {
         filter: String,
         out: &mut Outputs,
     ) -> Answer;
+
+    /// The broker connection an attachment's publishes travel on (for `Release` and
+    /// `Forget`).
+    fn link(&self, at: Attachment) -> Option<LinkId>;
+
+    /// After a restart or a reset connection, on a resumed broker session: sends the PUBREL of
+    /// a QoS 2 publish the broker accepted under `pkid`; its PUBCOMP is reported as
+    /// `PublishDone` for `token`, to this attachment.
+    fn resume(&mut self, at: Attachment, token: Token, pkid: u16, out: &mut Outputs);
 
     /// The client has a message: acknowledge it to the broker (a no-op where the broker was
     /// already answered).

@@ -68,6 +68,9 @@ impl Seam for Transparent {
 
     fn publish(&mut self, at: Attachment, token: Token, msg: Outgoing, out: &mut Outputs) {
         if let Some(link) = link_of(at) {
+            if msg.hold_release {
+                out.command(UpstreamCmd::HoldRelease { link, token });
+            }
             out.command(UpstreamCmd::Publish {
                 link,
                 token,
@@ -123,6 +126,16 @@ impl Seam for Transparent {
         }
     }
 
+    fn link(&self, at: Attachment) -> Option<LinkId> {
+        link_of(at)
+    }
+
+    fn resume(&mut self, at: Attachment, token: Token, pkid: u16, out: &mut Outputs) {
+        if let Some(link) = link_of(at) {
+            out.command(UpstreamCmd::Resume { link, token, pkid });
+        }
+    }
+
     fn route(
         &mut self,
         event: UpstreamEvent,
@@ -162,8 +175,9 @@ impl Seam for Transparent {
             UpstreamEvent::PublishReceived { link, token } => {
                 (link, LinkEvent::PublishReceived { token })
             }
-            // Held PUBRECs belong to custody, which publishes on the gateway's link.
-            held @ UpstreamEvent::PubrecHeld { .. } => return to.push(Routed::Gateway(held)),
+            UpstreamEvent::PubrecHeld { link, token, pkid } => {
+                (link, LinkEvent::PubrecHeld { token, pkid })
+            }
             UpstreamEvent::Message {
                 link,
                 delivery,

@@ -79,8 +79,21 @@ pub(crate) fn put(conn: &Connection, r: &SessionRecord, now_unix: i64) -> rusqli
             m.retain
         ])?;
     }
+    let mut qos2 =
+        conn.prepare_cached("INSERT INTO qos2 (client_id, side, id) VALUES (?1, ?2, ?3)")?;
+    for id in &r.qos2_unreleased {
+        qos2.execute(params![r.client_id, CLIENT_SIDE, id])?;
+    }
+    for id in &r.pubrels_owed {
+        qos2.execute(params![r.client_id, BROKER_SIDE, id])?;
+    }
     Ok(())
 }
+
+/// `qos2.side` of a MsgId the client has not released.
+const CLIENT_SIDE: &str = "client";
+/// `qos2.side` of a packet id owed a PUBREL at the broker.
+const BROKER_SIDE: &str = "broker";
 
 /// Forgets a session.
 pub(crate) fn delete(conn: &Connection, client_id: &str) -> rusqlite::Result<()> {
@@ -89,6 +102,7 @@ pub(crate) fn delete(conn: &Connection, client_id: &str) -> rusqlite::Result<()>
         "DELETE FROM subscriptions WHERE client_id = ?1",
         "DELETE FROM topic_ids WHERE client_id = ?1",
         "DELETE FROM buffered WHERE client_id = ?1",
+        "DELETE FROM qos2 WHERE client_id = ?1",
     ] {
         conn.prepare_cached(sql)?.execute([client_id])?;
     }
@@ -172,6 +186,13 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<(Vec<SessionRecord>, V
             }
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e),
         };
+        let (qos2_unreleased, pubrels_owed) = match qos2(conn, &client_id)? {
+            Ok(ids) => ids,
+            Err(p) => {
+                bad.push(problem(p));
+                continue;
+            }
+        };
         records.push(SessionRecord {
             client_id: client_id.clone(),
             state,
@@ -183,9 +204,37 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<(Vec<SessionRecord>, V
             subscriptions,
             topic_ids,
             buffered,
+            qos2_unreleased,
+            pubrels_owed,
         });
     }
     Ok((records, bad))
+}
+
+/// A session's QoS 2 ids: (MsgIds the client has not released, packet ids owed a PUBREL),
+/// each ascending.
+fn qos2(
+    conn: &Connection,
+    client_id: &str,
+) -> rusqlite::Result<Result<(Vec<u16>, Vec<u16>), String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT side, id FROM qos2 WHERE client_id = ?1 ORDER BY side, id")?;
+    let mut rows = stmt.query([client_id])?;
+    let (mut client, mut broker) = (Vec::new(), Vec::new());
+    while let Some(row) = rows.next()? {
+        let side: String = row.get(0)?;
+        let id: i64 = row.get(1)?;
+        let id = match u16::try_from(id) {
+            Ok(id) if id != 0 => id,
+            _ => return Ok(Err(format!("a QoS 2 {side} id {id} out of range"))),
+        };
+        match side.as_str() {
+            CLIENT_SIDE => client.push(id),
+            BROKER_SIDE => broker.push(id),
+            _ => return Ok(Err(format!("a QoS 2 id of unknown side {side:?}"))),
+        }
+    }
+    Ok(Ok((client, broker)))
 }
 
 fn buffered(

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 pub(crate) const APPLICATION_ID: i32 = 0x4D53_4E47;
 
 /// The schema version this build writes.
-pub(crate) const CURRENT: i32 = 4;
+pub(crate) const CURRENT: i32 = 5;
 
 /// Migration `n` takes a database from version `n` to `n + 1`.
 const MIGRATIONS: [&str; CURRENT as usize] = [
@@ -67,6 +67,14 @@ const MIGRATIONS: [&str; CURRENT as usize] = [
     // retransmission after a restart is not taken twice.
     "ALTER TABLE messages ADD COLUMN pubrec_pkid INTEGER;
      ALTER TABLE messages ADD COLUMN msg_id INTEGER NOT NULL DEFAULT 0;",
+    // 4 → 5: a session's QoS 2 exchanges that outlive a crash: the client's MsgIds it has not
+    // released (side 'client') and the packet ids owed a PUBREL at the broker (side 'broker').
+    "CREATE TABLE qos2 (
+        client_id TEXT NOT NULL,
+        side      TEXT NOT NULL,
+        id        INTEGER NOT NULL,
+        PRIMARY KEY (client_id, side, id)
+    ) WITHOUT ROWID;",
 ];
 
 /// What a database file turned out to be.

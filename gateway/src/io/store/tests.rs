@@ -72,6 +72,8 @@ fn record(id: &str) -> SessionRecord {
                 retain: true,
             },
         ],
+        qos2_unreleased: vec![7, 0xFFFF],
+        pubrels_owed: vec![1, 3],
     }
 }
 

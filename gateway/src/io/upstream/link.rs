@@ -423,7 +423,7 @@ impl LinkTask {
                 (cmd, pkid)
             };
             match (cmd, pkid) {
-                (Control::Release { .. }, Some(pkid)) => {
+                (Control::Release { token }, Some(pkid)) => {
                     // The held PUBREC goes to rumqttc now; it answers PUBREL.
                     self.reserved.insert(pkid);
                     let pubrec = Packet::PubRec(PubRec::new(pkid));
@@ -431,6 +431,11 @@ impl LinkTask {
                         self.write_packet(pubrel).await?;
                         wrote = true;
                     }
+                    // The publisher may now be told the broker has it.
+                    self.emit(UpstreamEvent::PublishReceived {
+                        link: self.link,
+                        token,
+                    });
                 }
                 (Control::Resume { pkid, .. }, Some(_)) => {
                     self.reserved.insert(pkid);
