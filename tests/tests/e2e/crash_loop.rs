@@ -17,8 +17,21 @@ use sn_tests::daemon::{Daemon, DaemonOptions};
 use sn_tests::{Mosquitto, SnClient, Subscriber};
 use tokio::time::Instant;
 
-/// The seed of the kill schedule (printed, so a failure can be replayed).
+/// The seed of the kill schedule (printed, so a failure can be replayed), unless
+/// `SN_CRASH_SEED` (decimal or `0x` hexadecimal) names another one.
 const SEED: u64 = 0x5eed_c0de_2026;
+
+/// The kill schedule's seed for this run.
+fn seed() -> u64 {
+    let Ok(text) = std::env::var("SN_CRASH_SEED") else {
+        return SEED;
+    };
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.unwrap_or_else(|_| panic!("SN_CRASH_SEED={text:?} is not a number"))
+}
 /// How many times the gateway is killed.
 const KILLS: usize = 20;
 /// A mote's patience for one reply before it retransmits.
@@ -295,8 +308,9 @@ async fn crash_loop(upstream: &str, config: &str) {
     )
     .await
     .unwrap();
-    eprintln!("crash loop: seed {SEED:#x}, {KILLS} kills");
-    let mut rng = Rng(SEED);
+    let seed = seed();
+    eprintln!("crash loop: seed {seed:#x}, {KILLS} kills (SN_CRASH_SEED replays it)");
+    let mut rng = Rng(seed);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
 
     let mut publishers = tokio::task::JoinSet::new();
