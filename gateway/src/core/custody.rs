@@ -490,7 +490,7 @@ impl Gateway {
     /// The state store cannot write (`failing`), or can again. While it cannot, new client
     /// publishes get broker custody, and those taken but not durable are forwarded at once and
     /// answered after the broker (nothing acknowledged is lost either way).
-    pub fn handle_store_failing(&mut self, _now: Instant, failing: bool) {
+    pub fn handle_store_failing(&mut self, now: Instant, failing: bool) {
         self.custody.fallback = failing;
         if failing {
             for &seq in &self.custody.not_durable {
@@ -505,7 +505,7 @@ impl Gateway {
             }
             self.forward_custody();
             // Nothing waits for a store that cannot write: broker acks held for it go out.
-            self.release_store_waits(u64::MAX);
+            self.release_store_waits(now, u64::MAX);
         }
         self.out
             .event(GatewayEvent::CustodyFallback { active: failing });

@@ -44,6 +44,11 @@ pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>
     if s.rejected.contains(topic) {
         return discard(s, f, delivery, DropReason::TopicRejected);
     }
+    if let Some(d) = delivery
+        && redelivered(s, f, d)
+    {
+        return;
+    }
     let qos = m.qos.to_sn();
     s.last_downlink += 1;
     let msg = Downlink {
@@ -53,6 +58,8 @@ pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>
         qos,
         retain: m.retain,
         delivery,
+        msg_id: None,
+        broker_pkid: None,
     };
     let limit = match s.state {
         State::Asleep => f.cfg.sleep.max_buffered,
@@ -73,6 +80,31 @@ pub(super) fn on_message(s: &mut Session, f: &mut Flow<'_>, m: BrokerMessage<'_>
     }
     s.queue.push_back(msg);
     pump(s, f);
+}
+
+/// The broker's redelivery, on a session resumed after a restart, of a QoS 2 message read back
+/// from the state store: that message takes the delivery (acknowledged once the client has
+/// it, at once if it has already) instead of a second copy going to the client.
+fn redelivered(s: &mut Session, f: &mut Flow<'_>, d: DeliveryId) -> bool {
+    if d.qos != MqttQos::ExactlyOnce {
+        return false;
+    }
+    let is_it = |m: &Downlink| m.delivery.is_none() && m.broker_pkid == Some(d.pkid);
+    if let Some(i) = s.inflight.as_mut().filter(|i| is_it(&i.msg)) {
+        i.msg.broker_pkid = None;
+        if i.step == InflightStep::Pubcomp {
+            complete_ack(s, f, d);
+        } else {
+            i.msg.delivery = Some(d);
+        }
+        return true;
+    }
+    if let Some(m) = s.queue.iter_mut().find(|m| is_it(m)) {
+        m.broker_pkid = None;
+        m.delivery = Some(d);
+        return true;
+    }
+    false
 }
 
 /// Drops a downlink message by policy: counted, and acknowledged upstream so the broker does
@@ -166,17 +198,37 @@ fn send_register(s: &mut Session, f: &mut Flow<'_>, msg: Downlink) {
         step: InflightStep::Regack { topic_id },
         sent_at: f.now,
         retries: 0,
+        held: false,
     });
 }
 
 fn send_publish(s: &mut Session, f: &mut Flow<'_>, msg: Downlink, topic: TopicRef<'_>) {
-    let msg_id = if msg.qos == QoS::Zero {
-        0
-    } else {
-        s.take_msg_id()
+    let msg_id = match (msg.qos, msg.msg_id) {
+        (QoS::Zero, _) => 0,
+        // Sent under this MsgId before a restart: the client may have it.
+        (_, Some(msg_id)) => msg_id,
+        _ => s.take_msg_id(),
     };
+    let step = InflightStep::Publish {
+        topic_id: topic.id_field(),
+        id_type: topic.id_type(),
+    };
+    if msg.qos == QoS::Two && f.records(s) {
+        // Its MsgId is recorded before it goes: after a crash it is sent again under the same
+        // one, which the client recognises.
+        f.out.send_held_after_store(s.client_id(), f.now);
+        s.inflight = Some(Inflight {
+            msg,
+            msg_id,
+            step,
+            sent_at: f.now,
+            retries: 0,
+            held: true,
+        });
+        return;
+    }
     let p = Packet::Publish(Publish {
-        dup: false,
+        dup: msg.msg_id.is_some(),
         qos: msg.qos,
         retain: msg.retain,
         topic,
@@ -193,17 +245,43 @@ fn send_publish(s: &mut Session, f: &mut Flow<'_>, msg: Downlink, topic: TopicRe
     if msg.qos == QoS::Zero {
         return;
     }
-    let step = InflightStep::Publish {
-        topic_id: topic.id_field(),
-        id_type: topic.id_type(),
-    };
     s.inflight = Some(Inflight {
         msg,
         msg_id,
         step,
         sent_at: f.now,
         retries: 0,
+        held: false,
     });
+}
+
+/// The session record holding the held message in flight is committed: it goes to the client
+/// now (a client asleep meanwhile gets it when it wakes). One that does not fit the client's
+/// transport is dropped and counted.
+pub(super) fn send_held(s: &mut Session, f: &mut Flow<'_>) {
+    let Some(i) = s.inflight.as_mut().filter(|i| i.held) else {
+        return;
+    };
+    i.held = false;
+    i.sent_at = f.now;
+    i.retries = 0;
+    let publish = matches!(i.step, InflightStep::Publish { .. });
+    let (qos, dup) = (i.msg.qos, i.msg.msg_id.is_some());
+    if !matches!(s.state, State::Active | State::Awake) {
+        return;
+    }
+    if send_inflight(s, f, dup).is_none() {
+        // Counted by the send.
+        if let Some(i) = s.inflight.take() {
+            release(s, f, i.msg.delivery);
+        }
+        return pump(s, f);
+    }
+    if publish {
+        f.out
+            .stats
+            .count_publish(qos, super::stats::Direction::Downstream);
+    }
 }
 
 /// REGACK for the gateway's REGISTER: the PUBLISH follows, or the topic is rejected until the
@@ -288,18 +366,27 @@ pub(super) fn on_pubrec(s: &mut Session, f: &mut Flow<'_>, msg_id: u16) {
         return;
     };
     match i.step {
-        InflightStep::Publish { .. } if i.msg.qos == QoS::Two => {
+        InflightStep::Publish { .. } if i.msg.qos == QoS::Two && !i.held => {
             i.step = InflightStep::Pubcomp;
             i.sent_at = f.now;
             i.retries = 0;
             let delivery = i.msg.delivery;
-            f.reply(s, &Packet::Pubrel { msg_id });
+            if f.records(s) {
+                // The client has it: that is recorded before the PUBREL lets it forget the
+                // MsgId, so a restart sends PUBREL again, not the message.
+                if let Some(i) = s.inflight.as_mut() {
+                    i.held = true;
+                }
+                f.out.send_held_after_store(s.client_id(), f.now);
+            } else {
+                f.reply(s, &Packet::Pubrel { msg_id });
+            }
             if let Some(d) = delivery {
                 complete_ack(s, f, d);
             }
         }
         // A repeated PUBREC: our PUBREL was lost.
-        InflightStep::Pubcomp => {
+        InflightStep::Pubcomp if !i.held => {
             f.reply(s, &Packet::Pubrel { msg_id });
         }
         _ => {}
@@ -324,7 +411,7 @@ pub(super) fn retransmit_due(s: &mut Session, f: &mut Flow<'_>) -> Option<LostRe
         return None;
     }
     let i = s.inflight.as_mut()?;
-    if f.now < i.sent_at.saturating_add(f.cfg.t_retry) {
+    if i.held || f.now < i.sent_at.saturating_add(f.cfg.t_retry) {
         return None;
     }
     if i.retries >= f.cfg.n_retry {
@@ -355,6 +442,8 @@ pub(super) fn retransmit_due(s: &mut Session, f: &mut Flow<'_>) -> Option<LostRe
 /// starts the queue.
 pub(super) fn resend_inflight(s: &mut Session, f: &mut Flow<'_>) {
     match s.inflight.as_mut() {
+        // Goes once its record is committed.
+        Some(i) if i.held => {}
         Some(i) => {
             i.sent_at = f.now;
             i.retries = 0;
@@ -364,7 +453,8 @@ pub(super) fn resend_inflight(s: &mut Session, f: &mut Flow<'_>) {
     }
 }
 
-/// Encodes the in-flight message again (PUBLISH with DUP set when `dup`).
+/// Encodes the in-flight message (again: PUBLISH with DUP set when `dup`); `None` when it
+/// does not fit the client's transport (counted by the send).
 fn send_inflight(s: &mut Session, f: &mut Flow<'_>, dup: bool) -> Option<sn_codec::MsgType> {
     s.inflight.as_ref()?;
     s.tx_count += 1;
@@ -389,8 +479,7 @@ fn send_inflight(s: &mut Session, f: &mut Flow<'_>, dup: bool) -> Option<sn_code
         }),
         InflightStep::Pubcomp => Packet::Pubrel { msg_id: i.msg_id },
     };
-    f.out.send(s.peer(), &packet);
-    Some(packet.msg_type())
+    f.out.send(s.peer(), &packet).then(|| packet.msg_type())
 }
 
 /// The two octets of a 2-character topic name.

@@ -29,6 +29,13 @@ pub(crate) struct Flow<'a> {
 }
 
 impl Flow<'_> {
+    /// Whether `s` is kept in the state store (CleanSession=0, a store that writes): a QoS 2
+    /// exchange with its client then waits for its record before it moves on, so a restart
+    /// neither repeats nor loses it.
+    pub(crate) fn records(&self, s: &Session) -> bool {
+        self.cfg.persist_sessions && !s.clean_session && !self.custody.fallback
+    }
+
     /// Sends `packet` to the session's client (counted in its `tx`); false when it did not fit
     /// the client's transport (then it is counted as dropped).
     pub(crate) fn reply(&mut self, s: &mut Session, packet: &Packet<'_>) -> bool {

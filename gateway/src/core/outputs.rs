@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use sn_codec::Packet;
+use sn_codec::{Instant, Packet};
 
 use super::addr::PeerAddr;
 use super::event::{Destination, DropReason, GatewayEvent, Transmit};
@@ -32,8 +32,19 @@ pub(crate) struct Outputs {
     last_token: u64,
     /// State-store commands queued since start (the store reports how many it committed).
     pub(crate) store_issued: u64,
-    /// Upstream commands of this input that wait for its state-store writes to be durable.
-    pub(crate) after_store: Vec<UpstreamCmd>,
+    /// What this input sends only once its state-store writes are durable.
+    pub(crate) after_store: Vec<AfterStore>,
+}
+
+/// Something sent only once the state-store writes before it are durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AfterStore {
+    /// An upstream command.
+    Command(UpstreamCmd),
+    /// The held QoS 2 PUBLISH or PUBREL in flight to the client with this ClientId (its MsgId
+    /// and phase are recorded first, so a restart repeats neither delivery nor release); held
+    /// since the instant given.
+    SendHeld(String, Instant),
 }
 
 impl Outputs {
@@ -123,12 +134,20 @@ impl Outputs {
     /// Acknowledges a broker message once what this input stores is durable (the gateway
     /// holds the message for its clients; see [`super::Gateway::handle_store_committed`]).
     pub(crate) fn ack_after_store(&mut self, link: LinkId, delivery: DeliveryId) {
-        self.after_store.push(UpstreamCmd::Ack { link, delivery });
+        self.after_store
+            .push(AfterStore::Command(UpstreamCmd::Ack { link, delivery }));
     }
 
     /// Sends `cmd` once what this input stores is durable.
     pub(crate) fn after_store(&mut self, cmd: UpstreamCmd) {
-        self.after_store.push(cmd);
+        self.after_store.push(AfterStore::Command(cmd));
+    }
+
+    /// Sends the held message in flight to `client_id` once what this input stores is
+    /// durable.
+    pub(crate) fn send_held_after_store(&mut self, client_id: &str, now: Instant) {
+        self.after_store
+            .push(AfterStore::SendHeld(client_id.to_owned(), now));
     }
 
     /// The next state-store command, in order.

@@ -13,13 +13,15 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use sn_codec::{Instant, QoS};
 
 use super::Gateway;
+use super::downlink;
+use super::outputs::AfterStore;
 use super::session::{ConnectPhase, Session, State, SubKind};
-use super::session::{Downlink, InflightStep, OwedPubrel, UplinkStage};
+use super::session::{Downlink, Inflight, InflightStep, OwedPubrel, UplinkStage};
 use super::store::{
     SessionRecord, StoreCmd, StoredDownlink, StoredState, StoredSubscription, StoredTopicId,
     StoredTopicKind,
 };
-use super::upstream::{MqttQos, UpstreamCmd};
+use super::upstream::MqttQos;
 
 /// Upstream commands that wait for state-store writes: in aggregating mode the gateway
 /// acknowledges a message the broker sent once the sessions that now hold it are durably
@@ -29,8 +31,8 @@ use super::upstream::{MqttQos, UpstreamCmd};
 pub(super) struct StoreWaits {
     /// Store commands the store reported committed.
     committed: u64,
-    /// (store commands that must be committed first, command), oldest first.
-    waiting: VecDeque<(u64, UpstreamCmd)>,
+    /// (store commands that must be committed first, what waits), oldest first.
+    waiting: VecDeque<(u64, AfterStore)>,
 }
 
 impl Gateway {
@@ -68,35 +70,53 @@ impl Gateway {
         let mut cmds = std::mem::take(&mut self.out.after_store);
         let upto = self.out.store_issued;
         let at_once = !self.cfg.persist_sessions || self.custody.fallback;
+        let mut now_due = Vec::new();
         for cmd in cmds.drain(..) {
             if at_once
                 || (self.store_waits.committed >= upto && self.store_waits.waiting.is_empty())
             {
-                self.out.command(cmd);
+                now_due.push(cmd);
             } else {
                 self.store_waits.waiting.push_back((upto, cmd));
             }
         }
         self.out.after_store = cmds;
+        for due in now_due {
+            self.after_store_due(due, None);
+        }
+    }
+
+    /// Sends what waited for the store (at `now`, or when it was queued if not known).
+    fn after_store_due(&mut self, due: AfterStore, now: Option<Instant>) {
+        match due {
+            AfterStore::Command(cmd) => self.out.command(cmd),
+            AfterStore::SendHeld(client_id, held_at) => {
+                if let Some(sid) = self.table.find_client(&client_id) {
+                    self.step(sid, now.unwrap_or(held_at), downlink::send_held);
+                }
+            }
+        }
     }
 
     /// The state store committed the first `n` commands the gateway issued: the upstream
     /// commands that waited for them go out.
-    pub fn handle_store_committed(&mut self, _now: Instant, n: u64) {
+    pub fn handle_store_committed(&mut self, now: Instant, n: u64) {
         self.store_waits.committed = n;
-        self.release_store_waits(n);
+        self.release_store_waits(now, n);
+        // What a held send changed is stored like any other change.
+        self.persist_changes();
     }
 
     /// Sends the held upstream commands whose writes are among the first `upto` commands.
-    pub(super) fn release_store_waits(&mut self, upto: u64) {
+    pub(super) fn release_store_waits(&mut self, now: Instant, upto: u64) {
         while self
             .store_waits
             .waiting
             .front()
             .is_some_and(|(after, _)| *after <= upto)
         {
-            if let Some((_, cmd)) = self.store_waits.waiting.pop_front() {
-                self.out.command(cmd);
+            if let Some((_, due)) = self.store_waits.waiting.pop_front() {
+                self.after_store_due(due, Some(now));
             }
         }
     }
@@ -142,7 +162,7 @@ impl Gateway {
             let Some(s) = self.table.get_mut(sid) else {
                 continue;
             };
-            apply(s, &r);
+            apply(s, &r, now);
             match state {
                 StoredState::Active => {
                     s.state = State::Active;
@@ -180,7 +200,7 @@ impl Gateway {
 }
 
 /// Puts a stored record's contents into a fresh session (not its state: the caller decides).
-fn apply(s: &mut Session, r: &SessionRecord) {
+fn apply(s: &mut Session, r: &SessionRecord, now: Instant) {
     s.clean_session = false;
     s.keep_alive = r.keep_alive;
     s.sleep = r.sleep;
@@ -209,31 +229,70 @@ fn apply(s: &mut Session, r: &SessionRecord) {
     }
     for m in &r.buffered {
         s.last_downlink += 1;
-        s.queue.push_back(Downlink {
+        let msg = Downlink {
             topic: m.topic.clone(),
             payload: m.payload.clone(),
             qos: m.qos.to_sn(),
             retain: m.retain,
             delivery: None,
             n: s.last_downlink,
-        });
+            msg_id: m.msg_id,
+            broker_pkid: m.broker_pkid,
+        };
+        match m.msg_id {
+            // The client has it: only the PUBREL is owed (sent at the first retransmission,
+            // or when it wakes).
+            Some(msg_id) if m.released && s.inflight.is_none() => {
+                s.inflight = Some(Inflight {
+                    msg,
+                    msg_id,
+                    step: InflightStep::Pubcomp,
+                    sent_at: now,
+                    retries: 0,
+                    held: false,
+                });
+            }
+            _ => s.queue.push_back(msg),
+        }
     }
 }
 
+/// A message kept in a session's record, with what the record says of it.
+struct Kept<'a> {
+    msg: &'a Downlink,
+    /// The MsgId it went to the client under (the message in flight).
+    msg_id: Option<u16>,
+    /// QoS 2: the client answered PUBREC.
+    released: bool,
+}
+
 /// The messages kept for a session: those only the gateway holds (no upstream delivery to
-/// acknowledge), the one in flight first unless the client already has it; QoS 0 ones only
-/// while the client is not active (an active one gets them at once).
-fn buffered(s: &Session) -> impl Iterator<Item = &Downlink> {
+/// acknowledge), QoS 0 ones only while the client is not active (an active one gets them at
+/// once), and the QoS 2 message in flight with its MsgId and phase (also one the broker still
+/// holds, so a restart neither delivers it twice nor leaves its MsgId unreleased). The one in
+/// flight comes first.
+fn buffered(s: &Session) -> impl Iterator<Item = Kept<'_>> {
     let active = stored_state(s) == StoredState::Active;
-    let inflight = s
-        .inflight
-        .as_ref()
-        .filter(|i| i.step != InflightStep::Pubcomp)
-        .map(|i| &i.msg);
-    inflight
-        .into_iter()
-        .chain(s.queue.iter())
-        .filter(move |m| m.delivery.is_none() && (m.qos != QoS::Zero || !active))
+    let keep = move |m: &Downlink| m.delivery.is_none() && (m.qos != QoS::Zero || !active);
+    let inflight = s.inflight.as_ref().and_then(|i| {
+        let (msg_id, released) = match i.step {
+            InflightStep::Regack { .. } => (i.msg.msg_id, false),
+            InflightStep::Publish { .. } => (Some(i.msg_id), false),
+            InflightStep::Pubcomp => (Some(i.msg_id), true),
+        };
+        let qos2 = i.msg.qos == QoS::Two;
+        (qos2 || (keep(&i.msg) && !released)).then_some(Kept {
+            msg: &i.msg,
+            msg_id: msg_id.filter(|_| qos2),
+            released,
+        })
+    });
+    let queued = s.queue.iter().filter(move |m| keep(m)).map(|m| Kept {
+        msg: m,
+        msg_id: m.msg_id,
+        released: false,
+    });
+    inflight.into_iter().chain(queued)
 }
 
 /// The client's QoS 2 MsgIds not released yet that a restart must know: those kept beside the
@@ -283,8 +342,8 @@ fn digest(s: &Session) -> u64 {
     s.will.hash(&mut h);
     s.subscriptions.hash(&mut h);
     s.topic_ids.changes().hash(&mut h);
-    for m in buffered(s) {
-        m.n.hash(&mut h);
+    for k in buffered(s) {
+        (k.msg.n, k.msg_id, k.released).hash(&mut h);
     }
     unreleased(s).hash(&mut h);
     owed(s).hash(&mut h);
@@ -324,11 +383,14 @@ fn record(s: &Session) -> SessionRecord {
             })
             .collect(),
         buffered: buffered(s)
-            .map(|m| StoredDownlink {
-                topic: m.topic.clone(),
-                payload: m.payload.clone(),
-                qos: MqttQos::from_sn(m.qos),
-                retain: m.retain,
+            .map(|k| StoredDownlink {
+                topic: k.msg.topic.clone(),
+                payload: k.msg.payload.clone(),
+                qos: MqttQos::from_sn(k.msg.qos),
+                retain: k.msg.retain,
+                msg_id: k.msg_id,
+                released: k.released,
+                broker_pkid: k.msg.delivery.map(|d| d.pkid).or(k.msg.broker_pkid),
             })
             .collect(),
         qos2_unreleased: unreleased(s),

@@ -84,8 +84,9 @@ pub struct StoredTopicId {
     pub confirmed: bool,
 }
 
-/// A message buffered for a sleeping client that nobody upstream holds any more (the gateway
-/// acknowledged the broker when it took it, as in aggregating mode, or it is QoS 0).
+/// A message for a client kept in its record: buffered while it sleeps when nobody upstream
+/// holds it any more (the gateway acknowledged the broker when it took it, as in aggregating
+/// mode, or it is QoS 0), or a QoS 2 message in flight to it (with its MsgId and phase).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDownlink {
     /// MQTT-SN topic name (prefix removed).
@@ -96,6 +97,13 @@ pub struct StoredDownlink {
     pub qos: MqttQos,
     /// Retain flag.
     pub retain: bool,
+    /// The MsgId it went to the client under (the message in flight), sent again under it.
+    pub msg_id: Option<u16>,
+    /// QoS 2: the client answered PUBREC; only the PUBREL is owed.
+    pub released: bool,
+    /// Transparent mode: the packet id the broker delivered it under (it is redelivered under
+    /// it on the resumed session until the gateway acknowledged it).
+    pub broker_pkid: Option<u16>,
 }
 
 /// Everything a restart needs to resume one CleanSession=0 session.

@@ -209,12 +209,6 @@ fn publish_reliable(s: &mut Session, f: &mut Flow<'_>, topic: String, p: Publish
     resubmit_uplink(s, f, token);
 }
 
-/// Whether the broker's PUBREC of a QoS 2 publish of `s` is held until the exchange is
-/// recorded: only for a session that is stored (CleanSession=0, a state store that writes).
-fn holds_pubrec(s: &Session, f: &Flow<'_>) -> bool {
-    f.cfg.persist_sessions && !s.clean_session && !f.custody.fallback
-}
-
 /// Sends (again) an uplink publish on the session's current link.
 pub(super) fn resubmit_uplink(s: &Session, f: &mut Flow<'_>, token: Token) {
     let (Some(at), Some(u)) = (s.upstream(), s.uplink.get(&token)) else {
@@ -229,7 +223,7 @@ pub(super) fn resubmit_uplink(s: &Session, f: &mut Flow<'_>, token: Token) {
         payload: u.payload.clone(),
         qos: u.qos,
         retain: u.retain,
-        hold_release: u.qos == MqttQos::ExactlyOnce && holds_pubrec(s, f),
+        hold_release: u.qos == MqttQos::ExactlyOnce && f.records(s),
     };
     f.up.publish(at, token, msg, f.out);
 }

@@ -927,25 +927,13 @@ async fn restart_accounts_for_every_request() {
     }
 }
 
-#[tokio::test]
-async fn a_pubrel_owed_by_the_previous_link_of_a_session_is_answered_not_fatal() {
-    // rumqttc forgets incoming QoS 2 ids on disconnect and treats the broker's re-sent PUBREL
-    // as a protocol error (upstream issue #664): without the workaround the new link would
-    // reconnect forever.
-    let broker = Mosquitto::start();
-    let (mut c, mut ev) = connector(broker.endpoint());
-    let session = |link: u64| UpstreamCmd::Open {
-        link: LinkId(link),
-        client_id: "gw-qos2-session".into(),
-        clean_session: false,
-        keep_alive: Duration::from_secs(30),
-        will: None,
-        credentials: None,
-        identity: None,
-    };
-    up(&mut c, &mut ev, session(1)).await;
-    assert_eq!(subscribe(&mut c, &mut ev, 1, 1, "q2/x", 2).await, Some(2));
-    up(&mut c, &mut ev, open(9, "gw-qos2-pub")).await;
+/// The persistent session `gw-qos2-session` on link 1 of `c` takes a QoS 2 message and
+/// acknowledges it (PUBREC), and its link is dropped before any PUBREL: the broker will send
+/// PUBREL on the session's next connection.
+async fn acknowledge_qos2_then_cut(broker: &Mosquitto, c: &mut RumqttcConnector, ev: &mut Events) {
+    up(c, ev, qos2_session(1)).await;
+    assert_eq!(subscribe(c, ev, 1, 1, "q2/x", 2).await, Some(2));
+    up(c, ev, open(9, "gw-qos2-pub")).await;
     c.execute(publish(9, 50, "q2/x", b"exactly once", 2));
     let delivery = match ev.expect("QoS 2 message", is_message(1, "q2/x")).await {
         UpstreamEvent::Message { delivery, .. } => delivery,
@@ -974,12 +962,33 @@ async fn a_pubrel_owed_by_the_previous_link_of_a_session_is_answered_not_fatal()
     broker
         .expect_log("Client gw-qos2-session closed its connection", 1)
         .await;
+}
 
-    // The next link of the session: the broker re-sends PUBREL, which must get its PUBCOMP.
-    up(&mut c, &mut ev, session(2)).await;
+/// The persistent session of [`acknowledge_qos2_then_cut`] on `link`.
+fn qos2_session(link: u64) -> UpstreamCmd {
+    UpstreamCmd::Open {
+        link: LinkId(link),
+        client_id: "gw-qos2-session".into(),
+        clean_session: false,
+        keep_alive: Duration::from_secs(30),
+        will: None,
+        credentials: None,
+        identity: None,
+    }
+}
+
+/// The next link of the session (link 2 of `c`): the broker re-sends PUBREL, which must get
+/// its PUBCOMP, and the link stays up.
+async fn next_link_completes_the_pubrel(
+    broker: &Mosquitto,
+    c: &mut RumqttcConnector,
+    ev: &mut Events,
+) {
+    up(c, ev, qos2_session(2)).await;
     broker
         .expect_log("Received PUBCOMP from gw-qos2-session", 1)
         .await;
+    up(c, ev, open(9, "gw-qos2-pub-2")).await;
     c.execute(publish(9, 51, "q2/x", b"next", 2));
     ev.expect("message on the new link", is_message(2, "q2/x"))
         .await;
@@ -992,6 +1001,29 @@ async fn a_pubrel_owed_by_the_previous_link_of_a_session_is_answered_not_fatal()
         ev.arrived,
         broker.log()
     );
+}
+
+#[tokio::test]
+async fn a_pubrel_owed_by_the_previous_link_of_a_session_is_answered_not_fatal() {
+    // rumqttc forgets incoming QoS 2 ids on disconnect and treats the broker's re-sent PUBREL
+    // as a protocol error (upstream issue #664): without the workaround the new link would
+    // reconnect forever.
+    let broker = Mosquitto::start();
+    let (mut c, mut ev) = connector(broker.endpoint());
+    acknowledge_qos2_then_cut(&broker, &mut c, &mut ev).await;
+    next_link_completes_the_pubrel(&broker, &mut c, &mut ev).await;
+}
+
+#[tokio::test]
+async fn a_pubrel_for_a_message_acknowledged_before_a_restart_is_completed_not_fatal() {
+    // A restarted gateway's connector knows nothing of the exchange; the broker's resumed
+    // session still sends its PUBREL.
+    let broker = Mosquitto::start();
+    let (mut c, mut ev) = connector(broker.endpoint());
+    acknowledge_qos2_then_cut(&broker, &mut c, &mut ev).await;
+    drop(c);
+    let (mut c, mut ev) = connector(broker.endpoint());
+    next_link_completes_the_pubrel(&broker, &mut c, &mut ev).await;
 }
 
 #[tokio::test]

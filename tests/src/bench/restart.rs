@@ -73,6 +73,9 @@ fn record(i: usize, asleep: bool) -> SessionRecord {
                 payload: Bytes::from(format!("command {k}")),
                 qos: MqttQos::AtLeastOnce,
                 retain: false,
+                msg_id: None,
+                released: false,
+                broker_pkid: None,
             })
             .collect(),
         qos2_unreleased: Vec::new(),

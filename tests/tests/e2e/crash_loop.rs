@@ -164,15 +164,15 @@ async fn publisher(
     seq
 }
 
-/// Connects (CleanSession=0), subscribes to `topic` at QoS 1 and goes to sleep for 30 s,
+/// Connects (CleanSession=0), subscribes to `topic` at `qos` and goes to sleep for 30 s,
 /// starting over until every step is accepted.
-async fn fall_asleep(mote: &SnClient, name: &str, topic: &str) {
+async fn fall_asleep(mote: &SnClient, name: &str, topic: &str, qos: QoS) {
     'again: loop {
         connect(mote, name).await;
         let packets = [
             Packet::Subscribe(Subscribe {
                 dup: false,
-                qos: QoS::One,
+                qos,
                 msg_id: 1,
                 topic: TopicRef::Name(topic.as_bytes()),
             }),
@@ -208,20 +208,24 @@ async fn fall_asleep(mote: &SnClient, name: &str, topic: &str) {
     }
 }
 
-/// A sleeping mote subscribed to `cmd/<name>` at QoS 1: it wakes with PINGREQ every 600 ms,
-/// takes what the gateway has for it and sleeps again, until `done` says stop. Returns the
-/// payloads it received.
+/// A sleeping mote subscribed to `cmd/<name>` at `qos`: it wakes with PINGREQ every 600 ms,
+/// takes what the gateway has for it and sleeps again, until `done` says stop. At QoS 2 it
+/// receives as MQTT-SN prescribes: a MsgId it answered PUBREC for and that the gateway has not
+/// released yet is a repetition, not a new message. Returns how often it received each
+/// payload.
 async fn sleeper(
     gateway: SocketAddr,
     name: String,
+    qos: QoS,
     subscribed: tokio::sync::oneshot::Sender<()>,
     mut done: tokio::sync::watch::Receiver<bool>,
-) -> BTreeSet<String> {
+) -> BTreeMap<String, u32> {
     let mote = SnClient::new(gateway).await.unwrap();
     let topic = format!("cmd/{name}");
-    fall_asleep(&mote, &name, &topic).await;
+    fall_asleep(&mote, &name, &topic, qos).await;
     let _ = subscribed.send(());
-    let mut got = BTreeSet::new();
+    let mut got = BTreeMap::new();
+    let mut unreleased = BTreeSet::new();
     let mut misses = 0;
     while !*done.borrow_and_update() {
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -235,14 +239,28 @@ async fn sleeper(
                 misses += 1;
                 if misses >= 3 {
                     // The gateway forgot this mote: connect, subscribe and sleep again.
-                    fall_asleep(&mote, &name, &topic).await;
+                    fall_asleep(&mote, &name, &topic, qos).await;
                     misses = 0;
                 }
                 break;
             };
             match reply.packet() {
+                Ok(Packet::Publish(p)) if p.qos == QoS::Two => {
+                    if unreleased.insert(p.msg_id) {
+                        *got.entry(String::from_utf8_lossy(p.data).into_owned())
+                            .or_default() += 1;
+                    }
+                    mote.send(&Packet::Pubrec { msg_id: p.msg_id })
+                        .await
+                        .unwrap();
+                }
+                Ok(Packet::Pubrel { msg_id }) => {
+                    unreleased.remove(&msg_id);
+                    mote.send(&Packet::Pubcomp { msg_id }).await.unwrap();
+                }
                 Ok(Packet::Publish(p)) => {
-                    got.insert(String::from_utf8_lossy(p.data).into_owned());
+                    *got.entry(String::from_utf8_lossy(p.data).into_owned())
+                        .or_default() += 1;
                     if p.qos != QoS::Zero {
                         mote.send(&Packet::Puback {
                             topic_id: p.topic.id_field(),
@@ -267,7 +285,7 @@ async fn sleeper(
                     break;
                 }
                 Ok(Packet::Disconnect { .. }) => {
-                    fall_asleep(&mote, &name, &topic).await;
+                    fall_asleep(&mote, &name, &topic, qos).await;
                     misses = 0;
                     break;
                 }
@@ -330,16 +348,18 @@ async fn crash_loop(upstream: &str, config: &str) {
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let mut sleepers = tokio::task::JoinSet::new();
     let mut sleeper_names = Vec::new();
-    for i in 0..2 {
+    // One sleeper takes its commands at QoS 1, the other at QoS 2 (exactly once).
+    for (i, qos) in [QoS::One, QoS::Two].into_iter().enumerate() {
         let name = format!("crash-sleeper-{i}");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = sleeper(daemon.udp, name.clone(), tx, done_rx.clone());
+        let task = sleeper(daemon.udp, name.clone(), qos, tx, done_rx.clone());
         let task_name = name.clone();
-        sleepers.spawn(async move { (task_name, task.await) });
+        sleepers.spawn(async move { (task_name, qos, task.await) });
         rx.await.unwrap();
-        sleeper_names.push(name);
+        sleeper_names.push((name, qos));
     }
-    // Commands for the sleepers, each taken by the broker (PUBACK) while the gateway crashes.
+    // Commands for the sleepers, each taken by the broker (PUBACK, PUBCOMP) while the gateway
+    // crashes.
     let url = broker.url();
     let names = sleeper_names.clone();
     let commands_stop = stop.clone();
@@ -347,13 +367,18 @@ async fn crash_loop(upstream: &str, config: &str) {
         let mut sent: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut n = 0;
         while !*commands_stop.borrow() {
-            for name in &names {
+            for (name, qos) in &names {
                 let payload = format!("c{n}");
+                let qos = if *qos == QoS::Two {
+                    MqttQoS::ExactlyOnce
+                } else {
+                    MqttQoS::AtLeastOnce
+                };
                 sn_tests::mqtt::publish(
                     &url,
                     &format!("cmd/{name}"),
                     payload.as_bytes(),
-                    MqttQoS::AtLeastOnce,
+                    qos,
                     false,
                 )
                 .await
@@ -417,15 +442,22 @@ async fn crash_loop(upstream: &str, config: &str) {
     tokio::time::sleep(Duration::from_secs(10)).await;
     done_tx.send(true).unwrap();
     while let Some(done) = sleepers.join_next().await {
-        let (name, got) = done.unwrap();
+        let (name, qos, got) = done.unwrap();
         let want = &sent[&name];
-        let missing: Vec<&String> = want.difference(&got).collect();
+        let missing: Vec<&String> = want.iter().filter(|c| !got.contains_key(*c)).collect();
         assert!(
             missing.is_empty(),
             "{name}: commands missing: {missing:?} (got {} of {})",
-            want.intersection(&got).count(),
+            want.len() - missing.len(),
             want.len()
         );
+        if qos == QoS::Two {
+            let twice: Vec<(&String, &u32)> = got.iter().filter(|(_, n)| **n > 1).collect();
+            assert!(
+                twice.is_empty(),
+                "{name}: QoS 2 commands received more than once: {twice:?}"
+            );
+        }
         eprintln!("{name}: all {} commands delivered", want.len());
     }
     daemon.stop().await;

@@ -182,6 +182,12 @@ pub(crate) struct Downlink {
     pub(crate) delivery: Option<DeliveryId>,
     /// Order of arrival in this session (tells the state store the buffer changed).
     pub(crate) n: u64,
+    /// The MsgId it went to the client under before a restart (sent again under it, with
+    /// DUP set, so the client can tell a repetition).
+    pub(crate) msg_id: Option<u16>,
+    /// Transparent mode, read back after a restart: the packet id the broker delivered it
+    /// under, so the broker's redelivery on the resumed session is this message, not another.
+    pub(crate) broker_pkid: Option<u16>,
 }
 
 /// The one gateway-initiated exchange in flight towards the client: at most one REGISTER or
@@ -193,6 +199,9 @@ pub(crate) struct Inflight {
     pub(crate) step: InflightStep,
     pub(crate) sent_at: Instant,
     pub(crate) retries: u8,
+    /// A QoS 2 PUBLISH or PUBREL not sent yet: it waits until the session record with its
+    /// MsgId and phase is committed (`downlink::send_held`).
+    pub(crate) held: bool,
 }
 
 /// What the gateway waits for.
@@ -365,6 +374,7 @@ impl Session {
             State::Active | State::Awake => self
                 .inflight
                 .as_ref()
+                .filter(|i| !i.held)
                 .map(|i| i.sent_at.saturating_add(cfg.t_retry)),
             _ => None,
         };

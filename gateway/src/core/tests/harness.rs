@@ -78,11 +78,13 @@ impl Harness {
         store: BTreeMap<String, SessionRecord>,
         now: Instant,
     ) -> Self {
-        Self::restored_with_link(cfg, store, now, false)
+        let mut h = Self::restored_with_link(cfg, store, now, false);
+        h.clear_datagrams();
+        h
     }
 
     /// [`Harness::restored`], the gateway's link coming up with the broker's session present
-    /// or not.
+    /// or not; what the restored sessions sent on that is kept.
     pub(super) fn restored_with_link(
         cfg: GatewayConfig,
         store: BTreeMap<String, SessionRecord>,
@@ -108,7 +110,6 @@ impl Harness {
             session_present,
             lost: vec![],
         });
-        h.clear_datagrams();
         h
     }
 

@@ -320,3 +320,168 @@ fn in_aggregating_mode_the_owed_pubrels_go_out_on_the_shared_link_before_any_new
         "the status publish comes after: {cmds:?}"
     );
 }
+
+// Broker → client: the MsgId a QoS 2 message goes to the client under is recorded before it
+// goes, and the client's PUBREC before the PUBREL lets it forget that MsgId.
+
+/// `stored()` in `mode`, with `cmd/x` predefined as id 2.
+fn with_commands(mode: UpstreamMode) -> GatewayConfig {
+    let mut cfg = stored();
+    cfg.upstream.mode = mode;
+    cfg.predefined.global.insert(2, "cmd/x".into());
+    cfg
+}
+
+/// m1 (CleanSession=0) at peer 1, subscribed to predefined id 2 at QoS 2 with the broker's
+/// SUBACK in; returns its link (the gateway's in aggregating mode).
+fn subscribed(h: &mut Harness, mode: UpstreamMode) -> LinkId {
+    let a = peer(1);
+    let link = match mode {
+        UpstreamMode::Transparent => h.connect(&a, "m1", false, 60),
+        UpstreamMode::Aggregating => {
+            h.raw(&a, &super::harness::connect("m1", false, false, 60));
+            LinkId::GATEWAY
+        }
+    };
+    h.recv(
+        &a,
+        Packet::Subscribe(sn_codec::Subscribe {
+            dup: false,
+            qos: QoS::Two,
+            msg_id: 1,
+            topic: TopicRef::Predefined(2),
+        }),
+    );
+    let token = h
+        .take_cmds()
+        .iter()
+        .find_map(|c| match c {
+            UpstreamCmd::Subscribe { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("a subscribe");
+    h.upstream(UpstreamEvent::SubAck {
+        link,
+        token,
+        granted: Some(crate::core::upstream::MqttQos::ExactlyOnce),
+    });
+    h.clear();
+    link
+}
+
+fn command(dup: bool, msg_id: u16) -> Packet<'static> {
+    Packet::Publish(Publish {
+        dup,
+        qos: QoS::Two,
+        retain: false,
+        topic: TopicRef::Predefined(2),
+        msg_id,
+        data: b"open",
+    })
+}
+
+/// The MsgId of the message in flight in m1's record.
+fn stored_inflight(h: &Harness) -> Option<(u16, bool)> {
+    let m = h.store["m1"].buffered.first()?;
+    m.msg_id.map(|id| (id, m.released))
+}
+
+#[test]
+fn a_qos2_command_goes_to_a_stored_client_only_once_its_msg_id_is_recorded_and_its_pubrel_once_its_pubrec_is()
+ {
+    for mode in [UpstreamMode::Transparent, UpstreamMode::Aggregating] {
+        let mut h = Harness::new(with_commands(mode));
+        let a = peer(1);
+        let link = subscribed(&mut h, mode);
+        h.upstream(super::harness::message(link, 7, "cmd/x", b"open", 2));
+        h.expect(&a, &[]);
+        let (msg_id, released) = stored_inflight(&h).expect("recorded with its MsgId");
+        assert!(!released);
+        h.committed();
+        h.expect(&a, &[command(false, msg_id)]);
+
+        h.recv(&a, Packet::Pubrec { msg_id });
+        h.expect(&a, &[]);
+        assert_eq!(stored_inflight(&h), Some((msg_id, true)), "{mode:?}");
+        h.committed();
+        h.expect(&a, &[Packet::Pubrel { msg_id }]);
+        h.recv(&a, Packet::Pubcomp { msg_id });
+        assert_eq!(stored_inflight(&h), None);
+    }
+}
+
+#[test]
+fn after_a_kill_a_qos2_command_the_client_may_have_goes_again_under_its_msg_id_and_once() {
+    for mode in [UpstreamMode::Transparent, UpstreamMode::Aggregating] {
+        let mut h = Harness::new(with_commands(mode));
+        let link = subscribed(&mut h, mode);
+        h.upstream(super::harness::message(link, 7, "cmd/x", b"open", 2));
+        h.committed();
+        let (msg_id, _) = stored_inflight(&h).expect("recorded");
+        let store = h.store.clone();
+
+        let mut h = Harness::restored_with_link(
+            with_commands(mode),
+            store,
+            sn_codec::Instant::from_millis(5_000_000),
+            mode == UpstreamMode::Aggregating,
+        );
+        let a = peer(1);
+        if mode == UpstreamMode::Transparent {
+            let link = h.opened_link();
+            h.upstream(UpstreamEvent::LinkUp {
+                link,
+                session_present: true,
+                lost: vec![],
+            });
+            // The broker redelivers it on the resumed session: that is the same message.
+            h.upstream(super::harness::message(link, 7, "cmd/x", b"open", 2));
+        }
+        h.committed();
+        h.expect(&a, &[command(true, msg_id)]);
+        h.recv(&a, Packet::Pubrec { msg_id });
+        h.committed();
+        h.expect(&a, &[Packet::Pubrel { msg_id }]);
+        if mode == UpstreamMode::Transparent {
+            assert_eq!(
+                super::harness::acks(&h.take_cmds()),
+                [7],
+                "acknowledged once"
+            );
+        }
+        h.recv(&a, Packet::Pubcomp { msg_id });
+        h.advance(Duration::from_secs(60));
+        h.expect(&a, &[]);
+    }
+}
+
+#[test]
+fn after_a_kill_once_the_client_answered_pubrec_only_the_pubrel_goes_again() {
+    let mut h = Harness::new(with_commands(UpstreamMode::Aggregating));
+    let a = peer(1);
+    let link = subscribed(&mut h, UpstreamMode::Aggregating);
+    h.upstream(super::harness::message(link, 7, "cmd/x", b"open", 2));
+    h.committed();
+    let (msg_id, _) = stored_inflight(&h).expect("recorded");
+    h.recv(&a, Packet::Pubrec { msg_id });
+    let store = h.store.clone();
+
+    let mut h = Harness::restored_with_link(
+        with_commands(UpstreamMode::Aggregating),
+        store,
+        sn_codec::Instant::from_millis(5_000_000),
+        true,
+    );
+    h.advance(Duration::from_secs(20));
+    let sent: Vec<String> = h
+        .sent_to(&a)
+        .iter()
+        .map(|b| Packet::decode(b).unwrap().to_string())
+        .collect();
+    assert!(!sent.is_empty(), "the PUBREL is sent again");
+    let pubrel = Packet::Pubrel { msg_id }.to_string();
+    assert!(sent.iter().all(|p| *p == pubrel), "{sent:?}");
+    h.clear_datagrams();
+    h.recv(&a, Packet::Pubcomp { msg_id });
+    assert_eq!(stored_inflight(&h), None);
+}

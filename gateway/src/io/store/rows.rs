@@ -66,8 +66,8 @@ pub(crate) fn put(conn: &Connection, r: &SessionRecord, now_unix: i64) -> rusqli
         topic.execute(params![r.client_id, t.id, t.name, t.confirmed])?;
     }
     let mut buffered = conn.prepare_cached(
-        "INSERT INTO buffered (client_id, position, topic, payload, qos, retain) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO buffered (client_id, position, topic, payload, qos, retain, msg_id, \
+         released, broker_pkid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for (position, m) in r.buffered.iter().enumerate() {
         buffered.execute(params![
@@ -76,7 +76,10 @@ pub(crate) fn put(conn: &Connection, r: &SessionRecord, now_unix: i64) -> rusqli
             m.topic,
             &m.payload[..],
             m.qos.level(),
-            m.retain
+            m.retain,
+            m.msg_id,
+            m.released,
+            m.broker_pkid,
         ])?;
     }
     let mut qos2 =
@@ -242,8 +245,8 @@ fn buffered(
     client_id: &str,
 ) -> rusqlite::Result<Result<Vec<StoredDownlink>, String>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT topic, payload, qos, retain FROM buffered WHERE client_id = ?1 \
-         ORDER BY position",
+        "SELECT topic, payload, qos, retain, msg_id, released, broker_pkid FROM buffered \
+         WHERE client_id = ?1 ORDER BY position",
     )?;
     let mut rows = stmt.query([client_id])?;
     let mut out = Vec::new();
@@ -252,11 +255,21 @@ fn buffered(
         let Some(qos) = MqttQos::from_level(qos) else {
             return Ok(Err(format!("a buffered message with QoS {qos}")));
         };
+        let (Ok(msg_id), Ok(broker_pkid)) =
+            (row.get::<_, Option<u16>>(4), row.get::<_, Option<u16>>(6))
+        else {
+            return Ok(Err(
+                "a buffered message with a packet id out of range".into()
+            ));
+        };
         out.push(StoredDownlink {
             topic: row.get(0)?,
             payload: Bytes::from(row.get::<_, Vec<u8>>(1)?),
             qos,
             retain: row.get(3)?,
+            msg_id,
+            released: row.get(5)?,
+            broker_pkid,
         });
     }
     Ok(Ok(out))

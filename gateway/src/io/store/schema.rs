@@ -67,14 +67,19 @@ const MIGRATIONS: [&str; CURRENT as usize] = [
     // retransmission after a restart is not taken twice.
     "ALTER TABLE messages ADD COLUMN pubrec_pkid INTEGER;
      ALTER TABLE messages ADD COLUMN msg_id INTEGER NOT NULL DEFAULT 0;",
-    // 4 → 5: a session's QoS 2 exchanges that outlive a crash: the client's MsgIds it has not
-    // released (side 'client') and the packet ids owed a PUBREL at the broker (side 'broker').
+    // 4 → 5: a session's QoS 2 exchanges that outlive a crash. Client → broker: the client's
+    // MsgIds it has not released (side 'client') and the packet ids owed a PUBREL at the
+    // broker (side 'broker'). Broker → client: the MsgId a kept message went out under, whether
+    // the client answered PUBREC, and the broker's packet id of the delivery.
     "CREATE TABLE qos2 (
         client_id TEXT NOT NULL,
         side      TEXT NOT NULL,
         id        INTEGER NOT NULL,
         PRIMARY KEY (client_id, side, id)
-    ) WITHOUT ROWID;",
+    ) WITHOUT ROWID;
+    ALTER TABLE buffered ADD COLUMN msg_id INTEGER;
+    ALTER TABLE buffered ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE buffered ADD COLUMN broker_pkid INTEGER;",
 ];
 
 /// What a database file turned out to be.

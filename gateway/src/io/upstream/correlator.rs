@@ -337,6 +337,13 @@ impl Correlator {
         }
     }
 
+    /// Whether the incoming QoS 2 exchange `pkid` is one of this link's (a PUBREL for any other
+    /// is for an exchange of an earlier run of the gateway, which the broker's resumed session
+    /// remembers).
+    pub(crate) fn knows_incoming(&self, pkid: u16) -> bool {
+        self.incoming_qos2.contains_key(&pkid)
+    }
+
     /// An incoming PUBREL: the QoS 2 exchange for `pkid` is over.
     pub(crate) fn incoming_pubrel(&mut self, pkid: u16) {
         self.incoming_qos2.remove(&pkid);

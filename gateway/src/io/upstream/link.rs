@@ -474,6 +474,12 @@ impl LinkTask {
         while let Some(packet) = next.take() {
             let held = match &packet {
                 Packet::PubRec(rec) => lock(&self.shared).corr.hold_pubrec(rec.pkid),
+                Packet::PubRel(rel) if !lock(&self.shared).corr.knows_incoming(rel.pkid) => {
+                    // A QoS 2 message the gateway acknowledged before a restart: MQTT
+                    // prescribes PUBCOMP, where rumqttc would drop the connection.
+                    expect_pubrel(&mut self.eventloop, rel.pkid);
+                    None
+                }
                 _ => None,
             };
             if let (Some(token), Packet::PubRec(rec)) = (held, &packet) {
