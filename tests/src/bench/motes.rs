@@ -113,12 +113,22 @@ impl Mote {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("no try")))
     }
 
-    /// CONNECT and wait for CONNACK accepted; returns the round-trip time.
+    /// CONNECT (CleanSession=1) and wait for CONNACK accepted; returns the round-trip time.
     pub async fn connect(&self, client_id: &str, keep_alive: u16) -> Result<Duration> {
+        self.connect_session(client_id, keep_alive, true).await
+    }
+
+    /// CONNECT with `clean_session` and wait for CONNACK accepted; returns the round-trip time.
+    pub async fn connect_session(
+        &self,
+        client_id: &str,
+        keep_alive: u16,
+        clean_session: bool,
+    ) -> Result<Duration> {
         let start = Instant::now();
         let c = Connect {
             will: false,
-            clean_session: true,
+            clean_session,
             duration: keep_alive,
             client_id: client_id.as_bytes(),
         };
@@ -211,10 +221,20 @@ pub async fn motes(n: usize, gateway: SocketAddr) -> Result<Vec<Arc<Mote>>> {
 
 /// Connects every mote at once (`<prefix><i>`); returns each CONNACK round trip.
 pub async fn connect_all(motes: &[Arc<Mote>], prefix: &str) -> Result<Vec<Duration>> {
+    connect_all_sessions(motes, prefix, true).await
+}
+
+/// [`connect_all`] with `clean_session` (false: sessions the gateway stores when it has a state
+/// database).
+pub async fn connect_all_sessions(
+    motes: &[Arc<Mote>],
+    prefix: &str,
+    clean_session: bool,
+) -> Result<Vec<Duration>> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, m) in motes.iter().enumerate() {
         let (m, id) = (m.clone(), format!("{prefix}{i}"));
-        tasks.spawn(async move { m.connect(&id, 3600).await });
+        tasks.spawn(async move { m.connect_session(&id, 3600, clean_session).await });
     }
     let mut rtts = Vec::with_capacity(motes.len());
     while let Some(r) = tasks.join_next().await {

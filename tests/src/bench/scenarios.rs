@@ -266,11 +266,13 @@ fn percentiles(v: &mut [u32]) -> (u32, u32, u32) {
     (quantile(v, 0.5), quantile(v, 0.99), quantile(v, 1.0))
 }
 
-/// Closed-loop QoS 1 or 2: `n` motes, one message in flight each, for `secs`.
-pub async fn reliable(qos: QoS, n: usize, secs: u64) -> Result<Outcome> {
+/// Closed-loop QoS 1 or 2: `n` motes, one message in flight each, for `secs`; with
+/// `kept_sessions` the motes connect with CleanSession=0 (stored sessions: a QoS 2 exchange
+/// waits for its record at each step).
+pub async fn reliable(qos: QoS, n: usize, secs: u64, kept_sessions: bool) -> Result<Outcome> {
     let rig = Rig::start().await?;
     let motes = motes::motes(n, rig.gw_addr).await?;
-    motes::connect_all(&motes, "bench-").await?;
+    motes::connect_all_sessions(&motes, "bench-", !kept_sessions).await?;
     let before = rig.usage()?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
@@ -299,7 +301,15 @@ pub async fn reliable(qos: QoS, n: usize, secs: u64) -> Result<Outcome> {
     let after = rig.usage()?;
     let done = rtts.len() as u64;
     let mut o = Outcome {
-        name: format!("reliable qos={} motes={n} in_flight=1", qos.level()),
+        name: format!(
+            "reliable qos={} motes={n} in_flight=1{}",
+            qos.level(),
+            if kept_sessions {
+                " clean_session=0"
+            } else {
+                ""
+            }
+        ),
         sent: done,
         delivered: done,
         elapsed,

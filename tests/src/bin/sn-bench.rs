@@ -69,6 +69,10 @@ enum Scenario {
         /// Simulated motes.
         #[arg(long)]
         motes: usize,
+        /// Connect with CleanSession=0, so a gateway with a state database stores the
+        /// sessions (and their QoS 2 exchanges).
+        #[arg(long)]
+        keep_sessions: bool,
     },
     /// Motes CONNECT at once.
     ConnectStorm {
@@ -167,9 +171,13 @@ async fn run(cli: &Cli) -> Result<Vec<Outcome>> {
             vec![scenarios::throughput(qos, *motes, *rate, cli.secs).await?]
         }
         Scenario::Sweep { motes, rates } => scenarios::sweep(*motes, rates, cli.secs).await?,
-        Scenario::Reliable { qos, motes } => {
+        Scenario::Reliable {
+            qos,
+            motes,
+            keep_sessions,
+        } => {
             let qos = if *qos == 2 { QoS::Two } else { QoS::One };
-            vec![scenarios::reliable(qos, *motes, cli.secs).await?]
+            vec![scenarios::reliable(qos, *motes, cli.secs, *keep_sessions).await?]
         }
         Scenario::ConnectStorm { motes } => vec![scenarios::connect_storm(*motes).await?],
         Scenario::Memory { motes, buffered } => vec![scenarios::memory(*motes, *buffered).await?],
