@@ -189,7 +189,10 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<(Vec<SessionRecord>, V
             }
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e),
         };
-        let (qos2_unreleased, pubrels_owed) = match qos2(conn, &client_id)? {
+        let Qos2Ids {
+            unreleased: qos2_unreleased,
+            owed: pubrels_owed,
+        } = match qos2(conn, &client_id)? {
             Ok(ids) => ids,
             Err(p) => {
                 bad.push(problem(p));
@@ -214,12 +217,16 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<(Vec<SessionRecord>, V
     Ok((records, bad))
 }
 
-/// A session's QoS 2 ids: (MsgIds the client has not released, packet ids owed a PUBREL),
-/// each ascending.
-fn qos2(
-    conn: &Connection,
-    client_id: &str,
-) -> rusqlite::Result<Result<(Vec<u16>, Vec<u16>), String>> {
+/// A session's QoS 2 ids, each ascending.
+struct Qos2Ids {
+    /// MsgIds the client has not released.
+    unreleased: Vec<u16>,
+    /// Packet ids owed a PUBREL at the broker.
+    owed: Vec<u16>,
+}
+
+/// The QoS 2 ids of `client_id`, or what is wrong with a row.
+fn qos2(conn: &Connection, client_id: &str) -> rusqlite::Result<Result<Qos2Ids, String>> {
     let mut stmt =
         conn.prepare_cached("SELECT side, id FROM qos2 WHERE client_id = ?1 ORDER BY side, id")?;
     let mut rows = stmt.query([client_id])?;
@@ -237,7 +244,10 @@ fn qos2(
             _ => return Ok(Err(format!("a QoS 2 id of unknown side {side:?}"))),
         }
     }
-    Ok(Ok((client, broker)))
+    Ok(Ok(Qos2Ids {
+        unreleased: client,
+        owed: broker,
+    }))
 }
 
 fn buffered(
