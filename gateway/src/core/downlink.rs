@@ -213,37 +213,30 @@ fn send_publish(s: &mut Session, f: &mut Flow<'_>, msg: Downlink, topic: TopicRe
         topic_id: topic.id_field(),
         id_type: topic.id_type(),
     };
-    if msg.qos == QoS::Two && f.records(s) {
-        // Its MsgId is recorded before it goes: after a crash it is sent again under the same
-        // one, which the client recognises.
+    // A QoS 2 message's MsgId is recorded before it goes: after a crash it is sent again under
+    // the same one, which the client recognises.
+    let held = msg.qos == QoS::Two && f.records(s);
+    if held {
         f.out.send_held_after_store(s.client_id(), f.now);
-        s.inflight = Some(Inflight {
-            msg,
+    } else {
+        let p = Packet::Publish(Publish {
+            dup: msg.msg_id.is_some(),
+            qos: msg.qos,
+            retain: msg.retain,
+            topic,
             msg_id,
-            step,
-            sent_at: f.now,
-            retries: 0,
-            held: true,
+            data: &msg.payload,
         });
-        return;
-    }
-    let p = Packet::Publish(Publish {
-        dup: msg.msg_id.is_some(),
-        qos: msg.qos,
-        retain: msg.retain,
-        topic,
-        msg_id,
-        data: &msg.payload,
-    });
-    if !f.reply(s, &p) {
-        // Counted by the send.
-        return release(s, f, msg.delivery);
-    }
-    f.out
-        .stats
-        .count_publish(msg.qos, super::stats::Direction::Downstream);
-    if msg.qos == QoS::Zero {
-        return;
+        if !f.reply(s, &p) {
+            // Counted by the send.
+            return release(s, f, msg.delivery);
+        }
+        f.out
+            .stats
+            .count_publish(msg.qos, super::stats::Direction::Downstream);
+        if msg.qos == QoS::Zero {
+            return;
+        }
     }
     s.inflight = Some(Inflight {
         msg,
@@ -251,7 +244,7 @@ fn send_publish(s: &mut Session, f: &mut Flow<'_>, msg: Downlink, topic: TopicRe
         step,
         sent_at: f.now,
         retries: 0,
-        held: false,
+        held,
     });
 }
 

@@ -343,6 +343,38 @@ impl Harness {
         link
     }
 
+    /// The broker answers the last `Subscribe` command on `link` with `granted`.
+    pub(super) fn grant_subscribe(&mut self, link: LinkId, granted: MqttQos) {
+        let token = self
+            .take_cmds()
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                UpstreamCmd::Subscribe { token, .. } => Some(*token),
+                _ => None,
+            })
+            .expect("a subscribe");
+        self.upstream(UpstreamEvent::SubAck {
+            link,
+            token,
+            granted: Some(granted),
+        });
+    }
+
+    /// The token of the last `Publish` command on `topic` (the commands are taken).
+    pub(super) fn published(&mut self, topic: &str) -> crate::core::upstream::Token {
+        self.take_cmds()
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                UpstreamCmd::Publish {
+                    token, topic: t, ..
+                } if t == topic => Some(*token),
+                _ => None,
+            })
+            .expect("a publish on the topic")
+    }
+
     pub(super) fn has_event(&self, f: impl Fn(&GatewayEvent) -> bool) -> bool {
         self.events.iter().any(f)
     }

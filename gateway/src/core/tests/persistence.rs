@@ -78,19 +78,7 @@ fn subscribe_commands(h: &mut Harness, from: &PeerAddr, link: LinkId) {
             topic: TopicRef::Name(b"cmd/#"),
         }),
     );
-    let token = h
-        .take_cmds()
-        .iter()
-        .find_map(|c| match c {
-            UpstreamCmd::Subscribe { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("a subscribe");
-    h.upstream(UpstreamEvent::SubAck {
-        link,
-        token,
-        granted: Some(MqttQos::AtLeastOnce),
-    });
+    h.grant_subscribe(link, MqttQos::AtLeastOnce);
 }
 
 /// mote-1 (CleanSession=0) connected, `t/1` registered as id 1, subscribed to `cmd/#` at QoS 1

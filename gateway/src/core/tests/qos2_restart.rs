@@ -242,14 +242,7 @@ fn in_gateway_custody_a_released_message_is_still_answered_after_a_restart() {
     h.expect(&a, &[Packet::Pubrec { msg_id: 5 }]);
     // Forwarded and completed by the broker: the message leaves custody, but the session keeps
     // its MsgId until the client's PUBREL.
-    let token = h
-        .take_cmds()
-        .iter()
-        .find_map(|c| match c {
-            UpstreamCmd::Publish { token, topic, .. } if topic == "site/a" => Some(*token),
-            _ => None,
-        })
-        .expect("forwarded");
+    let token = h.published("site/a");
     h.upstream(UpstreamEvent::PublishDone {
         link: LinkId::GATEWAY,
         token,
@@ -284,14 +277,7 @@ fn in_aggregating_mode_the_owed_pubrels_go_out_on_the_shared_link_before_any_new
         }),
     );
     h.recv(&a, publish(false, 5));
-    let token = h
-        .take_cmds()
-        .iter()
-        .find_map(|c| match c {
-            UpstreamCmd::Publish { token, topic, .. } if topic == "site/a" => Some(*token),
-            _ => None,
-        })
-        .expect("published on the shared link");
+    let token = h.published("site/a");
     h.upstream(UpstreamEvent::PubrecHeld {
         link: LinkId::GATEWAY,
         token,
@@ -352,19 +338,7 @@ fn subscribed(h: &mut Harness, mode: UpstreamMode) -> LinkId {
             topic: TopicRef::Predefined(2),
         }),
     );
-    let token = h
-        .take_cmds()
-        .iter()
-        .find_map(|c| match c {
-            UpstreamCmd::Subscribe { token, .. } => Some(*token),
-            _ => None,
-        })
-        .expect("a subscribe");
-    h.upstream(UpstreamEvent::SubAck {
-        link,
-        token,
-        granted: Some(crate::core::upstream::MqttQos::ExactlyOnce),
-    });
+    h.grant_subscribe(link, crate::core::upstream::MqttQos::ExactlyOnce);
     h.clear();
     link
 }
