@@ -328,16 +328,22 @@ fn owed_pubrel_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
         .pubrels_owed
         .iter()
         .find(|(_, o)| o.token == Some(token))
-        .map(|(pkid, _)| *pkid);
-    if let Some(pkid) = done {
+        .map(|(pkid, o)| (*pkid, o.link));
+    if let Some((pkid, link)) = done {
         s.pubrels_owed.remove(&pkid);
-        forget_pkid(s, f, pkid);
+        // Resumed on that link (also for a session not attached any more, in aggregating mode).
+        if let Some(link) = link {
+            f.out
+                .after_store(super::upstream::UpstreamCmd::Forget { link, pkid });
+        } else {
+            forget_pkid(s, f, pkid);
+        }
     }
 }
 
-/// The broker completed the QoS 2 publish under `pkid`: once the session record without it is
-/// committed, the link may give the packet id to another publish (a PUBREL resumed after a
-/// crash must find this message or none).
+/// The broker completed the QoS 2 publish under `pkid` on the session's link: once the session
+/// record without it is committed, the link may give the packet id to another publish (a
+/// PUBREL resumed after a crash must find this message or none).
 fn forget_pkid(s: &Session, f: &mut Flow<'_>, pkid: u16) {
     if let Some(link) = s.upstream().and_then(|at| f.up.link(at)) {
         f.out

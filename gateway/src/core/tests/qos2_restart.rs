@@ -294,6 +294,7 @@ fn in_aggregating_mode_the_owed_pubrels_go_out_on_the_shared_link_before_any_new
 
     let mut h =
         Harness::restored_with_link(cfg, store, sn_codec::Instant::from_millis(5_000_000), true);
+    let resumed = resume_token(&h.cmds);
     let cmds = qos2_cmds(&mut h);
     assert_eq!(
         cmds.first().map(String::as_str),
@@ -305,6 +306,14 @@ fn in_aggregating_mode_the_owed_pubrels_go_out_on_the_shared_link_before_any_new
             .any(|c| c.starts_with("publish ") && c.contains("status")),
         "the status publish comes after: {cmds:?}"
     );
+    // Its PUBCOMP: no longer owed, and the link may reuse the packet id once that is stored.
+    h.upstream(UpstreamEvent::PublishDone {
+        link: LinkId::GATEWAY,
+        token: resumed,
+    });
+    assert_eq!(stored_qos2(&h, "m1"), (vec![5], vec![]));
+    h.committed();
+    assert_eq!(qos2_cmds(&mut h), ["forget 3"]);
 }
 
 // Broker → client: the MsgId a QoS 2 message goes to the client under is recorded before it
