@@ -412,3 +412,43 @@ fn a_full_disk_is_reported_and_the_pending_batch_is_written_once_there_is_room_a
     assert_eq!(open(&path, &cfg(), None).unwrap().messages.len(), 20);
     assert!(stats.failures.load(Ordering::Relaxed) >= 1);
 }
+
+#[test]
+fn a_database_of_schema_4_is_migrated_and_read_back_with_nothing_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, 0, 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sessions (client_id, state, keep_alive_ms, sleep_ms, listener, address, \
+             updated_at) VALUES ('old', 'asleep', 60000, 600000, 0, '192.0.2.9:4000', 0);
+             INSERT INTO buffered (client_id, position, topic, payload, qos, retain) \
+             VALUES ('old', 0, 'cmd/old', x'6f6e', 2, 0);
+             INSERT INTO messages (seq, client_id, topic, payload, qos, retain, received_at, \
+             pubrec_pkid, msg_id) VALUES (4, 'old', 'site/a', x'3231', 2, 0, 0, 7, 12);",
+        )
+        .unwrap();
+    }
+    let o = open(&path, &cfg(), None).unwrap();
+    assert_eq!(o.sessions.len(), 1);
+    let r = &o.sessions[0];
+    assert_eq!(
+        (r.client_id.as_str(), r.state),
+        ("old", StoredState::Asleep)
+    );
+    assert_eq!(r.buffered.len(), 1);
+    let m = &r.buffered[0];
+    assert_eq!(
+        (m.topic.as_str(), &m.payload[..], m.msg_id, m.released),
+        ("cmd/old", &b"on"[..], None, false)
+    );
+    assert!(r.qos2_unreleased.is_empty() && r.pubrels_owed.is_empty());
+    assert_eq!(o.messages.len(), 1);
+    assert_eq!((o.messages[0].pubrec, o.messages[0].msg_id), (Some(7), 12));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::CURRENT);
+}
