@@ -179,6 +179,27 @@ impl fmt::Display for Settings {
             l.unregistered_idle_timeout
                 .map_or_else(|| "never".to_owned(), dur)
         )?;
+        let policy = match c.clients.admission {
+            crate::core::config::Admission::Open => "open (any ClientId)",
+            crate::core::config::Admission::RegisteredOnly => "registered-only",
+        };
+        let r = &self.registry;
+        let pinned = c
+            .clients
+            .registry
+            .values()
+            .filter(|e| e.pin.is_some())
+            .count();
+        writeln!(
+            f,
+            "clients:    policy {policy}, registry {} ({})",
+            r.path.display(),
+            if r.exists {
+                format!("{} paired, {pinned} pinned", r.clients)
+            } else {
+                "not there yet: no client paired".to_owned()
+            }
+        )?;
         writeln!(f, "forwarders: allow {}", allow(&c.forwarders.allow))?;
         match io.http {
             None => writeln!(f, "http:       off")?,

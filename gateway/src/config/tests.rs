@@ -376,3 +376,28 @@ fn the_short_name_suback_id_and_custody_are_read_and_bad_values_named() {
     );
     assert_eq!(ok("").core.custody.mode, CustodyMode::Broker);
 }
+
+#[test]
+fn the_summary_names_the_client_policy_the_registry_and_how_many_are_paired() {
+    let text = ok("").to_string();
+    assert!(
+        text.contains(
+            "clients:    policy open (any ClientId), registry ./clients.toml (not there yet"
+        ),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clients.toml"),
+        "[[client]]\nclient_id = \"a\"\naddress = \"192.0.2.1\"\n\n[[client]]\nclient_id = \"b\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.toml");
+    let s = parse("[clients]\npolicy = \"registered-only\"\n", &config).unwrap();
+    let text = s.to_string();
+    let want = format!(
+        "clients:    policy registered-only, registry {} (2 paired, 1 pinned)",
+        dir.path().join("clients.toml").display()
+    );
+    assert!(text.contains(&want), "summary lacks {want:?}:\n{text}");
+}

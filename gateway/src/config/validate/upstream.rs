@@ -218,10 +218,37 @@ fn tls(cx: &Ctx<'_>, t: &FileTls) -> Result<TlsConfig, ConfigError> {
         }
         _ => {}
     }
+    let certificates = |v: &Option<toml::Spanned<String>>, key: &str| {
+        v.as_ref()
+            .map(|s| {
+                let path = cx.readable_file(s, key)?;
+                pem_certificates(&path).map_err(|why| cx.at(s, key, why))?;
+                Ok(path)
+            })
+            .transpose()
+    };
     Ok(TlsConfig {
-        ca_file: file(&t.ca_file, "upstream.tls.ca_file")?,
-        client_cert: file(&t.client_cert, "upstream.tls.client_cert")?,
+        ca_file: certificates(&t.ca_file, "upstream.tls.ca_file")?,
+        client_cert: certificates(&t.client_cert, "upstream.tls.client_cert")?,
         client_key: file(&t.client_key, "upstream.tls.client_key")?,
         server_name: cx.string(&t.server_name, "upstream.tls.server_name", non_empty)?,
     })
+}
+
+/// A file that must hold PEM certificates (a CA file, a client certificate): one holding a
+/// private key is refused, so a key is never handed out where certificates belong (and a
+/// mix-up of the two settings is caught at once).
+fn pem_certificates(path: &std::path::Path) -> Result<(), String> {
+    let shown = path.display();
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let text = String::from_utf8_lossy(&text);
+    if text.contains("PRIVATE KEY-----") {
+        return Err(format!(
+            "{shown} holds a private key, not certificates; give the CA's certificate (PEM)"
+        ));
+    }
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{shown} holds no PEM certificate"));
+    }
+    Ok(())
 }
