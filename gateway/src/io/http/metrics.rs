@@ -98,9 +98,80 @@ impl Writer {
     }
 }
 
-/// The whole exposition for `s`.
+/// What `/metrics` says about the process itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcessInfo {
+    /// Resident memory (`VmRSS`), 0 when it cannot be read.
+    pub(crate) resident_bytes: u64,
+    /// When the gateway started, in Unix seconds.
+    pub(crate) start_time_unix: u64,
+}
+
+impl ProcessInfo {
+    /// This process now; `since_start` is how long the gateway has run.
+    fn read(since_start: std::time::Duration) -> Self {
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib.saturating_mul(1024))
+            })
+            .unwrap_or(0);
+        let start_time_unix = std::time::SystemTime::now()
+            .checked_sub(since_start)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        ProcessInfo {
+            resident_bytes,
+            start_time_unix,
+        }
+    }
+}
+
+/// The build's version and features, as `build_info` labels them.
+fn build_features() -> &'static str {
+    if cfg!(feature = "embedded-broker") {
+        "tls-rustls-ring,embedded-broker"
+    } else {
+        "tls-rustls-ring"
+    }
+}
+
+/// The whole exposition for `s`, with this process's memory and start time.
 pub(crate) fn render(s: &Status) -> String {
+    let since_start = std::time::Duration::from_millis(s.now.as_millis());
+    render_with(s, ProcessInfo::read(since_start))
+}
+
+/// The whole exposition for `s` and `process`.
+fn render_with(s: &Status, process: ProcessInfo) -> String {
     let mut w = Writer { out: String::new() };
+    w.family(
+        "build_info",
+        "gauge",
+        "Always 1; the labels name the gateway's version and the build's features.",
+    );
+    w.sample(
+        "build_info",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("features", build_features()),
+        ],
+        1,
+    );
+    w.single(
+        "start_time_seconds",
+        "gauge",
+        "When the gateway started, in seconds since the Unix epoch.",
+        process.start_time_unix,
+    );
+    w.single(
+        "resident_memory_bytes",
+        "gauge",
+        "The gateway process's resident memory (VmRSS).",
+        process.resident_bytes,
+    );
     let (c, g) = (&s.core, &s.gauges);
 
     w.family("clients", "gauge", "Client sessions by state.");
@@ -329,9 +400,22 @@ mod tests {
 
     #[test]
     fn the_exposition_has_the_expected_samples() {
-        let text = render(&status());
+        let process = ProcessInfo {
+            resident_bytes: 9_437_184,
+            start_time_unix: 1_796_000_000,
+        };
+        let text = render_with(&status(), process);
         let l = lines(&text);
+        let build = format!(
+            "mqttsn_gateway_build_info{{version=\"{}\",features=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            build_features()
+        );
         for want in [
+            build.as_str(),
+            "# TYPE mqttsn_gateway_start_time_seconds gauge",
+            "mqttsn_gateway_start_time_seconds 1796000000",
+            "mqttsn_gateway_resident_memory_bytes 9437184",
             "# HELP mqttsn_gateway_clients Client sessions by state.",
             "# TYPE mqttsn_gateway_clients gauge",
             "mqttsn_gateway_clients{state=\"connecting\"} 0",
@@ -408,6 +492,17 @@ mod tests {
         assert!(text.contains("\nmqttsn_gateway_upstream_up 0\n"), "{text}");
         assert!(text.contains("mqttsn_gateway_clients{state=\"active\"} 0\n"));
         assert!(!text.contains("dropped_total{"), "{text}");
+    }
+
+    #[test]
+    fn this_process_has_memory_and_started_before_now() {
+        let p = ProcessInfo::read(std::time::Duration::from_secs(5));
+        assert!(p.resident_bytes > 1024 * 1024, "{p:?}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!((now - 6..=now - 4).contains(&p.start_time_unix), "{p:?}");
     }
 
     #[test]
