@@ -2,6 +2,7 @@
 //! its outputs after every input, as the core's calling contract requires
 //! (`docs/architecture.md`, "The shell").
 
+use super::upstream::diagnosis::UpstreamReport;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -48,6 +49,10 @@ pub struct Status {
     pub registered_clients: usize,
     /// The state database (`None`: no store, everything in memory).
     pub storage: Option<StorageStatus>,
+    /// The broker, failed connection attempts by kind, and why the gateway's own link is down.
+    pub upstream: UpstreamReport,
+    /// How motes reach the broker.
+    pub upstream_mode: crate::core::config::UpstreamMode,
 }
 
 /// The state database's counters, as `/metrics` and `/healthz` show them.
@@ -353,9 +358,12 @@ fn status(
     core: &Gateway,
     io: &IoCounters,
     store: Option<&super::store::Writer>,
+    upstream: UpstreamReport,
     now: Instant,
 ) -> Status {
     Status {
+        upstream,
+        upstream_mode: core.config().upstream.mode,
         datagrams_in: io.datagrams_in,
         datagrams_out: io.datagrams_out,
         send_errors: io.send_errors,
@@ -376,11 +384,19 @@ impl<C: UpstreamConnector> Driver<'_, C> {
     fn control(&mut self, core: &mut Gateway, c: Control, now: Instant) {
         match c {
             Control::Status(reply) => {
-                let _ = reply.send(status(core, &self.counters, self.state.as_ref(), now));
+                let upstream = self.connector.report();
+                let _ = reply.send(status(
+                    core,
+                    &self.counters,
+                    self.state.as_ref(),
+                    upstream,
+                    now,
+                ));
             }
             Control::Snapshot(reply) => {
+                let upstream = self.connector.report();
                 let _ = reply.send(Snapshot {
-                    status: status(core, &self.counters, self.state.as_ref(), now),
+                    status: status(core, &self.counters, self.state.as_ref(), upstream, now),
                     clients: core.clients(),
                 });
             }

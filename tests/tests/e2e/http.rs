@@ -221,7 +221,14 @@ async fn metrics_count_real_traffic_and_health_follows_the_broker() {
     })
     .await;
     let (_, body) = http(addr, "GET", "/healthz").await;
-    assert!(body.contains("upstream broker is unreachable"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "upstream broker {} (transparent mode) is unreachable: ",
+            broker.url()
+        )),
+        "{body}"
+    );
+    assert!(body.contains("next try"), "{body}");
     let (_, text) = http(addr, "GET", "/metrics").await;
     assert!(
         text.lines().any(|l| l == "mqttsn_gateway_upstream_up 0"),

@@ -17,6 +17,8 @@
 //! - `storage`: sessions that survive a kill -9 (the state database);
 //! - `storage_faults`: the state database on a full disk and a read-only mount;
 //! - `tls_interop`: TLS to the broker and interop with a third-party MQTT-SN client;
+//! - `upstream_errors`: why the broker is unreachable, for a wrong password, a wrong CA, a plain
+//!   URL at a TLS port and nothing listening;
 //! - `harness`: the shared harness (`sn_tests`) itself;
 //! - `simulation`: deterministic scenarios of a whole site in simulated time.
 //!
@@ -43,3 +45,4 @@ mod status_page;
 mod storage;
 mod storage_faults;
 mod tls_interop;
+mod upstream_errors;

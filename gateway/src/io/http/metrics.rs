@@ -300,6 +300,18 @@ fn render_with(s: &Status, process: ProcessInfo) -> String {
         "Payload octets of the client publishes in the gateway's custody.",
         g.custody_bytes,
     );
+    w.family(
+        "upstream_connect_failures_total",
+        "counter",
+        "Failed connection attempts to the broker (every link), and connections lost, by reason.",
+    );
+    for (failure, n) in &s.upstream.failures {
+        w.sample(
+            "upstream_connect_failures_total",
+            &[("reason", failure.label())],
+            *n,
+        );
+    }
     w.single(
         "custody_oldest_seconds",
         "gauge",

@@ -159,9 +159,12 @@ async fn healthz(State(st): State<AppState>) -> Response {
     if s.upstream_up {
         text(StatusCode::OK, &format!("ok{notes}\n"))
     } else {
+        let why = s
+            .upstream
+            .explain(s.upstream_mode, std::time::SystemTime::now());
         text(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("unready: the upstream broker is unreachable{notes}\n"),
+            &format!("unready: {why}{notes}\n"),
         )
     }
 }

@@ -91,8 +91,19 @@ pub(crate) fn render(snapshot: &Snapshot, gateway_id: u8) -> String {
     };
     let _ = writeln!(
         h,
-        "<p>Upstream broker: <span id=\"upstream\" class=\"{class}\">{text}</span></p>"
+        "<p>Upstream broker {}: <span id=\"upstream\" class=\"{class}\">{text}</span></p>",
+        escape_html(&s.upstream.broker)
     );
+    if !s.upstream_up {
+        let why = s
+            .upstream
+            .explain(s.upstream_mode, std::time::SystemTime::now());
+        let _ = writeln!(
+            h,
+            "<p id=\"upstream-why\" class=\"down\">{}</p>",
+            escape_html(&why)
+        );
+    }
     if let Some(left) = s.pairing {
         let _ = writeln!(
             h,

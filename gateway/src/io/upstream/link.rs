@@ -199,6 +199,12 @@ pub(crate) struct LinkTask {
     /// A publish rumqttc gave a reserved packet id: written once the id is forgotten (nothing
     /// else is taken from the outbox meanwhile, so the order holds).
     pub(crate) deferred: Option<Packet>,
+    /// Failed attempts by kind, and the gateway link's last one.
+    pub(crate) diagnosis: Arc<super::diagnosis::Diagnosis>,
+    /// The broker's URL, for log lines.
+    pub(crate) broker: String,
+    /// The link uses TLS.
+    pub(crate) tls: bool,
 }
 
 impl LinkTask {
@@ -267,9 +273,9 @@ impl LinkTask {
                     if self.after_error(&mut connected_since) == Flow::Done || closing.is_some() {
                         return;
                     }
-                    self.report_error(&error);
                     let connected_for = connected_since.take().map(|t| t.elapsed());
                     let delay = self.backoff.after_failure(connected_for);
+                    self.report_error(&error, connected_for.is_some(), delay);
                     tracing::debug!(link = %self.link, ?delay, "upstream reconnect backoff");
                     if unless_closed(&mut self.ctl, tokio::time::sleep(delay))
                         .await
@@ -562,8 +568,24 @@ impl LinkTask {
         let _ = self.events.send(event);
     }
 
-    fn report_error(&self, error: &ConnectionError) {
+    /// Reports a failed attempt (or a lost connection, `was_up`): counted by kind, logged, and
+    /// for the gateway's own link kept with the time of the next attempt, `delay` from now.
+    fn report_error(&self, error: &ConnectionError, was_up: bool, delay: Duration) {
         let link = self.link;
+        let failure = super::diagnosis::classify(error, self.tls, was_up);
+        self.diagnosis.count(failure);
+        if link == LinkId::GATEWAY {
+            let now = std::time::SystemTime::now();
+            let detail = error.to_string();
+            tracing::warn!(broker = %self.broker, reason = failure.label(), %detail,
+                retry_in = ?delay, hint = failure.hint(), "upstream broker: {}", failure.words());
+            self.diagnosis.set_last(super::diagnosis::LastFailure {
+                failure,
+                detail,
+                at: now,
+                retry_at: now + delay,
+            });
+        }
         match error {
             ConnectionError::ConnectionRefused(code) => {
                 let Some(refusal) = refusal(*code) else {
@@ -617,6 +639,9 @@ impl LinkTask {
             match event {
                 Event::Incoming(Packet::ConnAck(ack)) => {
                     *connected_since = Some(Instant::now());
+                    if link == LinkId::GATEWAY {
+                        self.diagnosis.clear_last();
+                    }
                     let lost = corr.connack(ack.session_present);
                     if !ack.session_present {
                         // A new broker session: no id of the old one means anything.

@@ -37,6 +37,7 @@
 
 mod backoff;
 mod correlator;
+pub mod diagnosis;
 mod link;
 mod tls;
 
@@ -71,6 +72,12 @@ pub trait UpstreamConnector {
     /// certificate replaced in place takes effect). Open links keep theirs. The default does
     /// nothing.
     fn reload(&mut self) {}
+
+    /// Why the broker cannot be reached, as far as the connector knows (the default knows
+    /// nothing).
+    fn report(&self) -> diagnosis::UpstreamReport {
+        diagnosis::UpstreamReport::default()
+    }
 }
 
 /// Why the connector could not be built.
@@ -181,6 +188,8 @@ pub struct RumqttcConnector {
     /// Permits to connect, [`MAX_CONNECTING`] in all, held by a link from the start of a
     /// connection attempt until its CONNACK or failure.
     connecting: Arc<tokio::sync::Semaphore>,
+    /// Failed connection attempts by kind, and the gateway link's last one.
+    diagnosis: Arc<diagnosis::Diagnosis>,
 }
 
 impl RumqttcConnector {
@@ -208,7 +217,18 @@ impl RumqttcConnector {
             seed,
             opened: 0,
             connecting: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTING)),
+            diagnosis: Arc::default(),
         })
+    }
+
+    /// The broker's URL as the operator configured it (`mqtt://host:port`).
+    fn broker_url(&self) -> String {
+        let scheme = match self.endpoint.scheme {
+            crate::io::config::Scheme::Mqtts => "mqtts",
+            crate::io::config::Scheme::Mqtt => "mqtt",
+            crate::io::config::Scheme::Embedded => "embedded",
+        };
+        format!("{scheme}://{}:{}", self.endpoint.host, self.endpoint.port)
     }
 
     /// Closes every link gracefully (DISCONNECT, so no Will is published) and waits for the
@@ -314,6 +334,9 @@ impl RumqttcConnector {
             connecting: self.connecting.clone(),
             reserved: Default::default(),
             deferred: None,
+            diagnosis: self.diagnosis.clone(),
+            broker: self.broker_url(),
+            tls: self.endpoint.scheme == crate::io::config::Scheme::Mqtts,
         };
         tracing::debug!(%link, %client_id, "opening upstream link");
         let task = tokio::spawn(task.run());
@@ -431,6 +454,10 @@ impl RumqttcConnector {
 impl UpstreamConnector for RumqttcConnector {
     fn reload(&mut self) {
         self.identity_tls.clear();
+    }
+
+    fn report(&self) -> diagnosis::UpstreamReport {
+        self.diagnosis.report(self.broker_url())
     }
 
     fn execute(&mut self, cmd: UpstreamCmd) {
