@@ -205,6 +205,8 @@ pub(crate) struct LinkTask {
     pub(crate) broker: String,
     /// The link uses TLS.
     pub(crate) tls: bool,
+    /// The upstream ClientId it connects under (named in log lines).
+    pub(crate) client_id: String,
 }
 
 impl LinkTask {
@@ -591,12 +593,13 @@ impl LinkTask {
                 let Some(refusal) = refusal(*code) else {
                     return;
                 };
-                tracing::warn!(%link, ?refusal, "upstream broker refused the connection");
+                tracing::warn!(%link, client_id = %self.client_id, ?refusal,
+                    "upstream broker refused the connection");
                 self.emit(UpstreamEvent::Refused { link, refusal });
             }
             other => {
                 let reason = other.to_string();
-                tracing::info!(%link, %reason, "upstream link down");
+                tracing::info!(%link, client_id = %self.client_id, %reason, "upstream link down");
                 if fd_limit::is_exhausted(other) {
                     fd_limit::warn_exhausted("opening an upstream connection", other);
                 }
@@ -657,7 +660,8 @@ impl LinkTask {
                         // comes.
                         self.eventloop.state.collision = None;
                     }
-                    tracing::info!(%link, session_present = ack.session_present,
+                    tracing::info!(%link, client_id = %self.client_id,
+                        session_present = ack.session_present,
                         lost = lost.len(), "upstream link up");
                     out.push(UpstreamEvent::LinkUp {
                         link,

@@ -337,6 +337,7 @@ impl RumqttcConnector {
             diagnosis: self.diagnosis.clone(),
             broker: self.broker_url(),
             tls: self.endpoint.scheme == crate::io::config::Scheme::Mqtts,
+            client_id: client_id.clone(),
         };
         tracing::debug!(%link, %client_id, "opening upstream link");
         let task = tokio::spawn(task.run());
