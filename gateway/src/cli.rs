@@ -24,6 +24,14 @@ pub const VERSION: &str = concat!(
 #[cfg(not(feature = "embedded-broker"))]
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: tls-rustls-ring)");
 
+/// Where the packaged service reads its configuration (`packaging/systemd/mqtt-sn-gateway.service`):
+/// `pair`, `clients` and `unpair` look there when the working directory has no
+/// `config/gateway.toml`.
+pub const SERVICE_CONFIG: &str = "/etc/mqtt-sn-gateway/gateway.toml";
+
+/// The registry file the packaged service is given with `--registry`.
+pub const SERVICE_REGISTRY: &str = "/var/lib/mqtt-sn-gateway/clients.toml";
+
 /// Name shown in messages when the compiled-in configuration is used.
 const BUILT_IN: &str = "<built-in config/gateway.toml>";
 
@@ -187,18 +195,65 @@ impl Cli {
     }
 
     /// Where `pair` and `clients` reach the running gateway: its `[http] listen` address from
-    /// the same configuration and flags (an unspecified address becomes loopback); `None` when
-    /// the endpoint is off.
+    /// the configuration of [`Cli::admin_settings`] and the flags (an unspecified address
+    /// becomes loopback); `None` when the endpoint is off.
     ///
     /// # Errors
     ///
     /// The configuration errors of [`Cli::settings`].
     pub fn admin_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
         Ok(self
-            .settings()?
+            .admin_settings()?
             .io
             .http
             .map(crate::admin_client::connect_addr))
+    }
+
+    /// The settings `pair`, `clients` and `unpair` use, those of the gateway they talk to:
+    /// `--config`, else `config/gateway.toml` in the working directory, else the packaged
+    /// service's [`SERVICE_CONFIG`] (with its [`SERVICE_REGISTRY`] unless `--registry` names
+    /// another), else the built-in configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cli::settings`].
+    pub fn admin_settings(&self) -> Result<Settings, ConfigError> {
+        let service = ServicePaths {
+            config: Path::new(SERVICE_CONFIG),
+            registry: Path::new(SERVICE_REGISTRY),
+        };
+        self.admin_settings_from(Path::new(DEFAULT_CONFIG), &service)
+    }
+
+    /// The configuration file [`Cli::admin_settings`] reads, for messages.
+    pub fn admin_config_name(&self) -> String {
+        self.admin_config_from(Path::new(DEFAULT_CONFIG), Path::new(SERVICE_CONFIG))
+            .map_or_else(|| BUILT_IN.to_owned(), |p| p.display().to_string())
+    }
+
+    /// The file of [`Cli::admin_settings`], with `local` and the service's `service` file.
+    fn admin_config_from(&self, local: &Path, service: &Path) -> Option<PathBuf> {
+        if self.config.is_some() || local.exists() {
+            return self.config_file_with_default(local);
+        }
+        service.exists().then(|| service.to_owned())
+    }
+
+    /// [`Cli::admin_settings`] with these places.
+    fn admin_settings_from(
+        &self,
+        local: &Path,
+        service: &ServicePaths<'_>,
+    ) -> Result<Settings, ConfigError> {
+        let mut ov = self.overrides()?;
+        let file = self.admin_config_from(local, service.config);
+        if file.as_deref() == Some(service.config) && ov.registry.is_none() {
+            ov.registry = Some(service.registry.to_owned());
+        }
+        match file {
+            Some(path) => config::load_with(&path, &ov),
+            None => config::parse_with(SHIPPED, Path::new(BUILT_IN), &ov),
+        }
     }
 
     /// The name of the configuration in messages: the file, or the built-in copy.
@@ -314,6 +369,13 @@ impl Cli {
             registry: self.registry.clone(),
         })
     }
+}
+
+/// The packaged service's files.
+#[derive(Debug)]
+struct ServicePaths<'a> {
+    config: &'a Path,
+    registry: &'a Path,
 }
 
 /// The `--for` of `pair`: a duration with a unit, 1 s..=24 h, whole seconds.
@@ -684,6 +746,58 @@ mod tests {
             PathBuf::from("/srv/clients.toml")
         );
         assert!(Cli::try_parse_from(["mqtt-sn-gateway", "unpair"]).is_err());
+    }
+
+    #[test]
+    fn the_admin_commands_find_the_configuration_the_packaged_service_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("config/gateway.toml");
+        let service = ServicePaths {
+            config: &dir.path().join("etc/gateway.toml"),
+            registry: &dir.path().join("var/clients.toml"),
+        };
+        let bare = |args: &[&str]| {
+            let mut all = vec!["mqtt-sn-gateway"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).unwrap()
+        };
+        let registry = |c: &Cli| {
+            c.admin_settings_from(&local, &service)
+                .unwrap()
+                .registry
+                .path
+        };
+        // Neither file: the built-in configuration.
+        let c = bare(&["clients"]);
+        assert_eq!(c.admin_config_from(&local, service.config), None);
+        // The service's file (and its registry) when the working directory has none.
+        std::fs::create_dir_all(service.config.parent().unwrap()).unwrap();
+        std::fs::write(service.config, "[http]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        assert_eq!(
+            c.admin_config_from(&local, service.config).as_deref(),
+            Some(service.config)
+        );
+        let s = c.admin_settings_from(&local, &service).unwrap();
+        assert_eq!(s.io.http, Some("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(s.registry.path, service.registry);
+        // --registry still wins.
+        let c = bare(&["unpair", "m", "--registry", "/srv/clients.toml"]);
+        assert_eq!(registry(&c), PathBuf::from("/srv/clients.toml"));
+        // A config/gateway.toml in the working directory comes first, with its own registry.
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(&local, "").unwrap();
+        let c = bare(&["clients"]);
+        assert_eq!(
+            c.admin_config_from(&local, service.config),
+            Some(local.clone())
+        );
+        assert_eq!(registry(&c), local.with_file_name("clients.toml"));
+        // And --config names the file outright.
+        let c = cli(&["clients"]);
+        assert_eq!(
+            c.admin_config_from(&local, service.config),
+            Some(PathBuf::from(shipped()))
+        );
     }
 
     #[test]

@@ -23,13 +23,20 @@ fn main() -> ExitCode {
 /// The HTTP address of the running gateway for `pair` and `clients`, or the exit code.
 fn admin_addr(cli: &Cli) -> Result<std::net::SocketAddr, ExitCode> {
     match cli.admin_addr() {
-        Ok(Some(addr)) => Ok(addr),
+        Ok(Some(addr)) => {
+            // Which gateway this is, on stderr so that the output stays the answer alone.
+            eprintln!(
+                "gateway at http://{addr} (configuration {})",
+                cli.admin_config_name()
+            );
+            Ok(addr)
+        }
         Ok(None) => {
             eprintln!(
                 "error: the gateway's HTTP endpoint is off in {} ([http] listen = \"off\" or \
                  --http off); `pair` and `clients` talk to the running gateway through it. Turn \
                  it on, or pass the address it listens on with --http ADDR:PORT",
-                cli.config_name()
+                cli.admin_config_name()
             );
             Err(ExitCode::from(1))
         }
@@ -112,7 +119,7 @@ fn clients(cli: &Cli) -> ExitCode {
 /// `unpair CLIENT_ID`: remove a mote from the registry file the daemon reads (exit 1 when it
 /// is not there), and tell the operator to reload the running gateway.
 fn unpair(cli: &Cli, client_id: &str) -> ExitCode {
-    let settings = match cli.settings() {
+    let settings = match cli.admin_settings() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

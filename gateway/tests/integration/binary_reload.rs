@@ -326,6 +326,13 @@ fn a_registry_filled_by_pairing_since_the_start_is_protected_as_well() {
     let (code, out, err) = run_cli(&dir, &["pair", "--for", "2s"]);
     let window_closed = Instant::now() + Duration::from_millis(2500);
     assert_eq!(code, Some(0), "{out}{err}");
+    // It says which gateway it talked to.
+    let config = dir.join("gateway.toml");
+    assert!(
+        err.starts_with("gateway at http://127.0.0.1:")
+            && err.contains(&format!("(configuration {})", config.display())),
+        "{err}"
+    );
     assert_eq!(mote_mote_p.connect("mote-p"), Some(ReturnCode::Accepted));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&registry)
