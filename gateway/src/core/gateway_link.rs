@@ -4,12 +4,12 @@
 use bytes::Bytes;
 use sn_codec::Instant;
 
-use super::Gateway;
 use super::config::UpstreamMode;
 use super::event::GatewayEvent;
-use super::session::{OwedPubrel, SessionId};
+use super::session::SessionId;
 use super::upstream::seam::Attachment;
 use super::upstream::{LinkId, MqttQos, UpstreamCmd, UpstreamEvent, Will};
+use super::{Gateway, uplink};
 
 impl Gateway {
     pub(super) fn gateway_link_event(&mut self, now: Instant, event: UpstreamEvent) {
@@ -69,21 +69,8 @@ impl Gateway {
             .collect();
         for sid in owing {
             self.step(sid, now, |s, f| {
-                if !session_present {
-                    s.pubrels_owed.clear();
-                    return;
-                }
                 let at = Attachment::Shared(sid);
-                for (&pkid, owed) in &mut s.pubrels_owed {
-                    if owed.link.is_none() {
-                        let token = f.out.token();
-                        *owed = OwedPubrel {
-                            token: Some(token),
-                            link: Some(LinkId::GATEWAY),
-                        };
-                        f.up.resume(at, token, pkid, f.out);
-                    }
-                }
+                uplink::resume_owed_on(s, f, at, LinkId::GATEWAY, session_present);
             });
         }
     }

@@ -10,10 +10,12 @@ use super::custody;
 use super::event::DropReason;
 use super::flow::Flow;
 use super::policy;
+use super::session::OwedPubrel;
 use super::session::{Session, Uplink, UplinkStage};
 use super::topics;
+use super::upstream::seam::Attachment;
 use super::upstream::seam::Outgoing;
-use super::upstream::{MqttQos, Token};
+use super::upstream::{LinkId, MqttQos, Token, UpstreamCmd};
 
 /// Most remembered replies per client (for retransmitted requests).
 const RECENT_REPLIES: usize = 16;
@@ -258,7 +260,7 @@ pub(super) fn on_pubrec_held(s: &mut Session, f: &mut Flow<'_>, token: Token, pk
     let Some(link) = s.upstream().and_then(|at| f.up.link(at)) else {
         return;
     };
-    let release = super::upstream::UpstreamCmd::Release { link, token };
+    let release = UpstreamCmd::Release { link, token };
     match s.uplink.get_mut(&token) {
         Some(u) if !f.custody.fallback => {
             u.pkid = Some(pkid);
@@ -284,11 +286,11 @@ pub(super) fn on_publish_received(s: &mut Session, f: &mut Flow<'_>, token: Toke
 
 /// The broker completed a publish: PUBACK, or the QoS 2 exchange moves on.
 pub(super) fn on_publish_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
-    let Some(u) = s.uplink.get_mut(&token) else {
+    let Some(pkid) = s.uplink.get_mut(&token).map(|u| u.pkid.take()) else {
         return owed_pubrel_done(s, f, token);
     };
-    if let Some(pkid) = u.pkid.take() {
-        forget_pkid(s, f, pkid);
+    if let Some(pkid) = pkid {
+        forget_pkid(s, f, None, pkid);
     }
     let Some(u) = s.uplink.get_mut(&token) else {
         return;
@@ -331,38 +333,41 @@ fn owed_pubrel_done(s: &mut Session, f: &mut Flow<'_>, token: Token) {
         .map(|(pkid, o)| (*pkid, o.link));
     if let Some((pkid, link)) = done {
         s.pubrels_owed.remove(&pkid);
-        // Resumed on that link (also for a session not attached any more, in aggregating mode).
-        if let Some(link) = link {
-            f.out
-                .after_store(super::upstream::UpstreamCmd::Forget { link, pkid });
-        } else {
-            forget_pkid(s, f, pkid);
-        }
+        // The link it was resumed on (also for a session no longer attached, in aggregating
+        // mode), else the session's.
+        forget_pkid(s, f, link, pkid);
     }
 }
 
-/// The broker completed the QoS 2 publish under `pkid` on the session's link: once the session
-/// record without it is committed, the link may give the packet id to another publish (a
-/// PUBREL resumed after a crash must find this message or none).
-fn forget_pkid(s: &Session, f: &mut Flow<'_>, pkid: u16) {
-    if let Some(link) = s.upstream().and_then(|at| f.up.link(at)) {
-        f.out
-            .after_store(super::upstream::UpstreamCmd::Forget { link, pkid });
+/// The broker completed the QoS 2 publish under `pkid` on `link` (`None`: the session's link):
+/// once the session record without it is committed, the link may give the packet id to
+/// another publish (a PUBREL resumed after a crash must find this message or none).
+fn forget_pkid(s: &Session, f: &mut Flow<'_>, link: Option<LinkId>, pkid: u16) {
+    if let Some(link) = link.or_else(|| s.upstream().and_then(|at| f.up.link(at))) {
+        f.out.after_store(UpstreamCmd::Forget { link, pkid });
     }
 }
 
-/// The session's broker connection is up (transparent mode; the shared link's resumes are
-/// the gateway's, `Gateway::resume_shared_pubrels`): with the broker's session, the PUBRELs
-/// owed from before a restart or a reset connection go out first, before any new request can
-/// take their packet ids; without it they mean nothing any more.
+/// The session's own broker connection is up (transparent mode; the shared link's are the
+/// gateway's to resume, `Gateway::resume_shared_pubrels`): see [`resume_owed_on`].
 pub(super) fn resume_owed(s: &mut Session, f: &mut Flow<'_>, session_present: bool) {
     let Some(at) = s.upstream() else { return };
-    let Some(link) =
-        f.up.link(at)
-            .filter(|l| *l != super::upstream::LinkId::GATEWAY)
-    else {
-        return;
-    };
+    if let Some(link) = f.up.link(at).filter(|l| *l != LinkId::GATEWAY) {
+        resume_owed_on(s, f, at, link, session_present);
+    }
+}
+
+/// `link`, reached through `at`, is up: with the broker's session present, the PUBRELs owed
+/// from before a restart or a reset connection (and not resumed on this link yet) go out
+/// first, before any new request can take their packet ids; without it they mean nothing any
+/// more.
+pub(super) fn resume_owed_on(
+    s: &mut Session,
+    f: &mut Flow<'_>,
+    at: Attachment,
+    link: LinkId,
+    session_present: bool,
+) {
     if !session_present {
         s.pubrels_owed.clear();
         return;
@@ -370,7 +375,7 @@ pub(super) fn resume_owed(s: &mut Session, f: &mut Flow<'_>, session_present: bo
     for (&pkid, owed) in &mut s.pubrels_owed {
         if owed.link != Some(link) {
             let token = f.out.token();
-            *owed = super::session::OwedPubrel {
+            *owed = OwedPubrel {
                 token: Some(token),
                 link: Some(link),
             };

@@ -202,7 +202,7 @@ pub(crate) struct LinkTask {
     /// Failed attempts by kind, and the gateway link's last one.
     pub(crate) diagnosis: Arc<super::diagnosis::Diagnosis>,
     /// The broker's URL, for log lines.
-    pub(crate) broker: String,
+    pub(crate) broker: Arc<str>,
     /// The link uses TLS.
     pub(crate) tls: bool,
     /// The upstream ClientId it connects under (named in log lines).

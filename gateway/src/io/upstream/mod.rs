@@ -80,6 +80,16 @@ pub trait UpstreamConnector {
     }
 }
 
+/// The broker's URL as the operator configured it (`mqtt://host:port`).
+fn broker_url(endpoint: &UpstreamEndpoint) -> String {
+    let scheme = match endpoint.scheme {
+        crate::io::config::Scheme::Mqtts => "mqtts",
+        crate::io::config::Scheme::Mqtt => "mqtt",
+        crate::io::config::Scheme::Embedded => "embedded",
+    };
+    format!("{scheme}://{}:{}", endpoint.host, endpoint.port)
+}
+
 /// Why the connector could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamSetupError {
@@ -190,6 +200,9 @@ pub struct RumqttcConnector {
     connecting: Arc<tokio::sync::Semaphore>,
     /// Failed connection attempts by kind, and the gateway link's last one.
     diagnosis: Arc<diagnosis::Diagnosis>,
+    /// The broker's URL as the operator configured it (`mqtt://host:port`), for reports and
+    /// log lines (one copy, shared by the link tasks).
+    broker: Arc<str>,
 }
 
 impl RumqttcConnector {
@@ -207,7 +220,6 @@ impl RumqttcConnector {
             .map_or(0, |d| d.as_nanos() as u64);
         let seed = backoff::splitmix64(nanos ^ u64::from(std::process::id()));
         Ok(RumqttcConnector {
-            endpoint,
             tls,
             identity_tls: BTreeMap::new(),
             events,
@@ -218,17 +230,9 @@ impl RumqttcConnector {
             opened: 0,
             connecting: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTING)),
             diagnosis: Arc::default(),
+            broker: broker_url(&endpoint).into(),
+            endpoint,
         })
-    }
-
-    /// The broker's URL as the operator configured it (`mqtt://host:port`).
-    fn broker_url(&self) -> String {
-        let scheme = match self.endpoint.scheme {
-            crate::io::config::Scheme::Mqtts => "mqtts",
-            crate::io::config::Scheme::Mqtt => "mqtt",
-            crate::io::config::Scheme::Embedded => "embedded",
-        };
-        format!("{scheme}://{}:{}", self.endpoint.host, self.endpoint.port)
     }
 
     /// Closes every link gracefully (DISCONNECT, so no Will is published) and waits for the
@@ -335,7 +339,7 @@ impl RumqttcConnector {
             reserved: Default::default(),
             deferred: None,
             diagnosis: self.diagnosis.clone(),
-            broker: self.broker_url(),
+            broker: self.broker.clone(),
             tls: self.endpoint.scheme == crate::io::config::Scheme::Mqtts,
             client_id: client_id.clone(),
         };
@@ -458,7 +462,7 @@ impl UpstreamConnector for RumqttcConnector {
     }
 
     fn report(&self) -> diagnosis::UpstreamReport {
-        self.diagnosis.report(self.broker_url())
+        self.diagnosis.report(self.broker.to_string())
     }
 
     fn execute(&mut self, cmd: UpstreamCmd) {
